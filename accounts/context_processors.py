@@ -1,0 +1,2 @@
+def clerk(request) -> dict:
+    return {"clerk_identity": getattr(request, "clerk", None)}

@@ -1,0 +1,138 @@
+"""Merchant-user pages: sign-in, sign-out, and the merchant home with its switcher."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import dev_sign_in
+from accounts.selectors import member_list, membership_get, membership_list
+from compliance.choices import ActorType
+from compliance.services import Actor, audit_event_record, request_context
+
+logger = logging.getLogger(__name__)
+
+LAST_MERCHANT_COOKIE = "last_merchant"
+SIGN_IN_REQUIRED = "Please sign in."
+NOT_AUTHORIZED_PARTY = "This address ({origin}) is not an authorised origin for sign-in (CLERK_AUTHORIZED_PARTIES)."
+
+
+def clerk_login_required(view):
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if request.clerk is None:
+            return redirect(f"{reverse('accounts:sign_in')}?next={request.get_full_path()}")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def merchant_member_required(view):
+    """Resolve `merchant_id` from the URL against the user's memberships: 404 for anyone else's merchant."""
+
+    @functools.wraps(view)
+    @clerk_login_required
+    def wrapper(request: HttpRequest, merchant_id: int, *args, **kwargs):
+        request.membership = membership_get(clerk_user_id=request.clerk.user_id, merchant_id=merchant_id)
+        request.merchant = request.membership.merchant
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@clerk_login_required
+def home(request: HttpRequest) -> HttpResponse:
+    memberships = list(membership_list(clerk_user_id=request.clerk.user_id))
+    if not memberships:
+        return render(request, "accounts/no_merchant.html", status=403)
+    preferred = request.COOKIES.get(LAST_MERCHANT_COOKIE, "")
+    chosen = next((m for m in memberships if str(m.merchant_id) == preferred), memberships[0])
+    return redirect("accounts:merchant_home", merchant_id=chosen.merchant_id)
+
+
+@merchant_member_required
+def merchant_home(request: HttpRequest) -> HttpResponse:
+    response = render(
+        request,
+        "accounts/merchant_home.html",
+        {
+            "merchant": request.merchant,
+            "membership": request.membership,
+            "memberships": membership_list(clerk_user_id=request.clerk.user_id),
+            "members": member_list(merchant=request.merchant),
+        },
+    )
+    # Remember the choice so "/" lands here next time; membership is still checked on every request.
+    response.set_cookie(LAST_MERCHANT_COOKIE, str(request.merchant.pk), samesite="Lax", secure=request.is_secure())
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def sign_in(request: HttpRequest) -> HttpResponse:
+    next_url = request.POST.get("next") or request.GET.get("next") or "/"
+    if not next_url.startswith("/") or next_url.startswith("//"):
+        next_url = "/"
+    if not dev_sign_in.dev_sign_in_enabled():
+        if settings.CLERK_SIGN_IN_URL:
+            return HttpResponseRedirect(settings.CLERK_SIGN_IN_URL)
+        return render(request, "accounts/sign_in_unconfigured.html", status=503)
+    if request.method == "POST":
+        return _dev_sign_in_post(request, next_url)
+    try:
+        users = dev_sign_in.demo_user_list()
+    except dev_sign_in.SandboxUnavailable as exc:
+        messages.error(request, str(exc))
+        users = []
+    return render(
+        request,
+        "accounts/dev_sign_in.html",
+        {"users": users, "next": next_url, "rejection": request.clerk_rejection},
+    )
+
+
+def _dev_sign_in_post(request: HttpRequest, next_url: str) -> HttpResponse:
+    origin = f"{request.scheme}://{request.get_host()}"
+    if origin not in settings.CLERK_AUTHORIZED_PARTIES:
+        messages.error(request, NOT_AUTHORIZED_PARTY.format(origin=origin))
+        return redirect("accounts:sign_in")
+    try:
+        token = dev_sign_in.dev_session_token_mint(user_id=request.POST.get("user_id", ""), authorized_party=origin)
+    except dev_sign_in.SandboxUnavailable as exc:
+        messages.error(request, str(exc))
+        return redirect("accounts:sign_in")
+    if token is None:
+        messages.error(request, "No such demo user.")
+        return redirect("accounts:sign_in")
+    response = redirect(next_url)
+    response.set_cookie(
+        settings.CLERK_SESSION_COOKIE,
+        token,
+        max_age=dev_sign_in.DEV_SESSION_TTL_SECONDS,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+    return response
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    if request.clerk is not None:
+        audit_event_record(
+            action="user.signed_out",
+            actor=Actor(type=ActorType.CLERK_USER, id=request.clerk.user_id, label=request.clerk.user_id),
+            target_type="clerk.session",
+            target_id=request.clerk.session_id,
+            **request_context(request),
+        )
+    response = redirect("accounts:sign_in")
+    response.delete_cookie(settings.CLERK_SESSION_COOKIE, samesite="Lax")
+    response.delete_cookie(LAST_MERCHANT_COOKIE, samesite="Lax")
+    return response

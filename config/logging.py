@@ -1,0 +1,96 @@
+"""One line per log event, with secrets scrubbed before anything is written.
+
+Redaction runs twice on purpose: the filter cleans the message (so any handler is safe), and the
+formatters clean the final line, which also covers tracebacks and `extra` fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+
+REDACTED = "[REDACTED]"
+
+# Order matters: key/value forms first, so the value is replaced whatever shape it has.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # Authorization headers in any rendering: "Authorization: Bearer x", "'authorization': 'Klaviyo-API-Key x'".
+    (
+        re.compile(
+            r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)(?:(?:bearer|basic|token|klaviyo-api-key)\s+)?[^\s'",}]+"""
+        ),
+        r"\1" + REDACTED,
+    ),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1" + REDACTED),
+    # key=value, key: value and "key": "value" for secret-named keys.
+    (
+        re.compile(
+            r"""(?i)(["']?\b(?:access_token|refresh_token|id_token|client_secret|api_key|apikey|x-api-key|"""
+            r"""secret|secret_key|password|passwd|token|fb_exchange_token|code_verifier)["']?\s*[:=]\s*["']?)"""
+            r"""[^\s"'&,}]+"""
+        ),
+        r"\1" + REDACTED,
+    ),
+    # Well-known key shapes: Clerk/Stripe-style sk_/pk_ keys (Klaviyo private keys are pk_ + 34).
+    (re.compile(r"\b(?:sk|pk|rk)_(?:live_|test_)?[A-Za-z0-9]{8,}\b"), REDACTED),
+    # JSON Web Tokens (Clerk session tokens): three base64url segments, the first starting "eyJ".
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), REDACTED),
+    # Meta user tokens (EAA...) and Google access tokens (ya29.) and refresh tokens (1//).
+    (re.compile(r"\bEAA[A-Za-z0-9]{20,}"), REDACTED),
+    (re.compile(r"\bya29\.[A-Za-z0-9_\-]+"), REDACTED),
+    (re.compile(r"\b1//[A-Za-z0-9_\-]{20,}"), REDACTED),
+]
+
+
+def redact(text: str) -> str:
+    """Return `text` with every secret-looking value replaced by a marker."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecretsFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken %-format must not lose the event; log what we have
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        return True
+
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Production format: one JSON object per line, `extra` fields included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return redact(json.dumps(payload, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """Development format: readable, still one event per line (tracebacks are folded)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = {k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")}
+        if extras:
+            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        return redact(line.replace("\n", " | "))

@@ -1,0 +1,280 @@
+"""Settings for every environment, read from environment variables (and an optional `.env`).
+
+Production is the default. `DJANGO_DEV=1` (set by `make run` and `make test`) relaxes the rules that
+only make sense on a real deployment: secrets get throwaway local values and DEBUG turns on.
+Every variable is listed in the README with its default and meaning.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sys
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = BASE_DIR / ".local"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEV = env.bool("DJANGO_DEV", default=False)
+
+
+def _stop(message: str) -> None:
+    """Stop the boot with one clear line rather than a traceback deep inside Django."""
+    sys.stderr.write(f"configuration error: {message}\n")
+    raise SystemExit(2)
+
+
+def _required_secret(name: str, dev_default: str) -> str:
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEV:
+        return dev_default
+    _stop(f"{name} is required (set it in the environment, or DJANGO_DEV=1 for local development)")
+    return ""  # unreachable; keeps type checkers calm
+
+
+def _dev_fernet_key(label: str) -> str:
+    # A stable, clearly local-only key so `make run` keeps decrypting what it stored yesterday.
+    return base64.urlsafe_b64encode(hashlib.sha256(f"local-dev-only:{label}".encode()).digest()).decode()
+
+
+SECRET_KEY = _required_secret("SECRET_KEY", "local-dev-only-" + hashlib.sha256(b"secret-key").hexdigest())
+FIELD_ENCRYPTION_KEYS = [
+    k.strip()
+    for k in _required_secret("FIELD_ENCRYPTION_KEYS", _dev_fernet_key("field-encryption")).split(",")
+    if k.strip()
+]
+DEBUG = env.bool("DEBUG", default=DEV)
+
+PORT = env.int("PORT", default=8000)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"] if DEV else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "accounts",
+    "compliance",
+    "connectors",
+    "notifications",
+    "dashboards",
+    "agencies",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.ClerkSessionMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.clerk",
+            ],
+        },
+    },
+]
+
+# --- databases ---------------------------------------------------------------------------------
+if not env.str("DATABASE_URL", default=""):
+    _stop("DATABASE_URL is required (`make run` and `make test` start an embedded PostgreSQL and set it)")
+DATABASES = {
+    "default": env.db("DATABASE_URL"),
+    # Dashboards read the dbt marts through this alias; it is the same database unless told otherwise.
+    "warehouse": env.db("WAREHOUSE_DATABASE_URL", default=env.str("DATABASE_URL")),
+}
+for _db in DATABASES.values():
+    _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    _db["CONN_HEALTH_CHECKS"] = True
+DATABASES["warehouse"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["config.db_router.WarehouseRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache and broker --------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    # Shared by web and worker processes without Redis; `migrate` does not create it, `createcachetable` does.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+
+CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default=str(LOCAL_DIR / "celery")))
+if REDIS_URL:
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+elif DEV:
+    # A single machine without Redis: kombu's filesystem transport is a real broker across processes.
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+else:
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+    if not CELERY_BROKER_URL:
+        _stop("REDIS_URL (or CELERY_BROKER_URL) is required outside local development")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_DATA_DIR / "queue"),
+        "data_folder_out": str(CELERY_DATA_DIR / "queue"),
+        "processed_folder": str(CELERY_DATA_DIR / "processed"),
+        "control_folder": str(CELERY_DATA_DIR / "control"),
+        "store_processed": False,
+    }
+CELERY_RESULT_BACKEND = None
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# --- auth --------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:sign_in"
+
+# Clerk: merchant users' session tokens are verified offline with the instance's PEM public key.
+CLERK_API_URL = env.str("CLERK_API_URL", default="https://api.clerk.com/v1")
+CLERK_SECRET_KEY = env.str("CLERK_SECRET_KEY", default="")
+CLERK_JWT_KEY = env.str("CLERK_JWT_KEY", default="")
+if not CLERK_JWT_KEY and env.str("CLERK_JWT_KEY_FILE", default=""):
+    _key_file = Path(env.str("CLERK_JWT_KEY_FILE"))
+    if not _key_file.is_file():
+        _stop(f"CLERK_JWT_KEY_FILE points at {_key_file}, which does not exist")
+    CLERK_JWT_KEY = _key_file.read_text()
+CLERK_AUTHORIZED_PARTIES = env.list(
+    "CLERK_AUTHORIZED_PARTIES",
+    default=[f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"] if DEV else [],
+)
+CLERK_SIGN_IN_URL = env.str("CLERK_SIGN_IN_URL", default="")
+CLERK_SESSION_COOKIE = "__session"
+
+# The provider sandbox (sandbox/): set in local development and tests only. It enables the dev sign-in.
+SANDBOX_URL = env.str("SANDBOX_URL", default="")
+if SANDBOX_URL and not DEV:
+    _stop("SANDBOX_URL is a local-development setting; unset it or set DJANGO_DEV=1")
+
+# --- HTTP security -----------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    # Behind a TLS-terminating proxy the app sees plain HTTP; trust its header only when told to.
+    if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # /healthz and /readyz are probed over plain HTTP from inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# --- i18n, static ------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- API ---------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.ClerkSessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Marketing analytics API",
+    "DESCRIPTION": "Merchant data, connectors and metrics. Authenticate with a Clerk session token.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- logging -----------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "config.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "json": {"()": "config.logging.JsonFormatter"},
+        "text": {"()": "config.logging.TextFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # The Clerk SDK's HTTP client logs request lines, headers included, at DEBUG.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,180 @@
+"""Run the sandbox on a loopback port in a background thread, and drive it over HTTP.
+
+Tests and ``make run`` talk to the sandbox only over HTTP (``SandboxControl``), never by reaching
+into its state, so the same test code works against an in-process server and a separate process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import requests
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from sandbox.app import create_app
+from sandbox.state import SandboxState
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's access log prints query strings, which can hold provider secrets; the app logs instead."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class SandboxServer:
+    """A threaded sandbox server; ``port=0`` picks a free port, read the result from ``url``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.state = state or SandboxState()
+        self.app = create_app(self.state)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the sandbox server is not started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._server.server_port}"
+
+    def start(self) -> SandboxServer:
+        if self._server is not None:
+            raise RuntimeError("the sandbox server is already started")
+        self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietRequestHandler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"sandbox-{self._server.server_port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting requests; in-flight ones run on daemon threads and are not awaited."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class SandboxControlError(RuntimeError):
+    """The sandbox refused a control call; the message carries its explanation."""
+
+    def __init__(self, status_code: int, body: str) -> None:
+        super().__init__(f"sandbox answered {status_code}: {body}")
+        self.status_code = status_code
+        self.body = body
+
+
+class SandboxControl:
+    """Client for the sandbox's control and dev endpoints (not for the fake provider APIs)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        response = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+        if response.status_code >= 400:
+            raise SandboxControlError(response.status_code, response.text)
+        return response
+
+    def reset(self) -> None:
+        self._request("POST", "/_control/reset")
+
+    def seed_clerk_user(
+        self,
+        user_id: str,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email_addresses: Iterable[str | Mapping[str, Any]] = (),
+        primary_email: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Create or replace a Clerk user; returns the full User body the sandbox will serve.
+
+        A plain string in `email_addresses` is a verified address; pass
+        ``{"email_address": ..., "verified": False}`` for an unverified one. Extra keyword arguments
+        override other User keys (``public_metadata={...}``, ``banned=True``, ...).
+        """
+        spec: dict[str, Any] = {
+            "id": user_id,
+            "first_name": first_name,
+            "last_name": last_name,
+            "email_addresses": [
+                {"email_address": e, "verified": True} if isinstance(e, str) else dict(e) for e in email_addresses
+            ],
+            **fields,
+        }
+        if primary_email is not None:
+            spec["primary_email"] = primary_email
+        return self._request("POST", "/_control/clerk/users", json=spec).json()
+
+    def delete_clerk_user(self, user_id: str) -> None:
+        self._request("DELETE", f"/_control/clerk/users/{user_id}")
+
+    def fault(
+        self,
+        route: str,
+        status: int | None = None,
+        *,
+        body: Any = None,
+        headers: Mapping[str, str | int | float] | None = None,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> dict[str, Any]:
+        """Script the next `times` calls to `route`; without a status only the delay/headers apply."""
+        payload = {
+            "route": route,
+            "status": status,
+            "body": body,
+            "headers": dict(headers or {}),
+            "delay": delay,
+            "times": times,
+        }
+        return self._request("POST", "/_control/faults", json=payload).json()
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/_control/faults").json()
+
+    def calls(self, route: str | None = None) -> list[dict[str, Any]]:
+        params = {"route": route} if route else None
+        return self._request("GET", "/_control/calls", params=params).json()
+
+    def routes(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/_control/routes").json()
+
+    def mint_session_token(self, user_id: str, azp: str, ttl_seconds: int = 3600, **claims: Any) -> str:
+        """Mint a Clerk session JWT; `claims` override or add claims (None removes one)."""
+        payload = {"user_id": user_id, "azp": azp, "ttl_seconds": ttl_seconds, "claims": claims}
+        return self._request("POST", "/clerk/_dev/session_token", json=payload).json()["token"]
+
+    def jwt_public_key(self) -> str:
+        return self._request("GET", "/clerk/_dev/jwt_public_key").text
+
+    def clerk_dev_users(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/clerk/_dev/users").json()
+
+    def close(self) -> None:
+        self.session.close()
