@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "config",
     "accounts",
     "compliance",
     "connectors",
@@ -190,6 +191,10 @@ CLERK_SESSION_COOKIE = "__session"
 SANDBOX_URL = env.str("SANDBOX_URL", default="")
 if SANDBOX_URL and not DEV:
     _stop("SANDBOX_URL is a local-development setting; unset it or set DJANGO_DEV=1")
+
+# --- notifications -----------------------------------------------------------------------------
+
+# --- connectors --------------------------------------------------------------------------------
 
 # --- HTTP security -----------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -176,7 +176,8 @@ def cmd_run(args: list[str]) -> None:
     say("migrating")
     manage(env, "migrate", "--no-input", "-v", "0")
     if not env.get("REDIS_URL"):
-        manage(env, "createcachetable")
+        manage(env, "createcachetable", "-v", "0")
+    manage(env, "sync_schedules", "-v", "0")
     say("loading the demo merchant")
     manage(env, "seed_demo")
 
