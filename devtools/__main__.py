@@ -222,7 +222,25 @@ def cmd_status(args: list[str]) -> None:
     print(f"{'postgres':8} {'running (embedded)' if postgres.embedded_running() else 'stopped (embedded)'}")
 
 
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's Chromium (Playwright cannot download a browser here)."""
+    import shutil
+
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise SystemExit("Chromium is needed for the browser tests: install it (Debian: apt-get install chromium)")
+    say("installing Chromium for the browser tests (apt-get install chromium)")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "chromium"],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
 def cmd_test(args: list[str]) -> None:
+    ensure_chromium()
     env = base_env()
     env.pop("SANDBOX_URL", None)  # the suite starts its own sandbox on a free port
     result = subprocess.run([PY, "-m", "pytest", *args], cwd=ROOT, env=env)
