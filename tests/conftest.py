@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sandbox.server import SandboxControl, SandboxServer
 
 TEST_ORIGIN = "http://testserver"  # Django's test client host; the azp our tokens are minted for
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """One test database per pytest process, so suites run side by side on one server don't collide."""
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        test = db.setdefault("TEST", {})
+        if test.get("MIRROR"):
+            continue
+        base = test.get("NAME") or f"test_{db['NAME']}"
+        test["NAME"] = f"{base}_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
