@@ -1,0 +1,50 @@
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from analytics.models import DbtRun
+
+
+@admin.register(DbtRun)
+class DbtRunAdmin(admin.ModelAdmin):
+    list_display = ("started_at", "command", "status", "triggered_by", "duration", "failure_count")
+    list_filter = ("status", "triggered_by", ("started_at", admin.DateFieldListFilter))
+    search_fields = ("command", "error")
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in DbtRun._meta.fields] + ["failure_table", "freshness_table"]
+    exclude = ("failures", "freshness")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Duration")
+    def duration(self, obj: DbtRun) -> str:
+        return f"{obj.duration_seconds:.1f} s" if obj.duration_seconds is not None else "—"
+
+    @admin.display(description="Failures")
+    def failure_count(self, obj: DbtRun) -> int:
+        return len(obj.failures)
+
+    @admin.display(description="Failed nodes")
+    def failure_table(self, obj: DbtRun) -> str:
+        if not obj.failures:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((f["unique_id"], f["status"], f["message"]) for f in obj.failures),
+        )
+        return format_html("<table><tr><th>Node</th><th>Status</th><th>Message</th></tr>{}</table>", rows)
+
+    @admin.display(description="Source freshness")
+    def freshness_table(self, obj: DbtRun) -> str:
+        if not obj.freshness:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((f["source"], f.get("max_loaded_at") or "—", f["status"]) for f in obj.freshness),
+        )
+        return format_html("<table><tr><th>Source</th><th>Latest load</th><th>Status</th></tr>{}</table>", rows)

@@ -1,0 +1,14 @@
+from django.db import models
+
+
+class DbtRunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Succeeded"
+    FAILED = "failed", "Failed"  # dbt ran and some node failed (or a freshness check errored)
+    ERROR = "error", "Error"  # dbt could not run at all (bad arguments, no database, crash)
+
+
+class DbtTrigger(models.TextChoices):
+    COMMAND = "command", "Management command"
+    SCHEDULE = "schedule", "Celery beat"
+    ADMIN = "admin", "Admin action"

@@ -1,0 +1,307 @@
+"""The raw layer: what Airbyte (or our webhook ingestion, for Attentive) lands per merchant.
+
+One PostgreSQL schema per merchant (``raw_<merchant key>``) holding one table per stream, named
+``<source>_<stream>``. Columns follow the connector's stream schema with nested objects as ``jsonb``,
+plus Airbyte's metadata columns. ``RAW_TABLES`` is the single source of truth: the DDL is built from
+it, the demo data generator writes its columns in order, and the dbt project gets a generated copy
+(``analytics_dbt/macros/raw_tables.sql``, refreshed with ``python -m analytics.raw_schema``) so that
+models compile to empty, correctly typed relations when no merchant is active.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+AIRBYTE_META_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_airbyte_raw_id", "uuid"),
+    ("_airbyte_extracted_at", "timestamptz"),
+    ("_airbyte_meta", "jsonb"),
+    ("_airbyte_generation_id", "bigint"),
+)
+
+_KLAVIYO_JSONAPI = (
+    ("type", "text"),
+    ("id", "text"),
+    ("attributes", "jsonb"),
+    ("links", "jsonb"),
+    ("relationships", "jsonb"),
+)
+
+# Attentive has no bulk read API: these are its webhook payloads, flattened the way Fivetran lands them.
+_ATTENTIVE_MESSAGE = (
+    ("type", "text"),
+    ("timestamp", "timestamptz"),
+    ("company_id", "text"),
+    ("company_display_name", "text"),
+    ("message_id", "text"),
+    ("message_name", "text"),
+    ("message_type", "text"),  # CAMPAIGN or JOURNEY
+    ("message_channel", "text"),  # TEXT or EMAIL
+    ("message_text", "text"),
+    ("subscriber_external_id", "text"),
+    ("subscriber_email", "text"),
+    ("subscriber_phone", "text"),
+)
+_ATTENTIVE_CLICK = (*_ATTENTIVE_MESSAGE, ("message_link_click_url", "text"))
+_ATTENTIVE_SUBSCRIPTION = (
+    ("type", "text"),
+    ("timestamp", "timestamptz"),
+    ("company_id", "text"),
+    ("subscription_type", "text"),  # MARKETING / TRANSACTIONAL
+    ("subscription_channel", "text"),  # TEXT or EMAIL
+    ("creative_name", "text"),
+    ("creative_type", "text"),
+    ("subscriber_external_id", "text"),
+    ("subscriber_email", "text"),
+    ("subscriber_phone", "text"),
+)
+
+# table -> ordered (column, PostgreSQL type); metadata columns are appended by ``table_columns``.
+RAW_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "shopify_orders": (
+        ("id", "bigint"),
+        ("name", "text"),
+        ("order_number", "bigint"),
+        ("email", "text"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        ("processed_at", "timestamptz"),
+        ("cancelled_at", "timestamptz"),
+        ("cancel_reason", "text"),
+        ("closed_at", "timestamptz"),
+        ("currency", "text"),
+        ("presentment_currency", "text"),
+        ("financial_status", "text"),
+        ("fulfillment_status", "text"),
+        ("total_price", "numeric"),
+        ("subtotal_price", "numeric"),
+        ("total_tax", "numeric"),
+        ("total_discounts", "numeric"),
+        ("total_line_items_price", "numeric"),
+        ("total_shipping_price_set", "jsonb"),
+        ("taxes_included", "boolean"),
+        ("test", "boolean"),
+        ("source_name", "text"),
+        ("landing_site", "text"),
+        ("referring_site", "text"),
+        ("browser_ip", "text"),
+        ("buyer_accepts_marketing", "boolean"),
+        ("cart_token", "text"),
+        ("tags", "text"),
+        ("discount_codes", "jsonb"),
+        ("customer", "jsonb"),
+        ("line_items", "jsonb"),
+        ("shop_url", "text"),
+    ),
+    "shopify_order_refunds": (
+        ("id", "bigint"),
+        ("order_id", "bigint"),
+        ("created_at", "timestamptz"),
+        ("processed_at", "timestamptz"),
+        ("restock", "boolean"),
+        ("note", "text"),
+        ("order_adjustments", "jsonb"),
+        ("refund_line_items", "jsonb"),
+        ("transactions", "jsonb"),
+        ("shop_url", "text"),
+    ),
+    "shopify_customers": (
+        ("id", "bigint"),
+        ("email", "text"),
+        ("first_name", "text"),
+        ("last_name", "text"),
+        ("phone", "text"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        ("orders_count", "bigint"),
+        ("total_spent", "numeric"),
+        ("state", "text"),
+        ("verified_email", "boolean"),
+        ("tags", "text"),
+        ("currency", "text"),
+        ("accepts_marketing", "boolean"),
+        ("email_marketing_consent", "jsonb"),
+        ("sms_marketing_consent", "jsonb"),
+        ("default_address", "jsonb"),
+        ("shop_url", "text"),
+    ),
+    "shopify_shop": (
+        ("id", "bigint"),
+        ("name", "text"),
+        ("domain", "text"),
+        ("myshopify_domain", "text"),
+        ("currency", "text"),
+        ("enabled_presentment_currencies", "jsonb"),
+        ("iana_timezone", "text"),
+        ("timezone", "text"),
+        ("plan_name", "text"),
+        ("country_code", "text"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        ("shop_url", "text"),
+    ),
+    "facebook_marketing_ads_insights": (
+        ("account_id", "text"),
+        ("account_name", "text"),
+        ("account_currency", "text"),
+        ("campaign_id", "text"),
+        ("campaign_name", "text"),
+        ("adset_id", "text"),
+        ("adset_name", "text"),
+        ("ad_id", "text"),
+        ("ad_name", "text"),
+        ("date_start", "date"),
+        ("date_stop", "date"),
+        ("created_time", "date"),
+        ("updated_time", "date"),
+        ("objective", "text"),
+        ("spend", "numeric"),
+        ("impressions", "bigint"),
+        ("clicks", "bigint"),
+        ("inline_link_clicks", "bigint"),
+        ("reach", "bigint"),
+        ("cpc", "numeric"),
+        ("cpm", "numeric"),
+        ("ctr", "numeric"),
+        ("actions", "jsonb"),
+        ("action_values", "jsonb"),
+    ),
+    "facebook_marketing_campaigns": (
+        ("id", "text"),
+        ("account_id", "text"),
+        ("name", "text"),
+        ("objective", "text"),
+        ("status", "text"),
+        ("effective_status", "text"),
+        ("daily_budget", "numeric"),
+        ("bid_strategy", "text"),
+        ("buying_type", "text"),
+        ("created_time", "timestamptz"),
+        ("start_time", "timestamptz"),
+        ("updated_time", "timestamptz"),
+    ),
+    "google_ads_campaign": (
+        ("customer_id", "bigint"),
+        ("campaign_id", "bigint"),
+        ("campaign_name", "text"),
+        ("campaign_status", "text"),
+        ("campaign_advertising_channel_type", "text"),
+        ("campaign_bidding_strategy_type", "text"),
+        ("campaign_budget_amount_micros", "bigint"),
+        ("segments_date", "date"),
+        ("segments_ad_network_type", "text"),
+        ("segments_device", "text"),
+        ("metrics_clicks", "bigint"),
+        ("metrics_impressions", "bigint"),
+        ("metrics_cost_micros", "bigint"),
+        ("metrics_conversions", "numeric"),
+        ("metrics_conversions_value", "numeric"),
+        ("metrics_ctr", "numeric"),
+        ("metrics_average_cpc", "numeric"),
+    ),
+    "google_ads_customer": (
+        ("customer_id", "bigint"),
+        ("customer_descriptive_name", "text"),
+        ("customer_currency_code", "text"),
+        ("customer_time_zone", "text"),
+        ("customer_manager", "boolean"),
+        ("customer_test_account", "boolean"),
+        ("customer_auto_tagging_enabled", "boolean"),
+        ("segments_date", "date"),
+    ),
+    # Airbyte's exchange-rates source: one row per date with every rate against ``base``.
+    "exchange_rates_rates": (
+        ("date", "date"),
+        ("base", "text"),
+        ("timestamp", "bigint"),
+        ("rates", "jsonb"),
+    ),
+    "klaviyo_events": (*_KLAVIYO_JSONAPI, ("datetime", "timestamptz")),
+    "klaviyo_metrics": (*_KLAVIYO_JSONAPI, ("updated", "timestamptz")),
+    "klaviyo_campaigns": (*_KLAVIYO_JSONAPI, ("updated_at", "timestamptz")),
+    "klaviyo_flows": (*_KLAVIYO_JSONAPI, ("updated", "timestamptz")),
+    "klaviyo_profiles": (*_KLAVIYO_JSONAPI, ("updated", "timestamptz")),
+    "attentive_sms_sent": _ATTENTIVE_MESSAGE,
+    "attentive_sms_message_link_click": _ATTENTIVE_CLICK,
+    "attentive_email_sent": _ATTENTIVE_MESSAGE,
+    "attentive_email_opened": _ATTENTIVE_MESSAGE,
+    "attentive_email_message_link_click": _ATTENTIVE_CLICK,
+    "attentive_subscribed": _ATTENTIVE_SUBSCRIPTION,
+    "attentive_unsubscribed": _ATTENTIVE_SUBSCRIPTION,
+    "web_sessions": (
+        ("session_id", "text"),
+        ("anonymous_id", "text"),
+        ("customer_id", "bigint"),
+        ("email", "text"),
+        ("started_at", "timestamptz"),
+        ("ended_at", "timestamptz"),
+        ("landing_page", "text"),
+        ("referrer", "text"),
+        ("utm_source", "text"),
+        ("utm_medium", "text"),
+        ("utm_campaign", "text"),
+        ("utm_content", "text"),
+        ("utm_term", "text"),
+        ("fbclid", "text"),
+        ("gclid", "text"),
+        ("device", "text"),
+        ("shop_url", "text"),
+    ),
+}
+
+_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,50}$")
+DBT_MACRO_PATH = Path(__file__).resolve().parent.parent / "analytics_dbt" / "macros" / "raw_tables.sql"
+
+
+def table_columns(table: str) -> tuple[tuple[str, str], ...]:
+    """Stream columns followed by Airbyte's metadata columns, in table order."""
+    return RAW_TABLES[table] + AIRBYTE_META_COLUMNS
+
+
+def raw_schema_name(merchant_key: str) -> str:
+    """``raw_<key>``; keys are restricted so the name never needs quoting."""
+    if not _KEY_RE.match(merchant_key):
+        raise ValueError(f"invalid merchant key {merchant_key!r}: use lowercase letters, digits and _")
+    return f"raw_{merchant_key}"
+
+
+def create_raw_schema(conn: psycopg.Connection, merchant_key: str) -> None:
+    """Create the merchant's raw schema and every raw table (idempotent; existing data is kept)."""
+    schema = raw_schema_name(merchant_key)
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        for table in RAW_TABLES:
+            cols = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type))
+                for name, pg_type in table_columns(table)
+            )
+            cur.execute(
+                sql.SQL("create table if not exists {}.{} ({})").format(
+                    sql.Identifier(schema), sql.Identifier(table), cols
+                )
+            )
+    conn.commit()
+
+
+def render_dbt_macro() -> str:
+    """The dbt macro mirroring ``RAW_TABLES`` (dbt cannot import Python)."""
+    lines = [
+        "{#- GENERATED by `python -m analytics.raw_schema` from analytics/raw_schema.py; do not edit. -#}",
+        "{% macro raw_tables() %}",
+        "{%- do return({",
+    ]
+    for table in RAW_TABLES:
+        cols = ", ".join(f'("{name}", "{pg_type}")' for name, pg_type in table_columns(table))
+        lines.append(f'    "{table}": [{cols}],')
+    lines += ["}) -%}", "{% endmacro %}", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    DBT_MACRO_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DBT_MACRO_PATH.write_text(render_dbt_macro())
+    print(f"wrote {DBT_MACRO_PATH}")

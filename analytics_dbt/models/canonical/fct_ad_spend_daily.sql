@@ -1,0 +1,118 @@
+-- Platform x account x campaign x day. Spend and platform-reported conversion value are converted from the
+-- ad account's currency to the shop currency with the latest rate published on or before the day (rates
+-- exist for business days only), falling back to the nearest later rate at the start of history.
+-- Incremental: platforms restate recent days (Meta up to 28), so every run rebuilds the days from
+-- var meta_restatement_days before the newest day held.
+{{ config(
+    materialized='incremental',
+    unique_key=['merchant_id', 'date_day'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
+{%- set since = '' %}
+{%- if is_incremental() %}
+    {%- set since = "(select coalesce(max(date_day), '-infinity'::date) - " ~ (var('meta_restatement_days') | int)
+        ~ " from " ~ this ~ ")" %}
+{%- endif %}
+with facebook as (
+    select
+        merchant_id,
+        'facebook' as platform,
+        account_id,
+        campaign_id,
+        max(campaign_name) as campaign_name,
+        date_day,
+        max(account_currency) as account_currency,
+        sum(spend) as spend_account_currency,
+        sum(impressions) as impressions,
+        sum(clicks) as clicks,
+        sum(conversions) as conversions,
+        sum(conversions_value) as conversions_value_account_currency
+    from {{ ref('stg_facebook_marketing__ads_insights') }}
+    {%- if since %}
+    where date_day >= {{ since }}
+    {%- endif %}
+    group by merchant_id, account_id, campaign_id, date_day
+),
+
+google as (
+    select
+        c.merchant_id,
+        'google_ads' as platform,
+        c.account_id,
+        c.campaign_id,
+        max(c.campaign_name) as campaign_name,
+        c.date_day,
+        max(a.currency) as account_currency,
+        sum(c.cost) as spend_account_currency,
+        sum(c.impressions) as impressions,
+        sum(c.clicks) as clicks,
+        sum(c.conversions) as conversions,
+        sum(c.conversions_value) as conversions_value_account_currency
+    from {{ ref('stg_google_ads__campaign') }} as c
+    left join {{ ref('stg_google_ads__customer') }} as a on a.merchant_id = c.merchant_id and a.account_id = c.account_id
+    {%- if since %}
+    where c.date_day >= {{ since }}
+    {%- endif %}
+    group by c.merchant_id, c.account_id, c.campaign_id, c.date_day
+),
+
+spend as (
+    select * from facebook
+    union all
+    select * from google
+),
+
+-- Rate from each currency to the shop currency, valid from its date until the next published rate; the
+-- earliest rate also covers the days before it.
+pair_rates as (
+    select
+        b.merchant_id,
+        b.currency as from_currency,
+        b.rate_date,
+        q.rate / b.rate as rate,
+        row_number() over (partition by b.merchant_id, b.currency order by b.rate_date) as rate_rank,
+        lead(b.rate_date) over (partition by b.merchant_id, b.currency order by b.rate_date) as next_rate_date
+    from {{ ref('stg_exchange_rates__rates') }} as b
+    inner join {{ ref('dim_merchants') }} as m on m.merchant_id = b.merchant_id
+    inner join {{ ref('stg_exchange_rates__rates') }} as q
+        on q.merchant_id = b.merchant_id and q.rate_date = b.rate_date and q.base_currency = b.base_currency
+        and q.currency = m.currency
+),
+
+converted as (
+    select
+        s.*,
+        m.currency,
+        case
+            when coalesce(s.account_currency, m.currency) = m.currency then 1::numeric
+            else fx.rate
+        end as fx_rate
+    from spend as s
+    inner join {{ ref('dim_merchants') }} as m on m.merchant_id = s.merchant_id
+    left join pair_rates as fx
+        on fx.merchant_id = s.merchant_id
+        and fx.from_currency = upper(s.account_currency)
+        and (fx.rate_rank = 1 or s.date_day >= fx.rate_date)
+        and (fx.next_rate_date is null or s.date_day < fx.next_rate_date)
+)
+
+select
+    merchant_id,
+    date_day,
+    platform,
+    case platform when 'facebook' then 'paid_social' when 'google_ads' then 'paid_search' end as channel,
+    account_id,
+    campaign_id,
+    campaign_name,
+    account_currency,
+    spend_account_currency,
+    fx_rate,
+    round(spend_account_currency * fx_rate, 2) as spend,
+    currency,
+    impressions,
+    clicks,
+    conversions,
+    round(conversions_value_account_currency * fx_rate, 2) as conversions_value,
+    now() as dbt_updated_at
+from converted

@@ -1,0 +1,146 @@
+-- Conversion x touch. A conversion is a revenue order; its touches are the customer's sessions that started
+-- strictly before the order and at most attribution_lookback_days earlier. An order without any such
+-- session gets one 'unattributed' touch (session_id null), so every model's weights sum to 1 per order and
+-- attributed revenue always adds up to net revenue.
+-- Incremental: recompute the whole path of every order whose attribution inputs changed (the order row,
+-- or a session of its customer inside its lookback, or a session it was credited to); the post-hook drops
+-- orders that stopped being revenue orders.
+{%- set lookback = var('attribution_lookback_days') | int %}
+{%- set half_life = var('time_decay_half_life_days') | float %}
+{{ config(
+    materialized='incremental',
+    unique_key=['merchant_id', 'order_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['merchant_id', 'order_id']}, {'columns': ['merchant_id', 'session_id']}],
+    post_hook=["delete from {{ this }} as t where not exists (select 1 from {{ ref('fct_orders') }} as o
+        where o.merchant_id = t.merchant_id and o.order_id = t.order_id and o.is_revenue_order)"],
+) }}
+with orders as (
+    select
+        merchant_id, order_id, customer_id, order_at, order_date, net_revenue, currency, is_revenue_order,
+        md5(row(customer_id, order_at, order_date, net_revenue, currency, is_revenue_order)::text) as order_hash
+    from {{ ref('fct_orders') }}
+),
+{%- if is_incremental() %}
+
+changed_sessions as (
+    select merchant_id, session_id, customer_id, started_at
+    from {{ ref('fct_sessions') }}
+    where dbt_updated_at > (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
+),
+
+affected as (
+    select o.merchant_id, o.order_id
+    from orders as o
+    left join (select distinct merchant_id, order_id, order_hash from {{ this }}) as p
+        on p.merchant_id = o.merchant_id and p.order_id = o.order_id
+    where p.order_id is null or p.order_hash <> o.order_hash
+    union
+    select o.merchant_id, o.order_id
+    from orders as o
+    inner join changed_sessions as s
+        on s.merchant_id = o.merchant_id and s.customer_id = o.customer_id
+        and s.started_at < o.order_at and s.started_at >= o.order_at - interval '{{ lookback }} days'
+    union
+    select t.merchant_id, t.order_id
+    from {{ this }} as t
+    inner join changed_sessions as s on s.merchant_id = t.merchant_id and s.session_id = t.session_id
+),
+{%- endif %}
+
+conversions as (
+    select * from orders
+    where is_revenue_order
+    {%- if is_incremental() %}
+        and (merchant_id, order_id) in (select merchant_id, order_id from affected)
+    {%- endif %}
+),
+
+session_touches as (
+    select
+        c.merchant_id,
+        c.order_id,
+        s.session_id,
+        s.started_at as touch_at,
+        s.channel,
+        s.campaign
+    from conversions as c
+    inner join {{ ref('fct_sessions') }} as s
+        on s.merchant_id = c.merchant_id
+        and s.customer_id = c.customer_id
+        and s.started_at < c.order_at
+        and s.started_at >= c.order_at - interval '{{ lookback }} days'
+),
+
+touches as (
+    select * from session_touches
+    union all
+    select c.merchant_id, c.order_id, null, null, 'unattributed', null
+    from conversions as c
+    where not exists (
+        select 1 from session_touches as t where t.merchant_id = c.merchant_id and t.order_id = c.order_id
+    )
+),
+
+indexed as (
+    select
+        t.*,
+        c.customer_id,
+        c.order_at,
+        c.order_date,
+        c.net_revenue,
+        c.currency,
+        c.order_hash,
+        row_number() over (partition by t.merchant_id, t.order_id order by t.touch_at, t.session_id) as touch_index,
+        count(*) over (partition by t.merchant_id, t.order_id) as touch_count,
+        case when t.touch_at is null then 1.0
+            else power(0.5, extract(epoch from (c.order_at - t.touch_at)) / 86400.0 / {{ half_life }})
+        end as decay
+    from touches as t
+    inner join conversions as c on c.merchant_id = t.merchant_id and c.order_id = t.order_id
+),
+
+weighted as (
+    select
+        indexed.*,
+        case when touch_index = 1 then 1.0 else 0.0 end as first_touch_weight,
+        case when touch_index = touch_count then 1.0 else 0.0 end as last_touch_weight,
+        1.0 / touch_count as linear_weight,
+        case
+            when touch_count = 1 then 1.0
+            when touch_count = 2 then 0.5
+            when touch_index in (1, touch_count) then 0.4
+            else 0.2 / (touch_count - 2)
+        end as position_based_weight,
+        decay / sum(decay) over (partition by merchant_id, order_id) as time_decay_weight
+    from indexed
+)
+
+select
+    merchant_id,
+    order_id,
+    customer_id,
+    order_at,
+    order_date,
+    session_id,
+    touch_at,
+    channel,
+    campaign,
+    touch_index,
+    touch_count,
+    net_revenue,
+    currency,
+    first_touch_weight::numeric as first_touch_weight,
+    last_touch_weight::numeric as last_touch_weight,
+    linear_weight::numeric as linear_weight,
+    position_based_weight::numeric as position_based_weight,
+    time_decay_weight::numeric as time_decay_weight,
+    net_revenue * first_touch_weight as first_touch_revenue,
+    net_revenue * last_touch_weight as last_touch_revenue,
+    net_revenue * linear_weight as linear_revenue,
+    net_revenue * position_based_weight as position_based_revenue,
+    net_revenue * time_decay_weight as time_decay_revenue,
+    order_hash,
+    now() as dbt_updated_at
+from weighted

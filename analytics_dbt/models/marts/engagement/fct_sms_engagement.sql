@@ -1,0 +1,2 @@
+-- depends_on: {{ ref('fct_orders') }}
+{{ engagement_mart('sms') }}

@@ -1,0 +1,25 @@
+-- depends_on: {{ source('raw', 'facebook_marketing_ads_insights') }}
+-- Meta restates the last 28 days: every sync re-emits them, the latest extraction wins.
+{% set types %}{% for t in var('facebook_conversion_action_types') %}{{ sql_str(t) }}{% if not loop.last %}, {% endif %}{% endfor %}{% endset %}
+{% set raw %}
+select
+    merchant_id,
+    account_id,
+    account_currency,
+    campaign_id,
+    campaign_name,
+    adset_id,
+    ad_id,
+    ad_name,
+    date_start as date_day,
+    coalesce(spend, 0)::numeric(14, 2) as spend,
+    coalesce(impressions, 0) as impressions,
+    coalesce(clicks, 0) as clicks,
+    (select coalesce(sum((a ->> 'value')::numeric), 0) from jsonb_array_elements(coalesce(actions, '[]')) as a
+     where a ->> 'action_type' in ({{ types }})) as conversions,
+    (select coalesce(sum((a ->> 'value')::numeric), 0) from jsonb_array_elements(coalesce(action_values, '[]')) as a
+     where a ->> 'action_type' in ({{ types }})) as conversions_value,
+    _airbyte_extracted_at
+from ({{ raw_union('facebook_marketing_ads_insights') }}) as r
+{% endset %}
+{{ dedupe(raw, 'merchant_id, ad_id, date_day', '_airbyte_extracted_at desc') }}

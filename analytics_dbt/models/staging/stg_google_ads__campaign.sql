@@ -1,0 +1,21 @@
+-- depends_on: {{ source('raw', 'google_ads_campaign') }}
+{% set raw %}
+select
+    merchant_id,
+    customer_id::text as account_id,
+    campaign_id::text as campaign_id,
+    campaign_name,
+    campaign_status,
+    campaign_advertising_channel_type as advertising_channel_type,
+    segments_date as date_day,
+    segments_ad_network_type as ad_network_type,
+    segments_device as device,
+    coalesce(metrics_clicks, 0) as clicks,
+    coalesce(metrics_impressions, 0) as impressions,
+    (coalesce(metrics_cost_micros, 0) / 1000000.0)::numeric(14, 2) as cost,
+    coalesce(metrics_conversions, 0) as conversions,
+    coalesce(metrics_conversions_value, 0) as conversions_value,
+    _airbyte_extracted_at
+from ({{ raw_union('google_ads_campaign') }}) as r
+{% endset %}
+{{ dedupe(raw, 'merchant_id, account_id, campaign_id, date_day, ad_network_type, device', '_airbyte_extracted_at desc') }}

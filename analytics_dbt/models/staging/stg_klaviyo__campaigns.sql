@@ -1,0 +1,15 @@
+-- depends_on: {{ source('raw', 'klaviyo_campaigns') }}
+{% set raw %}
+select
+    merchant_id,
+    id as campaign_id,
+    attributes ->> 'name' as campaign_name,
+    attributes ->> 'status' as status,
+    coalesce(attributes ->> 'channel', 'email') as channel,
+    (attributes ->> 'send_time')::timestamptz as send_time,
+    coalesce((attributes ->> 'archived')::boolean, false) as is_archived,
+    updated_at,
+    _airbyte_extracted_at
+from ({{ raw_union('klaviyo_campaigns') }}) as r
+{% endset %}
+{{ dedupe(raw, 'merchant_id, campaign_id', 'updated_at desc nulls last, _airbyte_extracted_at desc') }}

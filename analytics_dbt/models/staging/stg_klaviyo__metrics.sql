@@ -1,0 +1,13 @@
+-- depends_on: {{ source('raw', 'klaviyo_metrics') }}
+{% set raw %}
+select
+    merchant_id,
+    id as metric_id,
+    attributes ->> 'name' as metric_name,
+    attributes -> 'integration' ->> 'name' as integration_name,
+    attributes -> 'integration' ->> 'category' as integration_category,
+    updated,
+    _airbyte_extracted_at
+from ({{ raw_union('klaviyo_metrics') }}) as r
+{% endset %}
+{{ dedupe(raw, 'merchant_id, metric_id', 'updated desc nulls last, _airbyte_extracted_at desc') }}

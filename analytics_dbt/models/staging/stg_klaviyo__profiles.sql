@@ -1,0 +1,22 @@
+-- depends_on: {{ source('raw', 'klaviyo_profiles') }}
+-- Incremental: profiles landed since the last run replace their previous version (Airbyte emits the
+-- current state of a profile, so the newest extraction is the newest version).
+{{ config(
+    materialized='incremental',
+    unique_key=['merchant_id', 'profile_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['merchant_id', 'profile_id'], 'unique': True}, {'columns': ['merchant_id', '_airbyte_extracted_at']}],
+) }}
+{% set raw %}
+select
+    merchant_id,
+    id as profile_id,
+    lower(nullif(trim(attributes ->> 'email'), '')) as email,
+    attributes ->> 'phone_number' as phone_number,
+    (attributes ->> 'created')::timestamptz as created_at,
+    updated,
+    _airbyte_extracted_at
+from ({{ raw_union('klaviyo_profiles', incremental_on='_airbyte_extracted_at') }}) as r
+{% endset %}
+{{ dedupe(raw, 'merchant_id, profile_id', 'updated desc nulls last, _airbyte_extracted_at desc') }}
