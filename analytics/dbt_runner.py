@@ -97,6 +97,11 @@ def _invoke(args: list[str], env: dict[str, str], variables: dict[str, Any]) -> 
     try:
         res = dbtRunner().invoke(full)
     finally:
+        # dbt keeps its adapter's connections open in the process; a long-lived worker (and a test
+        # database that must be dropped afterwards) should not hold sessions between runs.
+        from dbt.adapters.factory import reset_adapters
+
+        reset_adapters()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 # also when it dies, because the lock goes with its database session.
 DBT_LOCK_KEY = 0x64627472  # "dbtr"
 
+# A selector that matches nothing is almost always a typo in a cron line: make dbt fail instead of
+# reporting "nothing to do" as a success.
+STRICT_SELECTION = ["--warn-error-options", '{"error": ["NoNodesForSelectionCriteria"]}']
+
 FAILED_NODE_STATUSES = {"error", "fail", "runtime error"}
 FRESHNESS_ERROR_STATUSES = {"error", "runtime error"}
 
@@ -88,7 +92,8 @@ def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) 
         )
         started = time.monotonic()
         try:
-            result = dbt_runner.dbt_invoke(list(args), merchants=merchants, db=warehouse_connection_params())
+            dbt_args = list(args) if "--warn-error-options" in args else [*args, *STRICT_SELECTION]
+            result = dbt_runner.dbt_invoke(dbt_args, merchants=merchants, db=warehouse_connection_params())
         except Exception as exc:  # dbt crashed: record it, then let the caller see it too
             run.status = DbtRunStatus.ERROR
             run.error = f"{type(exc).__name__}: {exc}"[:5000]

@@ -24,6 +24,18 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
         test["NAME"] = f"{base}_{os.getpid()}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_before_test_databases_are_dropped(request):
+    """Django closes only `default` before dropping the test database; the `warehouse` mirror's open
+    session would make the drop fail and leave the database behind."""
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("django_db_setup")
+    yield
+    from django.db import connections
+
+    connections.close_all()
+
+
 @pytest.fixture(scope="session")
 def sandbox_server():
     """The provider sandbox, over real HTTP on a free loopback port, for the whole session."""
@@ -71,3 +83,59 @@ class ClerkHelper:
 
     def auth_header(self, user_id: str, **claims) -> dict[str, str]:
         return {"HTTP_AUTHORIZATION": f"Bearer {self.token(user_id, **claims)}"}
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (aiosmtpd cannot pick one itself)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpSinkHelper:
+    """A real SMTP server (aiosmtpd) on loopback that the app's EMAIL_* settings point at."""
+
+    def __init__(self, port: int) -> None:
+        from sandbox.smtp import Mailbox
+
+        self.port = port
+        self.mailbox = Mailbox()
+        self._sink = None
+
+    def start(self) -> SmtpSinkHelper:
+        from sandbox.smtp import SmtpSink
+
+        if self._sink is None:
+            self._sink = SmtpSink(self.mailbox, port=self.port).start()
+        return self
+
+    def stop(self) -> None:
+        """Take the server down (the port refuses connections) until `start()` again."""
+        if self._sink is not None:
+            self._sink.stop()
+            self._sink = None
+
+    def refuse(self, code: int, times: int = 1, stage: str = "data") -> None:
+        """Refuse the next messages with `code` at DATA, or the recipient at RCPT (stage="rcpt")."""
+        self.mailbox.refuse(code, times, stage)
+
+    def messages(self) -> list[dict]:
+        return self.mailbox.list()
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    """Point Django's SMTP email backend at a fresh aiosmtpd sink on a free loopback port."""
+    helper = SmtpSinkHelper(free_port()).start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = helper.port
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_TIMEOUT = 5
+    yield helper
+    helper.stop()
