@@ -26,7 +26,39 @@ class Schedule:
 
 
 # One entry per job, named "app:<what>", with its why. Apps' tasks are referenced by their dotted name.
-SCHEDULES: list[Schedule] = []
+SCHEDULES: list[Schedule] = [
+    Schedule(
+        name="app:dbt-build-nightly",
+        task="analytics.run_dbt",
+        kwargs={"args": ["build"]},
+        crontab={"minute": "15", "hour": "3"},
+        expires_seconds=6 * 60 * 60,
+        why="Rebuild every model and run the tests once a day, after Airbyte's overnight syncs.",
+    ),
+    Schedule(
+        name="app:dbt-source-freshness-hourly",
+        task="analytics.run_dbt",
+        kwargs={"args": ["source", "freshness"]},
+        crontab={"minute": "5"},
+        expires_seconds=50 * 60,
+        why="Notice a stopped sync within the hour: freshness errors alert staff and the merchant's admins.",
+    ),
+    Schedule(
+        name="app:notifications-sweep",
+        task="notifications.notifications_sweep",
+        every_seconds=5 * 60,
+        expires_seconds=4 * 60,
+        why="Re-enqueue notifications whose task was lost or whose worker died, so no email stays unsent.",
+    ),
+    Schedule(
+        name="app:credential-refresh-sweep",
+        task="connectors.credential_refresh_sweep",
+        every_seconds=5 * 60,
+        expires_seconds=4 * 60,
+        why="Renew OAuth tokens before they expire (Google 10 min ahead, Meta 7 days ahead), so no sync "
+        "finds an expired token and no merchant has to sign in again; every 5 min fits Google's 1-hour tokens.",
+    ),
+]
 
 
 @transaction.atomic

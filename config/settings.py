@@ -18,7 +18,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = BASE_DIR / ".local"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Real environment variables win over the file; ENV_FILE names another file (or /dev/null for none).
+environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
 
 DEV = env.bool("DJANGO_DEV", default=False)
 
@@ -80,12 +81,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dashboards.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.ClerkSessionMiddleware",
+    "dashboards.middleware.MartsNotBuiltMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -130,7 +133,15 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # Shared by web and worker processes without Redis; `migrate` does not create it, `createcachetable` does.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+    # Its default of 300 entries (then culling a third) is fewer than one cached Clerk address per member
+    # of a few merchants, so every send would ask Clerk again.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 
 CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default=str(LOCAL_DIR / "celery")))
 if REDIS_URL:
@@ -193,8 +204,79 @@ if SANDBOX_URL and not DEV:
     _stop("SANDBOX_URL is a local-development setting; unset it or set DJANGO_DEV=1")
 
 # --- notifications -----------------------------------------------------------------------------
-
+# Outgoing mail through Django's email backend: an SMTP relay in production (smtp+tls://user:pw@host:587);
+# locally the sandbox's SMTP sink, whose received mail is listed at <SANDBOX_URL>/mail/.
+SANDBOX_SMTP_PORT = env.int("SANDBOX_SMTP_PORT", default=8025)
+# EMAIL_URL expands into Django's EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER/PASSWORD, EMAIL_USE_TLS/SSL.
+globals().update(
+    env.email_url("EMAIL_URL", default=f"smtp://127.0.0.1:{SANDBOX_SMTP_PORT}" if DEV else "smtp://localhost:25")
+)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # seconds; a hung relay must not pin a worker
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Marketing analytics <notifications@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# A Clerk user's address is cached this long; Clerk's user.updated/user.deleted webhooks drop it sooner.
+CLERK_EMAIL_CACHE_TTL = env.int("CLERK_EMAIL_CACHE_TTL", default=60 * 60)
+# Svix signing secret (whsec_...) of the Clerk webhook endpoint. Without it the endpoint answers 503.
+CLERK_WEBHOOK_SECRET = env.str(
+    "CLERK_WEBHOOK_SECRET",
+    default="whsec_" + base64.b64encode(hashlib.sha256(b"local-dev-only:clerk-webhook").digest()).decode()
+    if DEV
+    else "",
+)
+# Absolute links in emails (unsubscribe, reconnect) start with this.
+APP_BASE_URL = env.str(
+    "APP_BASE_URL",
+    default=f"http://127.0.0.1:{PORT}" if DEV else (f"https://{ALLOWED_HOSTS[0]}" if ALLOWED_HOSTS else ""),
+)
 # --- connectors --------------------------------------------------------------------------------
+# Base URLs default to the real providers; `make run` and the tests point them at the sandbox.
+META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com")
+META_DIALOG_URL = env.str("META_DIALOG_URL", default="https://www.facebook.com")
+META_GRAPH_VERSION = env.str("META_GRAPH_VERSION", default="v25.0")
+META_APP_ID = env.str("META_APP_ID", default="")
+META_APP_SECRET = env.str("META_APP_SECRET", default="")
+META_OAUTH_SCOPES = env.list("META_OAUTH_SCOPES", default=["ads_read", "read_insights"])
+GOOGLE_OAUTH_AUTHORIZE_URL = env.str(
+    "GOOGLE_OAUTH_AUTHORIZE_URL", default="https://accounts.google.com/o/oauth2/v2/auth"
+)
+GOOGLE_OAUTH_TOKEN_URL = env.str("GOOGLE_OAUTH_TOKEN_URL", default="https://oauth2.googleapis.com/token")
+GOOGLE_OAUTH_REVOKE_URL = env.str("GOOGLE_OAUTH_REVOKE_URL", default="https://oauth2.googleapis.com/revoke")
+GOOGLE_OAUTH_CLIENT_ID = env.str("GOOGLE_OAUTH_CLIENT_ID", default="")
+GOOGLE_OAUTH_CLIENT_SECRET = env.str("GOOGLE_OAUTH_CLIENT_SECRET", default="")
+GOOGLE_OAUTH_SCOPES = env.list("GOOGLE_OAUTH_SCOPES", default=["https://www.googleapis.com/auth/adwords"])
+GOOGLE_ADS_API_URL = env.str("GOOGLE_ADS_API_URL", default="https://googleads.googleapis.com")
+GOOGLE_ADS_API_VERSION = env.str("GOOGLE_ADS_API_VERSION", default="v24")
+GOOGLE_ADS_DEVELOPER_TOKEN = env.str("GOOGLE_ADS_DEVELOPER_TOKEN", default="")
+KLAVIYO_API_URL = env.str("KLAVIYO_API_URL", default="https://a.klaviyo.com")
+KLAVIYO_REVISION = env.str("KLAVIYO_REVISION", default="2025-10-15")
+ATTENTIVE_API_URL = env.str("ATTENTIVE_API_URL", default="https://api.attentivemobile.com")
+# (connect, read) seconds for every provider call; no call goes out without a timeout.
+CONNECTORS_HTTP_TIMEOUT = (
+    env.float("CONNECTORS_HTTP_CONNECT_TIMEOUT", default=5.0),
+    env.float("CONNECTORS_HTTP_READ_TIMEOUT", default=20.0),
+)
+# How far ahead of expiry a token is refreshed: Google's live an hour, Meta's about 60 days.
+CONNECTORS_GOOGLE_REFRESH_AHEAD_SECONDS = env.int("CONNECTORS_GOOGLE_REFRESH_AHEAD_SECONDS", default=600)
+CONNECTORS_META_REFRESH_AHEAD_DAYS = env.int("CONNECTORS_META_REFRESH_AHEAD_DAYS", default=7)
+# Consecutive transient refresh failures before a credential turns to `error` and is alerted.
+CONNECTORS_REFRESH_MAX_FAILURES = env.int("CONNECTORS_REFRESH_MAX_FAILURES", default=5)
+# How long a caller waits for another process's refresh of the same credential (row lock).
+CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS = env.int("CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS", default=30)
+CONNECTORS_API_KEY_CONNECT_RATE = env.str("CONNECTORS_API_KEY_CONNECT_RATE", default="10/min")
+
+# --- dashboards --------------------------------------------------------------------------------
+# Content-Security-Policy (dashboards.middleware): scripts and styles from our origin only; Django admin and
+# the Swagger UI need inline script/style and get the relaxed policy.
+CSP_POLICY = env.str(
+    "CSP_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+CSP_RELAXED_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+CSP_RELAXED_PATH_PREFIXES = ["/admin/", "/api/docs/"]
 
 # --- HTTP security -----------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -15,5 +15,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("accounts.api.urls")),
+    path("api/", include("connectors.api.urls")),
+    path("api/", include("dashboards.api.urls")),
+    path("", include("dashboards.urls")),
+    path("", include("connectors.urls")),
+    path("", include("notifications.urls")),
     path("", include("accounts.urls")),
 ]

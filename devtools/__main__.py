@@ -12,7 +12,9 @@ Every service started here is a detached process with a pid file under .local/ru
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -31,6 +33,7 @@ LOG_DIR = LOCAL / "log"
 SANDBOX_DIR = LOCAL / "sandbox"
 PY = sys.executable
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8001"))
+SANDBOX_SMTP_PORT = int(os.environ.get("SANDBOX_SMTP_PORT", "8025"))
 PORT = int(os.environ.get("PORT", "8000"))
 # Celery runs as root here (no users on a dev box); with JSON-only serialisation that is only a warning.
 os.environ.setdefault("C_FORCE_ROOT", "1")
@@ -71,7 +74,8 @@ def dbt_env(database_url: str) -> dict[str, str]:
 
 
 def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
+    if subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env).returncode != 0:
+        raise SystemExit(f"`manage.py {' '.join(args)}` failed (its message is above)")
 
 
 # --- background services -------------------------------------------------------------------------
@@ -160,8 +164,13 @@ def cmd_run(args: list[str]) -> None:
     sandbox_cmd = [
         PY, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT),
         "--private-key", str(SANDBOX_DIR / "clerk_private.pem"), "--public-key-out", str(public_key),
-        "--seed", str(ROOT / "sandbox" / "data" / "demo_users.json"),
+        "--seed", str(ROOT / "sandbox" / "data" / "demo_users.json"), "--smtp-port", str(SANDBOX_SMTP_PORT),
     ]  # fmt: skip
+    # The web app verifies Clerk webhooks with this secret; the sandbox signs the ones it sends with it.
+    webhook_secret = env.get("CLERK_WEBHOOK_SECRET") or (
+        "whsec_" + base64.b64encode(hashlib.sha256(b"local-dev-only:clerk-webhook").digest()).decode()
+    )
+    env.update(CLERK_WEBHOOK_SECRET=webhook_secret, SANDBOX_CLERK_WEBHOOK_SECRET=webhook_secret)
     if start_service("sandbox", sandbox_cmd, env):
         say(f"sandbox starting on {sandbox_url}")
     wait_http(f"{sandbox_url}/_control/routes", 20, "sandbox")
@@ -172,6 +181,22 @@ def cmd_run(args: list[str]) -> None:
         CLERK_SECRET_KEY=env.get("CLERK_SECRET_KEY") or "sk_test_localsandbox0000000000",
         CLERK_JWT_KEY_FILE=str(public_key),
         PORT=str(PORT),
+        EMAIL_URL=env.get("EMAIL_URL") or f"smtp://127.0.0.1:{SANDBOX_SMTP_PORT}",
+    )
+    # Connectors: every provider is the sandbox's stand-in, with throwaway app credentials.
+    env.update(
+        META_GRAPH_URL=f"{sandbox_url}/meta/graph",
+        META_DIALOG_URL=f"{sandbox_url}/meta/www",
+        META_APP_ID=env.get("META_APP_ID") or "100000000000001",
+        META_APP_SECRET=env.get("META_APP_SECRET") or "local-sandbox-meta-app-secret",
+        GOOGLE_OAUTH_AUTHORIZE_URL=f"{sandbox_url}/google/o/oauth2/v2/auth",
+        GOOGLE_OAUTH_TOKEN_URL=f"{sandbox_url}/google/token",
+        GOOGLE_OAUTH_REVOKE_URL=f"{sandbox_url}/google/revoke",
+        GOOGLE_OAUTH_CLIENT_ID=env.get("GOOGLE_OAUTH_CLIENT_ID") or "local-sandbox.apps.googleusercontent.com",
+        GOOGLE_OAUTH_CLIENT_SECRET=env.get("GOOGLE_OAUTH_CLIENT_SECRET") or "local-sandbox-google-secret",
+        GOOGLE_ADS_API_URL=f"{sandbox_url}/google/ads",
+        KLAVIYO_API_URL=f"{sandbox_url}/klaviyo",
+        ATTENTIVE_API_URL=f"{sandbox_url}/attentive",
     )
     say("migrating")
     manage(env, "migrate", "--no-input", "-v", "0")
@@ -180,6 +205,8 @@ def cmd_run(args: list[str]) -> None:
     manage(env, "sync_schedules", "-v", "0")
     say("loading the demo merchant")
     manage(env, "seed_demo")
+    # The first run writes a year of synthetic raw data and builds the models; later runs skip both.
+    manage(env, "seed_demo_data")
 
     web_cmd = [
         PY, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}", "--workers", "2",
@@ -201,6 +228,7 @@ Ready in {time.monotonic() - started_at:.1f}s.
   Admin      http://127.0.0.1:{PORT}/admin/    user: admin   password: {password}
   API docs   http://127.0.0.1:{PORT}/api/docs/
   Sandbox    {sandbox_url}/_control/routes
+  Mail       {sandbox_url}/mail/            every email the app sent (SMTP sink on port {SANDBOX_SMTP_PORT})
   Logs       .local/log/   (web, worker, beat, sandbox)
   Stop       make stop
 """,
@@ -266,7 +294,7 @@ def cmd_lint(args: list[str]) -> None:
             ],
         ),
     ]
-    env.update(dbt_env(env["DATABASE_URL"]))
+    env.update(dbt_env(env["DATABASE_URL"]))  # dbt parse reads the profile, though it connects to nothing
     failed = []
     for name, cmd in steps:
         say(name)

@@ -21,6 +21,7 @@ from typing import Any
 from sandbox.keys import RsaKeyPair, load_or_create_key_pair, write_public_key
 from sandbox.providers.clerk import SeedError
 from sandbox.server import SandboxServer
+from sandbox.smtp import SmtpSink
 from sandbox.state import SandboxState
 
 
@@ -39,6 +40,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--clerk-secret-key",
         default=os.environ.get("SANDBOX_CLERK_SECRET_KEY") or None,
         help="only accept this Clerk secret key (default: $SANDBOX_CLERK_SECRET_KEY, else any sk_test_/sk_live_)",
+    )
+    parser.add_argument(
+        "--smtp-port",
+        type=int,
+        help="also run an SMTP sink on this port (same host); received mail is listed at /mail/",
     )
     return parser.parse_args(argv)
 
@@ -77,10 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
+    smtp = None
+    if args.smtp_port is not None:
+        try:
+            smtp = SmtpSink(state.mail, host=args.host, port=args.smtp_port).start()
+        except (OSError, RuntimeError) as exc:
+            server.stop()
+            print(f"sandbox: cannot run the SMTP sink on {args.host}:{args.smtp_port}: {exc}", file=sys.stderr)
+            return 2
+        print(f"sandbox smtp listening on {args.host}:{args.smtp_port}", flush=True)
     print(f"sandbox listening on {server.url}", flush=True)
     # A bounded wait keeps the main thread returning to the interpreter, where signal handlers run.
     while not stop.wait(0.5):
         pass
+    if smtp is not None:
+        smtp.stop()
     server.stop()
     print("sandbox stopped", flush=True)
     return 0

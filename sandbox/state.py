@@ -13,7 +13,12 @@ from typing import Any
 
 from sandbox.faults import FaultBook
 from sandbox.keys import RsaKeyPair
+from sandbox.providers.attentive import AttentiveState
 from sandbox.providers.clerk import ClerkState
+from sandbox.providers.google import GoogleState
+from sandbox.providers.klaviyo import KlaviyoState
+from sandbox.providers.meta import MetaState
+from sandbox.smtp import Mailbox
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,19 @@ class SandboxState:
             secret_key=clerk_secret_key,
             seed_users=clerk_seed_users,
         )
+        self.meta = MetaState()
+        self.google = GoogleState()
+        self.klaviyo = KlaviyoState()
+        self.attentive = AttentiveState()
+        self.mail = Mailbox()  # filled by sandbox.smtp.SmtpSink when one runs
 
     def reset(self) -> None:
         """Back to the startup state; keys and configured secrets survive so tokens stay verifiable."""
         self.faults.clear()
         self.calls.clear()
         self.clerk.reset()
+        self.meta.reset()
+        self.google.reset()
+        self.klaviyo.reset()
+        self.attentive.reset()
+        self.mail.clear()

@@ -6,10 +6,11 @@ give it a store in ``SandboxState`` if it keeps data, and list it below.
 
 from __future__ import annotations
 
-from sandbox.providers import clerk
+from sandbox import smtp
+from sandbox.providers import attentive, clerk, clerk_webhooks, google, klaviyo, meta
 from sandbox.routing import Route
 
-PROVIDERS = (clerk,)
+PROVIDERS = (clerk, meta, google, klaviyo, attentive, clerk_webhooks, smtp)
 
 
 def provider_routes() -> tuple[Route, ...]:
