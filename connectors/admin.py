@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils import timezone
+from django.utils.html import format_html
+
+from compliance.choices import ActorType
+from compliance.services import Actor
+from connectors import services
+from connectors.models import ConnectorCredential
+from connectors.selectors import credential_needs_attention_q
+
+
+def _staff_actor(request) -> Actor:
+    return Actor(type=ActorType.STAFF, id=str(request.user.pk), label=request.user.get_username())
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    title = "attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("needs", "Needs attention")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "needs":
+            return queryset.filter(credential_needs_attention_q())
+        return queryset
+
+
+@admin.register(ConnectorCredential)
+class ConnectorCredentialAdmin(admin.ModelAdmin):
+    """Secrets are never shown (the last four characters at most); changes go through the actions."""
+
+    list_display = (
+        "id",
+        "merchant",
+        "provider",
+        "account",
+        "status_badge",
+        "expires_in",
+        "last_refreshed_at",
+        "consecutive_failures",
+        "secret",
+    )
+    list_filter = (NeedsAttentionFilter, "status", "provider", "auth_kind")
+    search_fields = ("external_account_id", "account_label", "merchant__name", "merchant__shop_domain")
+    list_select_related = ("merchant",)
+    ordering = ("merchant__name", "provider")
+    actions = ("refresh_now", "revoke", "reencrypt")
+    fields = (
+        "merchant",
+        "provider",
+        "auth_kind",
+        "external_account_id",
+        "account_label",
+        "secret",
+        "scopes",
+        "metadata",
+        "status",
+        "expires_at",
+        "last_refreshed_at",
+        "consecutive_failures",
+        "next_attempt_at",
+        "last_error_code",
+        "last_error_message",
+        "connected_by",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="account", ordering="account_label")
+    def account(self, obj: ConnectorCredential) -> str:
+        return obj.account_label or obj.external_account_id
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: ConnectorCredential) -> str:
+        return format_html('<span data-status="{}">{}</span>', obj.status, obj.get_status_display())
+
+    @admin.display(description="expires in", ordering="expires_at")
+    def expires_in(self, obj: ConnectorCredential) -> str:
+        if obj.expires_at is None:
+            return "never"
+        seconds = (obj.expires_at - timezone.now()).total_seconds()
+        if seconds <= 0:
+            return "expired"
+        if seconds < 3600:
+            return f"{int(seconds // 60)} min"
+        if seconds < 86400 * 2:
+            return f"{int(seconds // 3600)} h"
+        return f"{int(seconds // 86400)} days"
+
+    @admin.display(description="secret")
+    def secret(self, obj: ConnectorCredential) -> str:
+        return f"••••{obj.secret_last4}" if obj.secret_last4 else "••••"
+
+    @admin.action(description="Refresh now (queued)")
+    def refresh_now(self, request, queryset):
+        from connectors.tasks import credential_refresh_task
+
+        ids = list(queryset.values_list("pk", flat=True))
+        with transaction.atomic():
+            for credential_id in ids:
+                credential_refresh_task.delay_on_commit(credential_id, force=True)
+        messages.success(request, f"Queued a refresh of {len(ids)} credential(s).")
+
+    @admin.action(description="Revoke (forget the secrets)")
+    def revoke(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        for credential_id in ids:
+            services.credential_revoke(credential_id=credential_id, actor=_staff_actor(request))
+        messages.success(request, f"Revoked {len(ids)} credential(s).")
+
+    @admin.action(description="Re-encrypt under the current key")
+    def reencrypt(self, request, queryset):
+        changed = sum(services.credential_reencrypt(credential_id=pk) for pk in queryset.values_list("pk", flat=True))
+        messages.success(request, f"Re-encrypted {changed} credential(s).")

@@ -1,0 +1,26 @@
+from django.db import models
+
+
+class Provider(models.TextChoices):
+    META = "meta", "Meta Ads"
+    GOOGLE_ADS = "google_ads", "Google Ads"
+    KLAVIYO = "klaviyo", "Klaviyo"
+    ATTENTIVE = "attentive", "Attentive"
+
+
+class AuthKind(models.TextChoices):
+    OAUTH = "oauth", "OAuth"
+    API_KEY = "api_key", "API key"
+
+
+class CredentialStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    NEEDS_REAUTH = "needs_reauth", "Needs reconnecting"  # terminal until the merchant reconnects
+    REVOKED = "revoked", "Revoked"  # by us (disconnect, staff action); terminal
+    ERROR = "error", "Error"  # repeated transient refresh failures; the token is used while it lasts
+
+
+OAUTH_PROVIDERS = (Provider.META, Provider.GOOGLE_ADS)
+API_KEY_PROVIDERS = (Provider.KLAVIYO, Provider.ATTENTIVE)
+# A credential in one of these may still be used for provider calls.
+USABLE_STATUSES = (CredentialStatus.ACTIVE, CredentialStatus.ERROR)

@@ -1,0 +1,129 @@
+"""Meta Graph API: OAuth code and long-lived token exchange, debug_token, ad accounts, insights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from django.conf import settings
+
+from connectors.clients.base import BaseClient, Permanent, RateLimited, Transient, Unauthorized, retry_after_seconds
+
+# Graph error codes (PROVIDERS.md §1.3): 190/102 are token errors, 1/2 temporary, 4/17/341 throttling.
+TOKEN_ERROR_CODES = {102, 190}
+TEMPORARY_CODES = {1, 2}
+THROTTLE_CODES = {4, 17, 32, 341, 613}
+
+
+@dataclass(frozen=True)
+class MetaToken:
+    access_token: str
+    expires_in: int | None  # None: Meta gave no expiry
+
+
+class MetaClient(BaseClient):
+    provider = "meta"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(base_url=kwargs.pop("base_url", settings.META_GRAPH_URL), **kwargs)
+        self.version = settings.META_GRAPH_VERSION
+        self.app_id = settings.META_APP_ID
+        self.app_secret = settings.META_APP_SECRET
+
+    @staticmethod
+    def authorize_url(*, redirect_uri: str, state: str) -> str:
+        query = urlencode(
+            {
+                "client_id": settings.META_APP_ID,
+                "redirect_uri": redirect_uri,
+                "state": state,
+                "scope": ",".join(settings.META_OAUTH_SCOPES),
+                "response_type": "code",
+            }
+        )
+        return f"{settings.META_DIALOG_URL.rstrip('/')}/{settings.META_GRAPH_VERSION}/dialog/oauth?{query}"
+
+    def _get(self, path: str, *, params: dict[str, Any], secrets: tuple[str, ...]) -> Any:
+        response = self._request("GET", f"/{self.version}{path}", params=params, secrets=(*secrets, self.app_secret))
+        return self._parse(response)
+
+    def _parse(self, response: requests.Response) -> Any:
+        body = self._json(response)
+        error = body.get("error") if isinstance(body, dict) else None
+        if response.status_code < 400 and not error:
+            return body
+        if not isinstance(error, dict):
+            self._raise_common(response, "")
+            raise Permanent(f"meta answered {response.status_code}", code=f"http_{response.status_code}")
+        code, subcode = error.get("code"), error.get("error_subcode")
+        reason = f"meta_{code}" + (f"_{subcode}" if subcode else "")
+        # Meta's messages describe the token, never contain it; keep them short all the same.
+        message = str(error.get("message", ""))[:300]
+        if code in TOKEN_ERROR_CODES:
+            raise Unauthorized(message, code=reason, status=response.status_code, detail={"subcode": subcode})
+        if code in THROTTLE_CODES or response.status_code == 429:
+            raise RateLimited(
+                message,
+                code=reason,
+                status=response.status_code,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        if code in TEMPORARY_CODES or response.status_code >= 500:
+            raise Transient(message, code=reason, status=response.status_code)
+        raise Permanent(message, code=reason, status=response.status_code)
+
+    def exchange_code(self, *, code: str, redirect_uri: str) -> MetaToken:
+        body = self._get(
+            "/oauth/access_token",
+            params={
+                "client_id": self.app_id,
+                "client_secret": self.app_secret,
+                "redirect_uri": redirect_uri,
+                "code": code,
+            },
+            secrets=(code,),
+        )
+        return MetaToken(access_token=body["access_token"], expires_in=body.get("expires_in"))
+
+    def exchange_long_lived(self, *, access_token: str) -> MetaToken:
+        body = self._get(
+            "/oauth/access_token",
+            params={
+                "grant_type": "fb_exchange_token",
+                "client_id": self.app_id,
+                "client_secret": self.app_secret,
+                "fb_exchange_token": access_token,
+            },
+            secrets=(access_token,),
+        )
+        return MetaToken(access_token=body["access_token"], expires_in=body.get("expires_in"))
+
+    def debug_token(self, *, access_token: str) -> dict[str, Any]:
+        app_token = f"{self.app_id}|{self.app_secret}"
+        body = self._get(
+            "/debug_token",
+            params={"input_token": access_token, "access_token": app_token},
+            secrets=(access_token, app_token),
+        )
+        return body.get("data", {})
+
+    def ad_accounts(self, *, access_token: str) -> list[dict[str, Any]]:
+        body = self._get(
+            "/me/adaccounts",
+            params={"access_token": access_token, "fields": "account_id,name"},
+            secrets=(access_token,),
+        )
+        return body.get("data", [])
+
+    def insights(self, *, access_token: str, ad_account_id: str, date_preset: str = "last_7d") -> list[dict]:
+        body = self._get(
+            f"/{ad_account_id}/insights",
+            params={"access_token": access_token, "date_preset": date_preset, "fields": "spend,impressions,clicks"},
+            secrets=(access_token,),
+        )
+        return body.get("data", [])
+
+
+__all__ = ["MetaClient", "MetaToken", "RateLimited", "Transient", "Unauthorized"]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from connectors.choices import AuthKind, CredentialStatus, Provider
+
+# Every encrypted column in this app: the key-rotation command walks exactly these.
+SECRET_FIELDS = {
+    "ConnectorCredential": ("access_token_enc", "refresh_token_enc", "api_key_enc"),
+    "OAuthState": ("code_verifier_enc",),
+}
+
+
+class ConnectorCredential(models.Model):
+    """A merchant's access to one provider account; every secret is stored encrypted (connectors.crypto)."""
+
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.CASCADE, related_name="credentials")
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    auth_kind = models.CharField(max_length=10, choices=AuthKind.choices)
+    external_account_id = models.CharField(max_length=128, help_text="The provider's id of the connected account.")
+    account_label = models.CharField(max_length=255, blank=True)
+    # Encrypted ("v1:<key id>:<fernet token>"); empty means "none".
+    access_token_enc = models.TextField(blank=True)
+    refresh_token_enc = models.TextField(blank=True)
+    api_key_enc = models.TextField(blank=True)
+    secret_last4 = models.CharField(max_length=4, blank=True, help_text="Last four characters, for people.")
+    scopes = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, help_text="Non-secret provider facts (ad accounts...).")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: the secret does not expire.")
+    status = models.CharField(
+        max_length=16, choices=CredentialStatus.choices, default=CredentialStatus.ACTIVE, db_index=True
+    )
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="Backoff after a transient failure.")
+    last_error_code = models.CharField(max_length=64, blank=True)
+    last_error_message = models.CharField(max_length=500, blank=True)
+    connected_by = models.CharField(max_length=64, blank=True, help_text="Clerk user id who connected it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["merchant_id", "provider", "external_account_id"]
+        constraints = [
+            # Reconnecting replaces the secret on this row; the history lives in the audit log.
+            models.UniqueConstraint(
+                fields=["merchant", "provider", "external_account_id"], name="credential_one_per_account"
+            ),
+            models.CheckConstraint(
+                condition=Q(auth_kind=AuthKind.API_KEY, api_key_enc__gt="")
+                | Q(auth_kind=AuthKind.OAUTH, access_token_enc__gt="")
+                | Q(status=CredentialStatus.REVOKED),
+                name="credential_has_secret_unless_revoked",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"], name="credential_due")]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.account_label or self.external_account_id} ({self.merchant_id})"
+
+
+class OAuthState(models.Model):
+    """One OAuth connect attempt: binds the `state` to a merchant and user, used at most once."""
+
+    nonce = models.CharField(max_length=64, unique=True)
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.CASCADE, related_name="+")
+    clerk_user_id = models.CharField(max_length=64)
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    code_verifier_enc = models.TextField(blank=True, help_text="PKCE verifier (Google), encrypted.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} connect for merchant {self.merchant_id} by {self.clerk_user_id}"

@@ -1,0 +1,555 @@
+"""Writes for connector credentials: connect (API key, OAuth), refresh, the authorised call, revoke.
+
+Refresh happens exactly once under concurrency: `credential_refresh` takes the credential's row lock
+(bounded by a lock timeout), then re-checks whether a refresh is still needed — callers who waited
+on the lock find the new token and return without calling the provider.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import Merchant
+from compliance.choices import ActorType
+from compliance.services import Actor, audit_event_record
+from connectors import alerts
+from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus, Provider
+from connectors.clients.attentive import KEY_PATTERN as ATTENTIVE_KEY_PATTERN
+from connectors.clients.attentive import AttentiveClient
+from connectors.clients.base import Forbidden, Permanent, ProviderError, RateLimited, Transient, Unauthorized
+from connectors.clients.google import GoogleOAuthClient
+from connectors.clients.klaviyo import KEY_PATTERN as KLAVIYO_KEY_PATTERN
+from connectors.clients.klaviyo import KlaviyoClient
+from connectors.clients.meta import MetaClient
+from connectors.crypto import decrypt_secret, encrypt_secret
+from connectors.models import ConnectorCredential
+from connectors.selectors import refresh_windows
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MALFORMED_KLAVIYO_KEY = "A Klaviyo private API key is 'pk_' followed by 34 letters and digits."
+MALFORMED_ATTENTIVE_KEY = "That does not look like an Attentive API key."
+NOT_API_KEY_PROVIDER = "Connect {provider} with its sign-in flow, not an API key."
+INVALID_KEY = "invalid key"
+MISSING_SCOPE = "The key is valid but lacks the {scope} scope; create a key with {scope}."
+PROVIDER_UNAVAILABLE = "{provider} is not answering right now; nothing was saved. Try again in a minute."
+PROVIDER_REFUSED = "{provider} refused the request; nothing was saved."
+CREDENTIAL_UNUSABLE = "This connection needs to be reconnected."
+REFRESH_BUSY = "Another refresh of this credential is taking too long."
+
+# Renew a little before the provider's own expiry so a call does not race the clock.
+EXPIRY_SKEW = dt.timedelta(seconds=60)
+
+
+class ConnectorError(Exception):
+    """Base of the errors this module raises; `message` is safe to show."""
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class ApiKeyRejected(ConnectorError):
+    """The provider says the key is invalid (422)."""
+
+
+class ApiKeyMissingScope(ConnectorError):
+    """The key works but lacks a scope we need (422)."""
+
+
+class ProviderUnavailable(ConnectorError):
+    """The provider is down, slow or rate limiting (503); `retry_after` in seconds."""
+
+
+class CredentialUnusable(ConnectorError):
+    """The credential needs a reconnect (or was revoked): no call will succeed until then."""
+
+
+class RefreshRetryable(ConnectorError):
+    """A refresh failed for a reason worth retrying (provider 5xx/timeout, lock wait)."""
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def clerk_actor(user_id: str) -> Actor:
+    return Actor(type=ActorType.CLERK_USER, id=user_id, label=user_id)
+
+
+def _audit(credential: ConnectorCredential, action: str, actor: Actor, request_ctx: dict | None = None, **meta: Any):
+    audit_event_record(
+        action=action,
+        actor=actor,
+        target_type="connectors.credential",
+        target_id=credential.pk,
+        merchant_id=credential.merchant_id,
+        metadata={
+            "provider": credential.provider,
+            "account": credential.external_account_id,
+            "status": credential.status,
+            **meta,
+        },
+        **(request_ctx or {}),
+    )
+
+
+def credential_secret(credential: ConnectorCredential) -> str:
+    """The secret a provider call needs: the API key, or the OAuth access token."""
+    field = credential.api_key_enc if credential.auth_kind == AuthKind.API_KEY else credential.access_token_enc
+    return decrypt_secret(field)
+
+
+def _last4(secret: str) -> str:
+    return secret[-4:] if len(secret) >= 12 else ""
+
+
+@dataclass(frozen=True)
+class NewSecrets:
+    external_account_id: str
+    account_label: str
+    access_token: str = ""
+    refresh_token: str = ""
+    api_key: str = ""
+    scopes: tuple[str, ...] = ()
+    expires_at: dt.datetime | None = None
+    metadata: dict | None = None
+
+
+@transaction.atomic
+def credential_store(
+    *,
+    merchant: Merchant,
+    provider: str,
+    auth_kind: str,
+    secrets: NewSecrets,
+    actor: Actor,
+    request_ctx: dict | None = None,
+) -> ConnectorCredential:
+    """Create the credential, or replace the secret of the live one for the same account (reconnect)."""
+    credential = (
+        ConnectorCredential.objects.select_for_update()
+        .filter(merchant=merchant, provider=provider, external_account_id=secrets.external_account_id)
+        .first()
+    )
+    reconnect = credential is not None
+    if credential is None:
+        credential = ConnectorCredential(
+            merchant=merchant, provider=provider, external_account_id=secrets.external_account_id
+        )
+    main_secret = secrets.api_key or secrets.access_token
+    credential.auth_kind = auth_kind
+    credential.account_label = secrets.account_label[:255]
+    credential.api_key_enc = encrypt_secret(secrets.api_key) if secrets.api_key else ""
+    credential.access_token_enc = encrypt_secret(secrets.access_token) if secrets.access_token else ""
+    credential.refresh_token_enc = encrypt_secret(secrets.refresh_token) if secrets.refresh_token else ""
+    credential.secret_last4 = _last4(main_secret)
+    credential.scopes = list(secrets.scopes)
+    credential.metadata = secrets.metadata or {}
+    credential.expires_at = secrets.expires_at
+    credential.status = CredentialStatus.ACTIVE
+    credential.consecutive_failures = 0
+    credential.next_attempt_at = None
+    credential.last_error_code = ""
+    credential.last_error_message = ""
+    credential.last_refreshed_at = timezone.now()
+    credential.connected_by = actor.id if actor.type == ActorType.CLERK_USER else credential.connected_by
+    credential.full_clean(exclude=["merchant"])
+    credential.save()
+    _audit(
+        credential,
+        "credential.reconnected" if reconnect else "credential.connected",
+        actor,
+        request_ctx,
+        auth_kind=auth_kind,
+        expires_at=credential.expires_at.isoformat() if credential.expires_at else None,
+    )
+    return credential
+
+
+# --- API-key connect -----------------------------------------------------------------------------
+
+
+def credential_connect_api_key(
+    *,
+    merchant: Merchant,
+    provider: str,
+    api_key: str,
+    label: str = "",
+    actor: Actor,
+    request_ctx: dict | None = None,
+) -> ConnectorCredential:
+    """Validate the key live with the provider, then store it encrypted. Nothing is stored on failure.
+
+    The one provider call a web request makes inline: the user is waiting for "does this key work".
+    """
+    api_key = (api_key or "").strip()
+    if provider == Provider.KLAVIYO:
+        if not KLAVIYO_KEY_PATTERN.match(api_key):
+            raise ValidationError({"api_key": [MALFORMED_KLAVIYO_KEY]})
+    elif provider == Provider.ATTENTIVE:
+        if not ATTENTIVE_KEY_PATTERN.match(api_key):
+            raise ValidationError({"api_key": [MALFORMED_ATTENTIVE_KEY]})
+    else:
+        raise ValidationError({"provider": [NOT_API_KEY_PROVIDER.format(provider=provider)]})
+
+    try:
+        return _connect_api_key_validated(
+            merchant=merchant, provider=provider, api_key=api_key, label=label, actor=actor, request_ctx=request_ctx
+        )
+    except (ApiKeyRejected, ApiKeyMissingScope, ProviderUnavailable) as exc:
+        # Failed attempts are audited too: a run of them is what key guessing looks like.
+        audit_event_record(
+            action="credential.connect_failed",
+            actor=actor,
+            target_type="connectors.credential",
+            merchant=merchant,
+            metadata={"provider": provider, "reason": type(exc).__name__},
+            **(request_ctx or {}),
+        )
+        raise
+
+
+def _connect_api_key_validated(
+    *, merchant: Merchant, provider: str, api_key: str, label: str, actor: Actor, request_ctx: dict | None
+) -> ConnectorCredential:
+    name = Provider(provider).label
+    try:
+        if provider == Provider.KLAVIYO:
+            accounts = KlaviyoClient().accounts(api_key=api_key)
+            account = accounts[0] if accounts else {}
+            account_id = str(account.get("id") or "klaviyo")
+            contact = (account.get("attributes") or {}).get("contact_information") or {}
+            default_label = str(contact.get("organization_name") or "Klaviyo")
+        else:
+            me = AttentiveClient().me(api_key=api_key)
+            account_id = str(me.get("companyId") or me.get("id") or "attentive")
+            default_label = str(me.get("companyName") or "Attentive")
+    except Unauthorized as exc:
+        raise ApiKeyRejected(INVALID_KEY) from exc
+    except Forbidden as exc:
+        scope = (exc.detail or {}).get("missing_scope", "required")
+        raise ApiKeyMissingScope(MISSING_SCOPE.format(scope=scope), missing_scope=scope) from exc
+    except RateLimited as exc:
+        raise ProviderUnavailable(PROVIDER_UNAVAILABLE.format(provider=name), retry_after=exc.retry_after) from exc
+    except Transient as exc:
+        raise ProviderUnavailable(PROVIDER_UNAVAILABLE.format(provider=name), retry_after=30) from exc
+    except ProviderError as exc:
+        raise ApiKeyRejected(PROVIDER_REFUSED.format(provider=name)) from exc
+
+    return credential_store(
+        merchant=merchant,
+        provider=provider,
+        auth_kind=AuthKind.API_KEY,
+        secrets=NewSecrets(external_account_id=account_id, account_label=label or default_label, api_key=api_key),
+        actor=actor,
+        request_ctx=request_ctx,
+    )
+
+
+# --- refresh -------------------------------------------------------------------------------------
+
+
+def _lock(credential_id: int) -> ConnectorCredential:
+    """Take the row lock, waiting at most CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS (inside an atomic block)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true)", [f"{settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS}s"]
+        )
+    return ConnectorCredential.objects.select_for_update().get(pk=credential_id)
+
+
+def _needs_refresh(credential: ConnectorCredential, stale_access_token: str, force: bool, now: dt.datetime) -> bool:
+    if stale_access_token:
+        # Reactive: the provider refused `stale_access_token`. If the row holds another token, someone
+        # refreshed while we waited for the lock — use theirs.
+        return decrypt_secret(credential.access_token_enc) == stale_access_token
+    if credential.expires_at is None:
+        return False  # never expires (Meta system users): nothing to renew
+    if force:
+        return True
+    window = refresh_windows().get(credential.provider, dt.timedelta(0))
+    return credential.expires_at <= now + window
+
+
+def _backoff(failures: int, retry_after: float | None = None) -> dt.timedelta:
+    """Exponential with full jitter, 30 s .. 1 h; a provider's Retry-After wins if longer."""
+    ceiling = min(3600.0, 30.0 * 2 ** max(0, failures - 1))
+    seconds = random.uniform(ceiling / 2, ceiling)
+    return dt.timedelta(seconds=max(seconds, retry_after or 0))
+
+
+def _mark_needs_reauth(credential: ConnectorCredential, error: ProviderError) -> None:
+    credential.status = CredentialStatus.NEEDS_REAUTH
+    credential.last_error_code = (error.code or "unauthorized")[:64]
+    credential.last_error_message = str(error)[:500]
+    credential.next_attempt_at = None
+    credential.save()
+    _audit(credential, "credential.needs_reauth", Actor.system("credential-refresh"), reason=credential.last_error_code)
+    alerts.credential_alert(credential=credential, kind=alerts.NEEDS_REAUTH)
+
+
+def _record_failure(credential: ConnectorCredential, error: ProviderError) -> None:
+    credential.consecutive_failures += 1
+    credential.last_error_code = (error.code or type(error).__name__)[:64]
+    credential.last_error_message = str(error)[:500]
+    credential.next_attempt_at = timezone.now() + _backoff(
+        credential.consecutive_failures, getattr(error, "retry_after", None)
+    )
+    turned_error = (
+        credential.consecutive_failures >= settings.CONNECTORS_REFRESH_MAX_FAILURES
+        and credential.status == CredentialStatus.ACTIVE
+    )
+    if turned_error:
+        credential.status = CredentialStatus.ERROR
+    credential.save()
+    if turned_error:
+        _audit(credential, "credential.refresh_failing", Actor.system("credential-refresh"),
+               failures=credential.consecutive_failures, reason=credential.last_error_code)  # fmt: skip
+        alerts.credential_alert(credential=credential, kind=alerts.FAILING)
+
+
+def _apply_google(credential: ConnectorCredential) -> None:
+    tokens = GoogleOAuthClient().refresh(refresh_token=decrypt_secret(credential.refresh_token_enc))
+    credential.access_token_enc = encrypt_secret(tokens.access_token)
+    credential.secret_last4 = _last4(tokens.access_token)
+    credential.expires_at = tokens.expires_at
+    if tokens.refresh_token:
+        # Google rarely rotates; when it does, the old refresh token may stop working soon.
+        credential.refresh_token_enc = encrypt_secret(tokens.refresh_token)
+    if tokens.scopes:
+        credential.scopes = tokens.scopes
+
+
+def _apply_meta(credential: ConnectorCredential) -> None:
+    token = MetaClient().exchange_long_lived(access_token=decrypt_secret(credential.access_token_enc))
+    credential.access_token_enc = encrypt_secret(token.access_token)
+    credential.secret_last4 = _last4(token.access_token)
+    if token.expires_in:
+        credential.expires_at = timezone.now() + dt.timedelta(seconds=int(token.expires_in))
+
+
+def credential_refresh(*, credential_id: int, stale_access_token: str = "", force: bool = False) -> ConnectorCredential:
+    """Renew the credential's access token if it still needs it; returns the credential as stored.
+
+    Raises CredentialUnusable when the provider refuses for good (status needs_reauth, alerted once),
+    RefreshRetryable for transient failures (counted; the token stays in use while it is valid).
+    """
+    outcome: ConnectorError | None = None
+    try:
+        with transaction.atomic():
+            credential = _lock(credential_id)
+            if credential.status not in USABLE_STATUSES:
+                raise CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
+            now = timezone.now()
+            if credential.auth_kind != AuthKind.OAUTH or not _needs_refresh(credential, stale_access_token, force, now):
+                return credential
+            if credential.expires_at is None:
+                # A never-expiring token was refused: no refresh can help.
+                _mark_needs_reauth(credential, Unauthorized("token refused", code="token_refused"))
+                outcome = CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
+            else:
+                outcome = _refresh_locked(credential)
+    except OperationalError as exc:
+        # lock_timeout: another process holds the refresh for too long; try again later.
+        raise RefreshRetryable(REFRESH_BUSY) from exc
+    if outcome is not None:
+        raise outcome
+    return credential
+
+
+def _refresh_locked(credential: ConnectorCredential) -> ConnectorError | None:
+    """Call the provider with the row locked; record the result. Returns the error to raise after commit."""
+    try:
+        if credential.provider == Provider.GOOGLE_ADS:
+            _apply_google(credential)
+        elif credential.provider == Provider.META:
+            _apply_meta(credential)
+        else:
+            return None
+    except Unauthorized as exc:
+        _mark_needs_reauth(credential, exc)
+        return CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
+    except (Transient, RateLimited) as exc:
+        _record_failure(credential, exc)
+        return RefreshRetryable(str(exc), retry_after=getattr(exc, "retry_after", None))
+    except Permanent as exc:
+        # Our side is wrong (client id/secret, request shape): retrying will not help, people must look.
+        credential.consecutive_failures = max(
+            credential.consecutive_failures, settings.CONNECTORS_REFRESH_MAX_FAILURES - 1
+        )
+        _record_failure(credential, exc)
+        return CredentialUnusable(str(exc), status=credential.status)
+    was_failing = credential.status == CredentialStatus.ERROR
+    credential.status = CredentialStatus.ACTIVE
+    credential.consecutive_failures = 0
+    credential.next_attempt_at = None
+    credential.last_error_code = ""
+    credential.last_error_message = ""
+    credential.last_refreshed_at = timezone.now()
+    credential.save()
+    _audit(credential, "credential.refreshed", Actor.system("credential-refresh"), recovered=was_failing,
+           expires_at=credential.expires_at.isoformat() if credential.expires_at else None)  # fmt: skip
+    # Re-exchanging a long-lived Meta token is not documented to extend it; if it did not, only a reconnect will.
+    meta_window = refresh_windows()[Provider.META]
+    if (
+        credential.provider == Provider.META
+        and credential.expires_at
+        and credential.expires_at <= timezone.now() + meta_window
+    ):
+        alerts.credential_alert(credential=credential, kind=alerts.EXPIRING)
+    return None
+
+
+# --- the authorised call -------------------------------------------------------------------------
+
+
+def credential_call(*, credential_id: int, call: Callable[[str], T]) -> T:
+    """Run `call(secret)` for a credential: refresh first if the token has expired, and on an auth failure
+    refresh once (under the lock) and retry once. A second refusal marks the credential needs_reauth.
+    """
+    credential = ConnectorCredential.objects.get(pk=credential_id)
+    if credential.status not in USABLE_STATUSES:
+        raise CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
+    secret = credential_secret(credential)
+    if (
+        credential.auth_kind == AuthKind.OAUTH
+        and credential.expires_at
+        and credential.expires_at <= (timezone.now() + EXPIRY_SKEW)
+    ):
+        credential = credential_refresh(credential_id=credential_id, stale_access_token=secret)
+        secret = credential_secret(credential)
+    try:
+        return call(secret)
+    except Unauthorized as first:
+        if credential.auth_kind != AuthKind.OAUTH:
+            credential_mark_needs_reauth(credential_id=credential_id, error=first)
+            raise CredentialUnusable(CREDENTIAL_UNUSABLE, status=CredentialStatus.NEEDS_REAUTH) from first
+        credential = credential_refresh(credential_id=credential_id, stale_access_token=secret)
+        secret = credential_secret(credential)
+    try:
+        return call(secret)
+    except Unauthorized as second:
+        credential_mark_needs_reauth(credential_id=credential_id, error=second)
+        raise CredentialUnusable(CREDENTIAL_UNUSABLE, status=CredentialStatus.NEEDS_REAUTH) from second
+
+
+def credential_mark_needs_reauth(*, credential_id: int, error: ProviderError) -> None:
+    with transaction.atomic():
+        credential = _lock(credential_id)
+        if credential.status in USABLE_STATUSES:
+            _mark_needs_reauth(credential, error)
+
+
+# --- revoke and re-encrypt -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def credential_revoke(*, credential_id: int, actor: Actor, request_ctx: dict | None = None) -> ConnectorCredential:
+    """Forget the secrets and mark the credential revoked. The provider-side revoke runs as a task."""
+    credential = _lock(credential_id)
+    google_token = ""
+    if credential.provider == Provider.GOOGLE_ADS and credential.refresh_token_enc:
+        google_token = decrypt_secret(credential.refresh_token_enc)
+    credential.status = CredentialStatus.REVOKED
+    credential.access_token_enc = credential.refresh_token_enc = credential.api_key_enc = ""
+    credential.secret_last4 = ""
+    credential.next_attempt_at = None
+    credential.save()
+    _audit(credential, "credential.revoked", actor, request_ctx)
+    if google_token:
+        from connectors.tasks import google_token_revoke_task
+
+        # The token travels encrypted through the broker, and only after the row is committed.
+        google_token_revoke_task.delay_on_commit(encrypt_secret(google_token))
+    return credential
+
+
+@transaction.atomic
+def credential_reencrypt(*, credential_id: int) -> bool:
+    """Rewrite the credential's secrets under the primary key; True when anything changed."""
+    from connectors.crypto import reencrypt_secret
+
+    credential = _lock(credential_id)
+    changed = []
+    for field in ("access_token_enc", "refresh_token_enc", "api_key_enc"):
+        value = getattr(credential, field)
+        if value:
+            new = reencrypt_secret(value)
+            if new != value:
+                setattr(credential, field, new)
+                changed.append(field)
+    if changed:
+        credential.save(update_fields=[*changed, "updated_at"])
+    return bool(changed)
+
+
+def google_token_revoke(*, encrypted_token: str) -> None:
+    try:
+        GoogleOAuthClient().revoke(token=decrypt_secret(encrypted_token))
+    except Permanent:
+        logger.info("google revoke refused (token already invalid)")
+
+
+# --- the sweeper ---------------------------------------------------------------------------------
+
+
+def credential_refresh_sweep() -> list[int]:
+    """Enqueue one refresh task per credential due within its provider's window (after commit)."""
+    from connectors.models import OAuthState
+    from connectors.selectors import credential_ids_due_for_refresh
+    from connectors.tasks import credential_refresh_task
+
+    # Abandoned OAuth attempts are useless once their state expired; a day is kept for support questions.
+    OAuthState.objects.filter(created_at__lt=timezone.now() - dt.timedelta(days=1)).delete()
+    ids = credential_ids_due_for_refresh()
+    for credential_id in ids:
+        credential_refresh_task.delay_on_commit(credential_id)
+    if ids:
+        logger.info("credential refresh sweep: %s due", len(ids))
+    return ids
+
+
+# --- key rotation --------------------------------------------------------------------------------
+
+
+def secrets_rotate_batch(*, model_name: str, after_pk: int, batch_size: int) -> tuple[int, int, int]:
+    """Re-encrypt one batch of rows (pk > after_pk) under the primary key, rows locked.
+
+    Returns (rows checked, values rewritten, last pk). Values already under the primary key are left
+    alone, so a rerun after an interruption resumes where it stopped and a second run changes nothing.
+    """
+    from django.apps import apps
+
+    from connectors.crypto import reencrypt_secret
+    from connectors.models import SECRET_FIELDS
+
+    model = apps.get_model("connectors", model_name)
+    fields = SECRET_FIELDS[model_name]
+    rewritten = 0
+    with transaction.atomic():
+        rows = list(model.objects.select_for_update().filter(pk__gt=after_pk).order_by("pk")[:batch_size])
+        for row in rows:
+            changed = []
+            for field in fields:
+                value = getattr(row, field)
+                if value:
+                    new = reencrypt_secret(value)
+                    if new != value:
+                        setattr(row, field, new)
+                        changed.append(field)
+            if changed:
+                row.save(update_fields=changed)
+                rewritten += len(changed)
+    return len(rows), rewritten, rows[-1].pk if rows else after_pk

@@ -1,0 +1,58 @@
+"""Thin Celery tasks over connectors.services. Arguments are ids and plain values only."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+
+from connectors import services
+from connectors.clients.base import RateLimited, Transient
+from connectors.models import ConnectorCredential
+
+logger = logging.getLogger(__name__)
+
+REFRESH_MAX_RETRIES = 5
+
+
+def _countdown(retries: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter: ~30 s, 60 s, 120 s...; never sooner than a provider's Retry-After."""
+    base = 30 * 2**retries
+    return max(random.uniform(base / 2, base), retry_after or 0)
+
+
+@shared_task(name="connectors.credential_refresh", bind=True, max_retries=REFRESH_MAX_RETRIES, acks_late=True)
+def credential_refresh_task(self, credential_id: int, force: bool = False) -> None:
+    """Idempotent: the service re-checks under the row lock, so a duplicate delivery finds nothing to do
+    (a forced refresh, from admin's "refresh now", renews once more at most — harmless)."""
+    try:
+        services.credential_refresh(credential_id=credential_id, force=force)
+    except ConnectorCredential.DoesNotExist:
+        return
+    except services.CredentialUnusable:
+        return  # terminal, already recorded and alerted by the service
+    except services.RefreshRetryable as exc:
+        if self.request.retries >= self.max_retries:
+            logger.warning("credential %s refresh: giving up after %s retries", credential_id, self.request.retries)
+            return
+        raise self.retry(exc=exc, countdown=_countdown(self.request.retries, exc.extra.get("retry_after"))) from None
+
+
+@shared_task(name="connectors.credential_refresh_sweep", acks_late=True)
+def credential_refresh_sweep_task() -> int:
+    """Fan out one refresh task per due credential; duplicates are harmless (see above)."""
+    return len(services.credential_refresh_sweep())
+
+
+@shared_task(
+    name="connectors.google_token_revoke",
+    bind=True,
+    max_retries=3,
+    autoretry_for=(Transient, RateLimited),
+    retry_backoff=30,
+    retry_jitter=True,
+)
+def google_token_revoke_task(self, encrypted_token: str) -> None:
+    """Revoking twice is harmless: Google answers 400 for an already revoked token, which we ignore."""
+    services.google_token_revoke(encrypted_token=encrypted_token)

@@ -1,0 +1,128 @@
+"""Merchant pages: the connections list, API-key connect form, OAuth start and callback, disconnect."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.choices import MANAGING_ROLES
+from accounts.views import clerk_login_required, merchant_member_required
+from compliance.services import request_context
+from connectors import oauth, services
+from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, Provider
+from connectors.selectors import credential_get, credential_list
+
+CONNECTED = "{provider} connected: {label}."
+DISCONNECTED = "{provider} disconnected."
+
+
+def _callback_uri(request: HttpRequest, provider: str) -> str:
+    return request.build_absolute_uri(reverse("connectors:oauth_callback", kwargs={"provider": provider}))
+
+
+def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values: dict | None = None, status=200):
+    return render(
+        request,
+        "connectors/list.html",
+        {
+            "merchant": request.merchant,
+            "membership": request.membership,
+            "can_manage": request.membership.role in MANAGING_ROLES,
+            "credentials": credential_list(merchant=request.merchant),
+            "oauth_providers": [Provider(p) for p in OAUTH_PROVIDERS],
+            "api_key_providers": [Provider(p) for p in API_KEY_PROVIDERS],
+            "form_errors": form_errors or {},
+            "form_values": form_values or {},
+        },
+        status=status,
+    )
+
+
+@require_GET
+@merchant_member_required
+def connector_list(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+@require_POST
+@merchant_member_required
+def api_key_connect(request: HttpRequest) -> HttpResponse:
+    provider = request.POST.get("provider", "")
+    values = {"provider": provider, "label": request.POST.get("label", "")}
+    if request.membership.role not in MANAGING_ROLES:
+        return _page(request, form_errors={"form": [oauth.NOT_MANAGER]}, form_values=values, status=403)
+    try:
+        credential = services.credential_connect_api_key(
+            merchant=request.merchant,
+            provider=provider,
+            api_key=request.POST.get("api_key", ""),
+            label=values["label"],
+            actor=services.clerk_actor(request.clerk.user_id),
+            request_ctx=request_context(request),
+        )
+    except ValidationError as exc:
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"form": exc.messages}
+        return _page(request, form_errors=errors, form_values=values, status=400)
+    except (services.ApiKeyRejected, services.ApiKeyMissingScope) as exc:
+        return _page(request, form_errors={"api_key": [exc.message]}, form_values=values, status=422)
+    except services.ProviderUnavailable as exc:
+        return _page(request, form_errors={"form": [exc.message]}, form_values=values, status=503)
+    messages.success(
+        request, CONNECTED.format(provider=credential.get_provider_display(), label=credential.account_label)
+    )
+    return redirect("connectors:list", merchant_id=request.merchant.pk)
+
+
+@require_POST
+@merchant_member_required
+def oauth_start(request: HttpRequest, provider: str) -> HttpResponse:
+    try:
+        url = oauth.oauth_start(
+            membership=request.membership, provider=provider, redirect_uri=_callback_uri(request, provider)
+        )
+    except oauth.OAuthFailed as exc:
+        return render(request, "connectors/oauth_failed.html", {"message": exc.message}, status=403)
+    return redirect(url)
+
+
+@require_GET
+@clerk_login_required
+def oauth_callback(request: HttpRequest, provider: str) -> HttpResponse:
+    if provider not in OAUTH_PROVIDERS:
+        return render(request, "connectors/oauth_failed.html", {"message": oauth.STATE_INVALID}, status=404)
+    try:
+        credential = oauth.oauth_complete(
+            provider=provider,
+            state=request.GET.get("state", ""),
+            code=request.GET.get("code", ""),
+            error=request.GET.get("error", ""),
+            clerk_user_id=request.clerk.user_id,
+            redirect_uri=_callback_uri(request, provider),
+            actor=services.clerk_actor(request.clerk.user_id),
+            request_ctx=request_context(request),
+        )
+    except oauth.OAuthFailed as exc:
+        return render(request, "connectors/oauth_failed.html", {"message": exc.message}, status=400)
+    messages.success(
+        request, CONNECTED.format(provider=credential.get_provider_display(), label=credential.account_label)
+    )
+    return redirect("connectors:list", merchant_id=credential.merchant_id)
+
+
+@require_POST
+@merchant_member_required
+def credential_disconnect(request: HttpRequest, credential_id: int) -> HttpResponse:
+    credential = credential_get(merchant=request.merchant, credential_id=credential_id)
+    if request.membership.role not in MANAGING_ROLES:
+        return _page(request, form_errors={"form": [oauth.NOT_MANAGER]}, status=403)
+    services.credential_revoke(
+        credential_id=credential.pk,
+        actor=services.clerk_actor(request.clerk.user_id),
+        request_ctx=request_context(request),
+    )
+    messages.success(request, DISCONNECTED.format(provider=credential.get_provider_display()))
+    return redirect("connectors:list", merchant_id=request.merchant.pk)

@@ -1,0 +1,54 @@
+"""Drive the sandbox's Meta, Google, Klaviyo and Attentive stores over its control API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.server import SandboxControl
+
+
+class ProviderSandbox:
+    def __init__(self, control: SandboxControl) -> None:
+        self.control = control
+        self.url = control.base_url
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        response = self.control._request("POST", path, json=payload)
+        return response.json() if response.content else None
+
+    # Google
+    def google_tokens(self, *, ttl: int = 3599, scope: str | None = None) -> dict[str, Any]:
+        return self._post("/_control/google/tokens", {"ttl": ttl, **({"scope": scope} if scope else {})})
+
+    def google_expire(self, access_token: str) -> None:
+        self._post("/_control/google/tokens/expire", {"access_token": access_token})
+
+    def google_revoke(self, token: str) -> None:
+        self._post("/_control/google/tokens/revoke", {"token": token})
+
+    def google_configure(self, **options: Any) -> None:
+        self._post("/_control/google/configure", options)
+
+    # Meta
+    def meta_token(self, *, kind: str = "long", ttl: int | None = None, **extra: Any) -> str:
+        payload = {"kind": kind, **extra, **({"ttl": ttl} if ttl is not None else {})}
+        return self._post("/_control/meta/tokens", payload)["access_token"]
+
+    def meta_invalidate(self, access_token: str, subcode: int = 463) -> None:
+        self._post("/_control/meta/tokens/invalidate", {"access_token": access_token, "subcode": subcode})
+
+    def meta_configure(self, **options: Any) -> None:
+        self._post("/_control/meta/configure", options)
+
+    # Klaviyo, Attentive
+    def klaviyo_key(self, *, scopes: list[str] | None = None, name: str = "Demo Store") -> str:
+        payload: dict[str, Any] = {"name": name}
+        if scopes is not None:
+            payload["scopes"] = scopes
+        return self._post("/_control/klaviyo/keys", payload)["api_key"]
+
+    def attentive_key(self, *, company: str = "Demo Store") -> str:
+        return self._post("/_control/attentive/keys", {"company": company})["api_key"]
+
+    def calls(self, route: str) -> int:
+        return len(self.control.calls(route))
