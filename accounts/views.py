@@ -42,7 +42,10 @@ def merchant_member_required(view):
     def wrapper(request: HttpRequest, merchant_id: int, *args, **kwargs):
         request.membership = membership_get(clerk_user_id=request.clerk.user_id, merchant_id=merchant_id)
         request.merchant = request.membership.merchant
-        return view(request, *args, **kwargs)
+        response = view(request, *args, **kwargs)
+        # Remember the store so "/" lands here next time; membership is still checked on every request.
+        response.set_cookie(LAST_MERCHANT_COOKIE, str(request.merchant.pk), samesite="Lax", secure=request.is_secure())
+        return response
 
     return wrapper
 
@@ -54,12 +57,12 @@ def home(request: HttpRequest) -> HttpResponse:
         return render(request, "accounts/no_merchant.html", status=403)
     preferred = request.COOKIES.get(LAST_MERCHANT_COOKIE, "")
     chosen = next((m for m in memberships if str(m.merchant_id) == preferred), memberships[0])
-    return redirect("accounts:merchant_home", merchant_id=chosen.merchant_id)
+    return redirect("dashboards:overview", merchant_id=chosen.merchant_id)
 
 
 @merchant_member_required
 def merchant_home(request: HttpRequest) -> HttpResponse:
-    response = render(
+    return render(
         request,
         "accounts/merchant_home.html",
         {
@@ -69,9 +72,6 @@ def merchant_home(request: HttpRequest) -> HttpResponse:
             "members": member_list(merchant=request.merchant),
         },
     )
-    # Remember the choice so "/" lands here next time; membership is still checked on every request.
-    response.set_cookie(LAST_MERCHANT_COOKIE, str(request.merchant.pk), samesite="Lax", secure=request.is_secure())
-    return response
 
 
 @require_http_methods(["GET", "POST"])

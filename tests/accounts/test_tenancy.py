@@ -54,14 +54,14 @@ def test_user_with_two_memberships_switches_merchant(client, clerk, two_tenants)
     assert page_b.status_code == 200
     # The switcher links to the other store; "/" now lands on the last one chosen.
     assert reverse("accounts:merchant_home", args=[a.merchant.pk]) in page_b.content.decode()
-    assert client.get("/").url == reverse("accounts:merchant_home", args=[b.merchant.pk])
+    assert client.get("/").url == reverse("dashboards:overview", args=[b.merchant.pk])
 
 
 def test_last_merchant_cookie_for_a_foreign_merchant_is_ignored(client, clerk, two_tenants):
     a, b = two_tenants
     client.cookies["__session"] = clerk.token("user_a")
     client.cookies["last_merchant"] = str(b.merchant.pk)
-    assert client.get("/").url == reverse("accounts:merchant_home", args=[a.merchant.pk])
+    assert client.get("/").url == reverse("dashboards:overview", args=[a.merchant.pk])
 
 
 def test_signed_in_user_without_membership_sees_a_clear_page(client, clerk):

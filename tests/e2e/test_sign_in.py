@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from accounts.choices import Role
 from tests.accounts.factories import MembershipFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
 
 
 def test_demo_user_signs_in_and_lands_on_the_merchant_page(page, app_url, clerk, screenshot):
@@ -19,8 +19,10 @@ def test_demo_user_signs_in_and_lands_on_the_merchant_page(page, app_url, clerk,
     screenshot("sign-in")
     page.get_by_role("button", name="Sign in as Olivia Owner").click()
 
+    # She lands on her first store's overview; its Store tab names the store.
+    expect(page).to_have_url(f"{app_url}/m/{first.merchant.pk}/overview/")
+    page.get_by_role("navigation", name="Dashboards").get_by_role("link", name="Store", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Alpine Gear")
-    expect(page).to_have_url(f"{app_url}/m/{first.merchant.pk}/")
     screenshot("merchant-home")
 
     # The switcher takes her to her other store; the page says her role there.

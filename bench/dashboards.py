@@ -1,0 +1,295 @@
+"""Benchmark: dashboard pages and metrics API against marts built at a given scale.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/dashboards.py [--scale M] [--keep]
+    ... python bench/dashboards.py --database dash_bench_1234abcd   # reuse a kept database (skips the build)
+
+Creates its own database on DATABASE_URL's server (dropped at the end unless --keep), migrates it,
+generates one merchant's demo data and builds the marts with `dbt run`. Then, for each page and API
+endpoint (default range: last 30 days; LTV: 12 months):
+
+- server time: p50/p95 over --requests requests through Django's full handler stack (middleware, auth,
+  selectors, templates), in-process with DEBUG off;
+- bare SQL: p50/p95 of replaying exactly the SQL statements one request ran, on a raw cursor;
+- the ratio of page p95 to bare SQL p95 (goal ≤ 1.5 where the SQL dominates; p95 goal ≤ 150 ms);
+- API throughput: requests per second to /metrics/overview/ under gunicorn with 2 workers (goal ≥ 300).
+
+Prints ``name: value unit`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SCALES = {"S": (90, 50), "M": (730, 300)}  # days, orders per day: the Analytics issue's scales
+MERCHANT = {"id": 1, "key": "bench", "timezone": "America/New_York", "currency": "USD"}
+USER = "user_bench"
+
+
+def database_url(name: str) -> tuple[str, dict]:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        sys.exit("DATABASE_URL is not set")
+    params = conninfo_to_dict(url)
+    admin = {**params, "dbname": params.get("dbname") or "postgres"}
+    user, host = params.get("user") or "postgres", params.get("host") or "127.0.0.1"
+    password = f":{params['password']}" if params.get("password") else ""
+    if host.startswith("/"):  # the embedded PostgreSQL of `make run`: a Unix socket directory
+        return f"postgres://{user}{password}@/{name}?host={host}", admin
+    return f"postgres://{user}{password}@{host}:{params.get('port') or 5432}/{name}", admin
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recorder(statements: list, alias: str):
+    """A connection execute_wrapper that keeps every statement a request runs, to replay it bare."""
+
+    def wrapper(execute, sql, params, many, context):
+        # Reads only: replaying a write (session, cache) would fail or change what the next request sees.
+        if sql.lstrip().lower().startswith(("select", "with")):
+            statements.append((alias, sql, params))
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", choices=sorted(SCALES), default="M")
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--database", help="reuse this database (built by an earlier --keep run)")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--throughput-seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    name = args.database or f"dash_bench_{secrets.token_hex(4)}"
+    url, admin = database_url(name)
+    if not args.database:
+        with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ.update(
+        DATABASE_URL=url, DJANGO_DEV="1", DEBUG="0", SECURE_SSL_REDIRECT="0", LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="config.settings", DO_NOT_TRACK="1",
+    )  # fmt: skip
+    try:
+        run(args, build_marts=not args.database)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep and not args.database:
+            with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        elif args.keep:
+            print(f"kept_database: {name}")
+
+
+def build(scale: str) -> None:
+    from analytics.dbt_runner import dbt_invoke
+    from analytics.demo_data import generate_demo_data
+    from analytics.selectors import warehouse_connection_params
+
+    days, per_day = SCALES[scale]
+    db = warehouse_connection_params()
+    started = time.perf_counter()
+    with psycopg.connect(**db) as conn:
+        generate_demo_data(
+            conn, merchant_key=MERCHANT["key"], shop_domain="bench.myshopify.com", timezone=MERCHANT["timezone"],
+            currency=MERCHANT["currency"], days=days, orders_per_day=per_day, seed=2026, end_date=dt.date.today(),
+        )  # fmt: skip
+    with psycopg.connect(**db, autocommit=True) as conn:
+        conn.execute("analyze")
+    print(f"generation_time: {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    result = dbt_invoke(["run"], merchants=[MERCHANT], db=db)
+    if not result.success:
+        sys.exit(f"dbt run failed: {result.error}")
+    print(f"dbt_run_time: {time.perf_counter() - started:.1f} s")
+
+
+def run(args, build_marts: bool) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connections
+    from django.test import Client
+    from django.utils import timezone
+
+    from accounts.models import Membership, Merchant
+    from analytics.models import DbtRun
+    from dashboards.layouts import PAGE_LAYOUTS
+    from dashboards.models import DashboardTemplate
+    from sandbox.server import SandboxControl, SandboxServer
+
+    days, per_day = SCALES[args.scale]
+    print(f"scale: {args.scale} ({days} days x {per_day} orders/day)")
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+    # DEBUG is off, as in production: templates need the hashed static manifest (staticfiles/, git-ignored).
+    call_command("collectstatic", interactive=False, verbosity=0)
+    if build_marts:
+        build(args.scale)
+    merchant, _ = Merchant.objects.update_or_create(
+        pk=MERCHANT["id"],
+        defaults={"name": "Bench", "shop_domain": "bench.myshopify.com", "timezone": MERCHANT["timezone"],
+                  "currency": MERCHANT["currency"], "key": MERCHANT["key"]},
+    )  # fmt: skip
+    Membership.objects.get_or_create(merchant=merchant, clerk_user_id=USER, defaults={"role": "owner"})
+    if not DbtRun.objects.filter(status="success").exists():
+        now = timezone.now()
+        DbtRun.objects.create(command="build", status="success", started_at=now, finished_at=now)
+    template, _ = DashboardTemplate.objects.get_or_create(
+        merchant=merchant, name="Bench", defaults={"layout": PAGE_LAYOUTS["overview"], "created_by": USER}
+    )
+
+    with SandboxServer() as sandbox:
+        control = SandboxControl(sandbox.url)
+        control.seed_clerk_user(USER, first_name="Bench", last_name="User")
+        origin = "http://testserver"
+        settings.CLERK_JWT_KEY = control.jwt_public_key()
+        settings.CLERK_AUTHORIZED_PARTIES = [origin]
+        token = control.mint_session_token(USER, azp=origin, ttl_seconds=3600)
+        client = Client()
+        client.cookies["__session"] = token
+        api_headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+        m = merchant.pk
+        targets = [
+            ("page_overview", f"/m/{m}/overview/", {}),
+            ("page_ltv", f"/m/{m}/ltv/", {}),
+            ("page_attribution", f"/m/{m}/attribution/", {}),
+            ("page_engagement", f"/m/{m}/engagement/", {}),
+            ("page_custom_dashboard", f"/m/{m}/dashboards/{template.pk}/", {}),
+            ("api_overview", f"/api/merchants/{m}/metrics/overview/", api_headers),
+            ("api_ltv", f"/api/merchants/{m}/metrics/ltv/", api_headers),
+            ("api_attribution", f"/api/merchants/{m}/metrics/attribution/", api_headers),
+            ("api_attribution_compare", f"/api/merchants/{m}/metrics/attribution/compare/", api_headers),
+            ("api_engagement", f"/api/merchants/{m}/metrics/engagement/", api_headers),
+        ]
+        for label, path, headers in targets:
+            statements: list[tuple[str, str, object]] = []
+            with (
+                connections["default"].execute_wrapper(recorder(statements, "default")),
+                connections["warehouse"].execute_wrapper(recorder(statements, "warehouse")),
+            ):
+                first = client.get(path, **headers)
+            if first.status_code != 200:
+                sys.exit(f"{path} answered {first.status_code}")
+            server = []
+            for _ in range(args.requests):
+                started = time.perf_counter()
+                client.get(path, **headers)
+                server.append((time.perf_counter() - started) * 1000)
+            bare = []
+            for _ in range(args.requests):
+                started = time.perf_counter()
+                for alias, sql, params in statements:
+                    with connections[alias].cursor() as cursor:
+                        cursor.execute(sql, params)
+                        if cursor.description:
+                            cursor.fetchall()
+                bare.append((time.perf_counter() - started) * 1000)
+            p95, sql95 = pct(server, 0.95), pct(bare, 0.95)
+            print(f"{label}_p50: {statistics.median(server):.1f} ms")
+            print(f"{label}_p95: {p95:.1f} ms")
+            print(f"{label}_sql_p50: {statistics.median(bare):.1f} ms ({len(statements)} statements)")
+            print(f"{label}_sql_p95: {sql95:.1f} ms")
+            print(f"{label}_p95_over_sql_p95: {p95 / sql95:.2f} x")
+
+        throughput(args, token)
+
+
+def throughput(args, token: str) -> None:
+    import requests
+    from django.db import connections
+
+    connections.close_all()
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "CLERK_JWT_KEY": settings.CLERK_JWT_KEY,
+        "CLERK_AUTHORIZED_PARTIES": "http://testserver",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "CONN_MAX_AGE": "600",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = f"{origin}/api/merchants/{MERCHANT['id']}/metrics/overview/"
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(url, headers=headers, timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                sys.exit("gunicorn did not answer 200 within 30 s")
+            time.sleep(0.2)
+        for _ in range(20):  # warm both workers' connections
+            requests.get(url, headers=headers, timeout=5)
+        done = 0
+        failed = 0
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.throughput_seconds
+
+        def worker(_: int) -> None:
+            nonlocal done, failed
+            session = requests.Session()
+            while time.monotonic() < stop_at:
+                ok = session.get(url, headers=headers, timeout=10).status_code == 200
+                with lock:
+                    done += ok
+                    failed += not ok
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            list(pool.map(worker, range(args.concurrency)))
+        elapsed = time.monotonic() - started
+        print("api_throughput_workers: 2 gunicorn sync workers")
+        print(f"api_throughput_clients: {args.concurrency} threads")
+        print(f"api_throughput: {done / elapsed:.0f} req/s")
+        print(f"api_throughput_errors: {failed} requests")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

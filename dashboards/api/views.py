@@ -1,0 +1,271 @@
+"""Metrics and dashboard-template API. The metrics call the same selectors as the pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError as DrfValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.permissions import IsClerkUser
+from accounts.models import Merchant
+from accounts.selectors import membership_get
+from compliance.choices import ActorType
+from compliance.services import Actor, request_context
+from dashboards import selectors
+from dashboards.api import serializers as s
+from dashboards.layouts import STARTER_TEMPLATES
+from dashboards.periods import DateRange, date_range_parse
+from dashboards.services import (
+    DashboardTemplateConflict,
+    dashboard_template_apply_record,
+    dashboard_template_create,
+    dashboard_template_delete,
+    dashboard_template_update,
+)
+
+MODEL_UNKNOWN = "Unknown attribution model; choose one of: {choices}."
+
+
+def jsonable(value: Any) -> Any:
+    """Money and ratios as decimal strings (no float rounding), dates as ISO strings."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def range_payload(merchant: Merchant, dr: DateRange) -> dict:
+    return {
+        "range": {
+            "start": dr.current.start,
+            "end": dr.current.end,
+            "comparison_start": dr.comparison.start if dr.comparison else None,
+            "comparison_end": dr.comparison.end if dr.comparison else None,
+            "preset": dr.preset,
+            "compare": dr.compare,
+        },
+        "currency": merchant.currency,
+        "timezone": merchant.timezone,
+    }
+
+
+class MerchantApiView(APIView):
+    permission_classes = [IsClerkUser]
+    default_preset = "last_30_days"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        membership = membership_get(clerk_user_id=request.user.user_id, merchant_id=kwargs["merchant_id"])
+        self.merchant = membership.merchant
+
+    def date_range(self) -> DateRange:
+        # A Django ValidationError with field errors becomes a 400 in config.api.exception_handler.
+        return date_range_parse(
+            self.request.query_params, timezone=self.merchant.timezone, default_preset=self.default_preset
+        )
+
+    def actor(self) -> Actor:
+        user_id = self.request.user.user_id
+        return Actor(type=ActorType.CLERK_USER, id=user_id, label=user_id)
+
+
+class OverviewApi(MerchantApiView):
+    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.OverviewResponseSerializer, tags=["metrics"])
+    def get(self, request, merchant_id: int):
+        """KPIs with the change against the comparison period, and the daily series."""
+        dr = self.date_range()
+        body = {
+            **range_payload(self.merchant, dr),
+            "kpis": selectors.overview_get(merchant=self.merchant, date_range=dr),
+            "daily": selectors.overview_daily_list(merchant=self.merchant, period=dr.current),
+        }
+        return Response(jsonable(body))
+
+
+class LtvApi(MerchantApiView):
+    default_preset = "last_12_months"
+
+    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.LtvResponseSerializer, tags=["metrics"])
+    def get(self, request, merchant_id: int):
+        """Cohorts whose first month falls in the range (default: the last 12 months), month by month."""
+        dr = self.date_range()
+        body = {
+            **range_payload(self.merchant, dr),
+            "cohorts": selectors.ltv_cohort_list(merchant=self.merchant, period=dr.current),
+        }
+        return Response(jsonable(body))
+
+
+class AttributionApi(MerchantApiView):
+    @extend_schema(
+        parameters=[s.AttributionQuerySerializer], responses=s.AttributionResponseSerializer, tags=["metrics"]
+    )
+    def get(self, request, merchant_id: int):
+        """Channels and campaigns under one attribution model."""
+        dr = self.date_range()
+        model = request.query_params.get("model") or "last_touch"
+        if model not in selectors.ATTRIBUTION_MODELS:
+            raise DrfValidationError({"model": [MODEL_UNKNOWN.format(choices=", ".join(selectors.ATTRIBUTION_MODELS))]})
+        channel = request.query_params.get("channel") or None
+        body = {
+            **range_payload(self.merchant, dr),
+            "model": model,
+            "lookback_days": selectors.ATTRIBUTION_LOOKBACK_DAYS,
+            **selectors.attribution_model_get(merchant=self.merchant, period=dr.current, model=model, channel=channel),
+        }
+        return Response(jsonable(body))
+
+
+class AttributionCompareApi(MerchantApiView):
+    @extend_schema(
+        parameters=[s.DateRangeQuerySerializer], responses=s.AttributionCompareResponseSerializer, tags=["metrics"]
+    )
+    def get(self, request, merchant_id: int):
+        """Every attribution model side by side, by channel: attributed revenue and ROAS."""
+        dr = self.date_range()
+        body = {
+            **range_payload(self.merchant, dr),
+            "models": selectors.ATTRIBUTION_MODELS,
+            "lookback_days": selectors.ATTRIBUTION_LOOKBACK_DAYS,
+            "channels": selectors.attribution_comparison_list(merchant=self.merchant, period=dr.current),
+        }
+        return Response(jsonable(body))
+
+
+class EngagementApi(MerchantApiView):
+    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.EngagementResponseSerializer, tags=["metrics"])
+    def get(self, request, merchant_id: int):
+        """Email and SMS: totals by channel, provider and campaign/flow, top messages, daily trend."""
+        dr = self.date_range()
+        body = {
+            **range_payload(self.merchant, dr),
+            "summary": selectors.engagement_summary_list(merchant=self.merchant, period=dr.current),
+            "messages": selectors.engagement_message_list(merchant=self.merchant, period=dr.current),
+            "daily": selectors.engagement_daily_list(merchant=self.merchant, period=dr.current),
+        }
+        return Response(jsonable(body))
+
+
+# --- dashboard templates ----------------------------------------------------------------------------
+
+
+def conflict_response(exc: DashboardTemplateConflict) -> Response:
+    return Response({exc.field: [exc.message]}, status=status.HTTP_409_CONFLICT)
+
+
+class DashboardTemplateListApi(MerchantApiView):
+    @extend_schema(responses=s.DashboardTemplateSerializer(many=True), tags=["dashboard templates"])
+    def get(self, request, merchant_id: int):
+        """The merchant's saved templates (starter templates are built in and not listed here)."""
+        templates = selectors.dashboard_template_list(merchant=self.merchant)
+        return Response(s.DashboardTemplateSerializer(templates, many=True).data)
+
+    @extend_schema(
+        request=s.DashboardTemplateSerializer,
+        responses={201: s.DashboardTemplateSerializer, 409: None},
+        tags=["dashboard templates"],
+    )
+    def post(self, request, merchant_id: int):
+        """Save a template. Invalid layout → 400 naming the widget; name taken → 409."""
+        serializer = s.DashboardTemplateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            template = dashboard_template_create(
+                merchant=self.merchant,
+                name=serializer.validated_data["name"],
+                description=serializer.validated_data.get("description", ""),
+                layout=serializer.validated_data["layout"],
+                actor=self.actor(),
+                request_context=request_context(request),
+            )
+        except DashboardTemplateConflict as exc:
+            return conflict_response(exc)
+        return Response(s.DashboardTemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+
+class StarterTemplateListApi(MerchantApiView):
+    @extend_schema(responses=s.StarterTemplateSerializer(many=True), tags=["dashboard templates"])
+    def get(self, request, merchant_id: int):
+        """The built-in starter templates (acquisition, retention, email & SMS); save one to customise it."""
+        return Response([{"key": key, **starter} for key, starter in STARTER_TEMPLATES.items()])
+
+
+class DashboardTemplateDetailApi(MerchantApiView):
+    def template(self, template_id: int):
+        return selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
+
+    @extend_schema(responses=s.DashboardTemplateSerializer, tags=["dashboard templates"])
+    def get(self, request, merchant_id: int, template_id: int):
+        return Response(s.DashboardTemplateSerializer(self.template(template_id)).data)
+
+    @extend_schema(
+        request=s.DashboardTemplateUpdateSerializer,
+        responses={200: s.DashboardTemplateSerializer, 409: None},
+        tags=["dashboard templates"],
+    )
+    def patch(self, request, merchant_id: int, template_id: int):
+        """Update with the version you read; a stale version answers 409 and changes nothing."""
+        template = self.template(template_id)
+        serializer = s.DashboardTemplateUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            template = dashboard_template_update(
+                template=template,
+                version=data["version"],
+                name=data.get("name"),
+                description=data.get("description"),
+                layout=data.get("layout"),
+                actor=self.actor(),
+                request_context=request_context(request),
+            )
+        except DashboardTemplateConflict as exc:
+            return conflict_response(exc)
+        return Response(s.DashboardTemplateSerializer(template).data)
+
+    @extend_schema(
+        request=s.DashboardTemplateUpdateSerializer,
+        responses={200: s.DashboardTemplateSerializer, 409: None},
+        tags=["dashboard templates"],
+    )
+    def put(self, request, merchant_id: int, template_id: int):
+        return self.patch(request, merchant_id, template_id)
+
+    @extend_schema(responses={204: None}, tags=["dashboard templates"])
+    def delete(self, request, merchant_id: int, template_id: int):
+        dashboard_template_delete(
+            template=self.template(template_id), actor=self.actor(), request_context=request_context(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DashboardTemplateApplyApi(MerchantApiView):
+    @extend_schema(
+        request=None,
+        parameters=[s.DateRangeQuerySerializer],
+        responses=s.DashboardApplyResponseSerializer,
+        tags=["dashboard templates"],
+    )
+    def post(self, request, merchant_id: int, template_id: int):
+        """Render the template's layout with live data for the range (the same numbers as the pages)."""
+        template = selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
+        dr = self.date_range()
+        widgets = selectors.dashboard_widget_list(merchant=self.merchant, layout=template.layout, date_range=dr)
+        dashboard_template_apply_record(template=template, actor=self.actor(), request_context=request_context(request))
+        body = {
+            **range_payload(self.merchant, dr),
+            "template": s.DashboardTemplateSerializer(template).data,
+            "widgets": widgets,
+        }
+        return Response(jsonable(body))
