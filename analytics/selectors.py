@@ -20,8 +20,10 @@ def dbt_merchant_list() -> list[dict]:
 def warehouse_connection_params() -> dict:
     """libpq parameters of the `warehouse` database alias, where dbt builds (the test database under tests)."""
     db = connections["warehouse"].settings_dict
+    # A Unix-socket directory arrives as ?host=/dir in DATABASE_URL, which django-environ keeps in OPTIONS.
+    host = db.get("HOST") or db.get("OPTIONS", {}).get("host") or "127.0.0.1"
     return {
-        "host": db.get("HOST") or "127.0.0.1",
+        "host": host,
         "port": int(db.get("PORT") or 5432),
         "user": db.get("USER") or "postgres",
         "password": db.get("PASSWORD") or "",

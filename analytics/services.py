@@ -16,6 +16,7 @@ from analytics import dbt_runner
 from analytics.choices import DbtRunStatus, DbtTrigger
 from analytics.models import DbtRun
 from analytics.selectors import dbt_merchant_list, warehouse_connection_params
+from config.logging import redact
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,8 @@ def _alert(run: DbtRun) -> None:
         "status": run.status,
         "failed_nodes": [f["unique_id"] for f in run.failures][:20],
         "stale_sources": sorted({f["source"] for f in stale})[:20],
-        "error": run.error[:500],
+        # dbt's error text can quote a connection string; alerts carry only the redacted form.
+        "error": redact(run.error[:500]),
     }
     staff_notify(kind=kind, context=context, dedupe_key=f"{kind}:{run.command}:{day}")
     for merchant in _affected_merchants(run):

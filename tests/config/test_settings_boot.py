@@ -12,7 +12,9 @@ ROOT = settings.BASE_DIR
 
 
 def _run(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET_KEY", "FIELD_ENCRYPTION"))}
+    # Only what a process needs to start: the configuration under test comes from env_overrides alone.
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR") if k in os.environ}
+    env["ENV_FILE"] = os.devnull  # a developer's .env must not supply what the test removed
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
