@@ -19,7 +19,9 @@ def two_tenants(clerk):
 def test_member_of_a_gets_404_for_b_merchant_page(client, clerk, two_tenants):
     a, b = two_tenants
     client.cookies["__session"] = clerk.token("user_a")
-    assert client.get(reverse("accounts:merchant_home", args=[a.merchant.pk])).status_code == 200
+    own = client.get(reverse("accounts:merchant_home", args=[a.merchant.pk]))
+    assert own.status_code == 200
+    assert reverse("notifications:preferences", args=[a.merchant.pk]) in own.content.decode()
     assert client.get(reverse("accounts:merchant_home", args=[b.merchant.pk])).status_code == 404
 
 
