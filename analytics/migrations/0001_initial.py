@@ -4,32 +4,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DbtRun',
+            name="DbtRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('command', models.CharField(help_text='The dbt arguments, e.g. `build --select marts`.', max_length=500)),
-                ('args', models.JSONField(default=list)),
-                ('triggered_by', models.CharField(choices=[('command', 'Management command'), ('schedule', 'Celery beat'), ('admin', 'Admin action')], default='command', max_length=16)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('success', 'Succeeded'), ('failed', 'Failed'), ('error', 'Error')], db_index=True, default='running', max_length=16)),
-                ('started_at', models.DateTimeField(db_index=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_seconds', models.FloatField(blank=True, null=True)),
-                ('merchant_ids', models.JSONField(default=list, help_text='The active merchants passed to dbt.')),
-                ('node_counts', models.JSONField(default=dict, help_text="Nodes by result status, e.g. {'success': 40, 'pass': 90}.")),
-                ('failures', models.JSONField(default=list, help_text='[{unique_id, status, message}] for every node that failed.')),
-                ('freshness', models.JSONField(default=list, help_text='[{source, max_loaded_at, status}] from source freshness.')),
-                ('error', models.TextField(blank=True, help_text='Why dbt could not run at all, when it could not.')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "command",
+                    models.CharField(help_text="The dbt arguments, e.g. `build --select marts`.", max_length=500),
+                ),
+                ("args", models.JSONField(default=list)),
+                (
+                    "triggered_by",
+                    models.CharField(
+                        choices=[
+                            ("command", "Management command"),
+                            ("schedule", "Celery beat"),
+                            ("admin", "Admin action"),
+                        ],
+                        default="command",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("success", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("error", "Error"),
+                        ],
+                        db_index=True,
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("started_at", models.DateTimeField(db_index=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_seconds", models.FloatField(blank=True, null=True)),
+                ("merchant_ids", models.JSONField(default=list, help_text="The active merchants passed to dbt.")),
+                (
+                    "node_counts",
+                    models.JSONField(
+                        default=dict, help_text="Nodes by result status, e.g. {'success': 40, 'pass': 90}."
+                    ),
+                ),
+                (
+                    "failures",
+                    models.JSONField(
+                        default=list, help_text="[{unique_id, status, message}] for every node that failed."
+                    ),
+                ),
+                (
+                    "freshness",
+                    models.JSONField(
+                        default=list, help_text="[{source, max_loaded_at, status}] from source freshness."
+                    ),
+                ),
+                ("error", models.TextField(blank=True, help_text="Why dbt could not run at all, when it could not.")),
             ],
             options={
-                'ordering': ['-started_at', '-id'],
+                "ordering": ["-started_at", "-id"],
             },
         ),
     ]

@@ -1,5 +1,11 @@
 {#- Merchant x local date x provider x campaign-or-flow engagement for one channel ('email' or 'sms').
-    Event counts are on the event's local date, attributed orders on the order's local date. -#}
+    Deliveries, bounces, unsubscribes and spam complaints count on the event's local date. Opens and clicks
+    count on the local date of the send they belong to: the recipient's latest delivery of the same message
+    (Klaviyo $message / Attentive message; else the campaign-or-flow) at or before the event, in that send's
+    campaign-or-flow. Unique opens / clicks are distinct recipients of that day's sends who opened / clicked
+    (email: a click implies an open), so they never exceed delivered. An open or click with no earlier
+    delivery (sent before the data starts) counts in opens / clicks on its own date, never as unique.
+    Attributed orders count on the order's local date. -#}
 {% macro engagement_mart(channel) %}
 {{ config(
     materialized='incremental',
@@ -7,15 +13,75 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
 ) }}
-{#- Incremental: rebuild whole days touched by recomputed messages, orders or attributions. -#}
 {%- set changed_since -%}
 (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
 {%- endset %}
-with
+with messages as (
+    select
+        merchant_id,
+        provider,
+        event_type,
+        message_event_id,
+        occurred_at,
+        event_date,
+        message_type,
+        coalesce(campaign_or_flow_id, '(none)') as campaign_or_flow_id,
+        coalesce(message_id, campaign_or_flow_id, '(none)') as send_key,
+        recipient_id,
+        dbt_updated_at
+    from {{ ref('fct_messages') }}
+    where channel = '{{ channel }}'
+),
+
+-- Each delivery is the send of its message to the recipient until the next delivery of the same message.
+deliveries as (
+    select
+        merchant_id,
+        provider,
+        recipient_id,
+        send_key,
+        message_event_id,
+        occurred_at as delivered_at,
+        lead(occurred_at) over (
+            partition by merchant_id, provider, recipient_id, send_key order by occurred_at, message_event_id
+        ) as next_delivered_at,
+        event_date,
+        campaign_or_flow_id,
+        message_type
+    from messages
+    where event_type = 'delivered' and recipient_id is not null
+),
+
+engagement as (
+    select
+        e.merchant_id,
+        e.provider,
+        e.event_type,
+        e.recipient_id,
+        coalesce(d.event_date, e.event_date) as date_day,
+        coalesce(d.campaign_or_flow_id, e.campaign_or_flow_id) as campaign_or_flow_id,
+        coalesce(d.message_type, e.message_type) as message_type,
+        d.message_event_id is not null as has_send
+    from messages as e
+    left join deliveries as d
+        on d.merchant_id = e.merchant_id and d.provider = e.provider and d.recipient_id = e.recipient_id
+        and d.send_key = e.send_key
+        and d.delivered_at <= e.occurred_at and (d.next_delivered_at is null or e.occurred_at < d.next_delivered_at)
+    where e.event_type in ('opened', 'clicked')
+),
 {%- if is_incremental() %}
+
+-- Rebuild whole days touched by recomputed messages, orders or attributions; for a recomputed message also
+-- the days of every earlier send of the same message to the recipient (its opens/clicks may move).
 affected_days as (
-    select merchant_id, event_date as date_day from {{ ref('fct_messages') }}
-    where dbt_updated_at > {{ changed_since }} and channel = '{{ channel }}'
+    select merchant_id, event_date as date_day from messages where dbt_updated_at > {{ changed_since }}
+    union
+    select d.merchant_id, d.event_date
+    from messages as c
+    inner join deliveries as d
+        on d.merchant_id = c.merchant_id and d.provider = c.provider and d.recipient_id = c.recipient_id
+        and d.send_key = c.send_key and d.delivered_at <= c.occurred_at
+    where c.dbt_updated_at > {{ changed_since }}
     union
     select merchant_id, order_date from {{ ref('fct_orders') }} where dbt_updated_at > {{ changed_since }}
     union
@@ -26,23 +92,60 @@ affected_days as (
 events as (
     select
         merchant_id,
-        event_date as date_day,
+        date_day,
         provider,
-        coalesce(campaign_or_flow_id, '(none)') as campaign_or_flow_id,
+        campaign_or_flow_id,
         max(message_type) as message_type,
-        count(*) filter (where event_type in ('delivered', 'bounced')) as sends,
-        count(*) filter (where event_type = 'delivered') as delivered,
-        count(*) filter (where event_type = 'opened') as opens,
-        count(distinct recipient_id) filter (where event_type = 'opened') as unique_opens,
-        count(*) filter (where event_type = 'clicked') as clicks,
-        count(distinct recipient_id) filter (where event_type = 'clicked') as unique_clicks,
-        count(*) filter (where event_type = 'bounced') as bounces,
-        count(*) filter (where event_type = 'unsubscribed') as unsubscribes,
-        count(*) filter (where event_type = 'spam_complaint') as spam_complaints
-    from {{ ref('fct_messages') }}
-    where channel = '{{ channel }}'
+        sum(sends) as sends,
+        sum(delivered) as delivered,
+        sum(opens) as opens,
+        sum(unique_opens) as unique_opens,
+        sum(clicks) as clicks,
+        sum(unique_clicks) as unique_clicks,
+        sum(bounces) as bounces,
+        sum(unsubscribes) as unsubscribes,
+        sum(spam_complaints) as spam_complaints
+    from (
+        select
+            merchant_id,
+            event_date as date_day,
+            provider,
+            campaign_or_flow_id,
+            max(message_type) as message_type,
+            count(*) filter (where event_type in ('delivered', 'bounced')) as sends,
+            count(*) filter (where event_type = 'delivered') as delivered,
+            0 as opens,
+            0 as unique_opens,
+            0 as clicks,
+            0 as unique_clicks,
+            count(*) filter (where event_type = 'bounced') as bounces,
+            count(*) filter (where event_type = 'unsubscribed') as unsubscribes,
+            count(*) filter (where event_type = 'spam_complaint') as spam_complaints
+        from messages
+        where event_type not in ('opened', 'clicked')
+        group by 1, 2, 3, 4
+        union all
+        select
+            merchant_id,
+            date_day,
+            provider,
+            campaign_or_flow_id,
+            max(message_type),
+            0,
+            0,
+            count(*) filter (where event_type = 'opened'),
+            count(distinct recipient_id) filter (where has_send
+                and event_type {% if channel == 'email' %}in ('opened', 'clicked'){% else %}= 'opened'{% endif %}),
+            count(*) filter (where event_type = 'clicked'),
+            count(distinct recipient_id) filter (where has_send and event_type = 'clicked'),
+            0,
+            0,
+            0
+        from engagement
+        group by 1, 2, 3, 4
+    ) as counted
     {%- if is_incremental() %}
-        and (merchant_id, event_date) in (select merchant_id, date_day from affected_days)
+    where (merchant_id, date_day) in (select merchant_id, date_day from affected_days)
     {%- endif %}
     group by 1, 2, 3, 4
 ),

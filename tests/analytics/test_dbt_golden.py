@@ -243,20 +243,22 @@ def build_golden_raw(conn) -> None:
         customer_time_zone="Europe/Berlin",
         segments_date=dt.date(2026, 3, 1),
     )
-    raw.add(
-        "google_ads_campaign",
-        customer_id=555,
-        campaign_id=77,
-        campaign_name="Generic",
-        segments_date=dt.date(2026, 3, 14),
-        segments_ad_network_type="SEARCH",
-        segments_device="MOBILE",
-        metrics_clicks=10,
-        metrics_impressions=300,
-        metrics_cost_micros=100_000_000,
-        metrics_conversions=1,
-        metrics_conversions_value=Decimal("50"),
-    )
+    for extracted in (EXTRACTED, EXTRACTED + 3 * days):  # re-emitted by a later sync (conversions settle)
+        raw.add(
+            "google_ads_campaign",
+            extracted_at=extracted,
+            customer_id=555,
+            campaign_id=77,
+            campaign_name="Generic",
+            segments_date=dt.date(2026, 3, 14),
+            segments_ad_network_type="SEARCH",
+            segments_device="MOBILE",
+            metrics_clicks=10,
+            metrics_impressions=300,
+            metrics_cost_micros=100_000_000,
+            metrics_conversions=1,
+            metrics_conversions_value=Decimal("50"),
+        )
     raw.add("exchange_rates_rates", date=dt.date(2026, 3, 13), base="EUR", rates={"EUR": 1, "USD": 1.10})
     raw.add("exchange_rates_rates", date=dt.date(2026, 3, 16), base="EUR", rates={"EUR": 1, "USD": 1.20})
 
@@ -281,6 +283,56 @@ def build_golden_raw(conn) -> None:
                 "metric": {"data": {"type": "metric", "id": metric}},
                 "profile": {"data": {"type": "profile", "id": "p102"}},
             },
+        )
+
+    # A welcome-flow email delivered to p201 late on 10 March (Los Angeles) and opened twice and clicked on
+    # 11 March: the opens and the click belong to the 10 March send, never to a day without a delivery.
+    # p202 clicks without an open event (images blocked): the click implies the open. A second flow message
+    # to p201 on 12 March is never opened.
+    raw.add("klaviyo_metrics", type="metric", id="m_open", attributes={"name": "Opened Email"})
+    raw.add("klaviyo_flows", type="flow", id="flow1", attributes={"name": "Welcome"})
+    sent = dt.datetime(2026, 3, 11, 6, 0, tzinfo=UTC)  # 23:00 on 10 March in Los Angeles
+    flow_events = (
+        ("f1", "m_recv", "p201", "msg1", sent),
+        ("f2", "m_open", "p201", "msg1", sent + dt.timedelta(hours=9)),
+        ("f3", "m_open", "p201", "msg1", sent + dt.timedelta(hours=10)),
+        ("f4", "m_click", "p201", "msg1", sent + dt.timedelta(hours=10, minutes=1)),
+        ("f5", "m_recv", "p202", "msg1", sent),
+        ("f6", "m_click", "p202", "msg1", sent + dt.timedelta(hours=12)),
+        ("f7", "m_recv", "p201", "msg2", sent + 2 * days),
+    )
+    for eid, metric, profile, message, when in flow_events:
+        raw.add(
+            "klaviyo_events",
+            type="event",
+            id=eid,
+            datetime=when,
+            attributes={
+                "timestamp": int(when.timestamp()),
+                "event_properties": {"$flow": "flow1", "$message": message},
+            },
+            relationships={
+                "metric": {"data": {"type": "metric", "id": metric}},
+                "profile": {"data": {"type": "profile", "id": profile}},
+            },
+        )
+    # Attentive SMS: sent on 12 March, link clicked twice on 13 March by the same subscriber.
+    sms_sent = dt.datetime(2026, 3, 13, 4, 0, tzinfo=UTC)  # 21:00 on 12 March in Los Angeles
+    for table, when in (
+        ("attentive_sms_sent", sms_sent),
+        ("attentive_sms_message_link_click", sms_sent + dt.timedelta(hours=10)),
+        ("attentive_sms_message_link_click", sms_sent + dt.timedelta(hours=11)),
+    ):
+        raw.add(
+            table,
+            type="sms." + table.removeprefix("attentive_sms_"),
+            timestamp=when,
+            message_id="att1",
+            message_name="Spring SMS",
+            message_type="CAMPAIGN",
+            message_channel="TEXT",
+            subscriber_external_id="sub1",
+            subscriber_phone="+15550000001",
         )
 
     # The other merchant: 23:30 UTC on 1 March is already 2 March in Berlin; same order id, other shop.
@@ -349,6 +401,18 @@ def test_attributed_revenue_is_the_orders_net_revenue(golden):
     )
     assert got == [
         (m, Decimal("72.00"))
+        for m in ("first_touch", "last_touch", "multi_touch_linear", "position_based", "time_decay")
+    ]
+    # order 1001 (net 100.00, three touches in three channels): every model adds up to the cent, also
+    # under the linear model (33.33... each), where rounding each channel's share would lose a cent
+    whole = rows(
+        golden,
+        """
+        select attribution_model, sum(attributed_revenue) from analytics.fct_attribution_daily
+        where date_day = '2026-03-20' group by 1 order by 1""",
+    )
+    assert whole == [
+        (m, Decimal("100.00"))
         for m in ("first_touch", "last_touch", "multi_touch_linear", "position_based", "time_decay")
     ]
     # order 1001 (net 100) under time decay: 14 / 7 / 0 days before the order
@@ -456,6 +520,14 @@ def test_ad_spend_restated_and_converted_to_shop_currency(golden):
         select channel, spend from analytics.fct_channel_daily where date_day = '2026-03-14'""",
     )
     assert channel == [("paid_search", Decimal("110.00"))]
+    # a Google Ads row re-emitted by a later sync and a restated Meta day count once in the summary too
+    summary = rows(
+        golden,
+        """
+        select date_day, ad_spend from analytics.fct_daily_summary
+        where merchant_id = 7 and date_day in ('2026-03-10', '2026-03-14') order by 1""",
+    )
+    assert summary == [(dt.date(2026, 3, 10), Decimal("55.00")), (dt.date(2026, 3, 14), Decimal("110.00"))]
 
 
 def test_email_click_attributes_the_order(golden):
@@ -464,9 +536,27 @@ def test_email_click_attributes_the_order(golden):
         """
         select provider, campaign_or_flow_name, sum(sends), sum(delivered), sum(clicks), sum(unique_clicks),
                sum(attributed_orders), sum(attributed_revenue)
-        from analytics.fct_email_engagement group by 1, 2""",
+        from analytics.fct_email_engagement where message_type = 'campaign' group by 1, 2""",
     )
     assert got == [("klaviyo", "March drop", 1, 1, 1, 1, 1, Decimal("72.00"))]
+
+
+def test_opens_and_clicks_count_on_the_send_date_and_never_exceed_delivered(golden):
+    got = rows(
+        golden,
+        """
+        select date_day, campaign_or_flow_name, delivered, opens, unique_opens, clicks, unique_clicks
+        from analytics.fct_email_engagement where message_type = 'flow' order by date_day""",
+    )
+    assert got == [
+        (dt.date(2026, 3, 10), "Welcome", 2, 2, 2, 2, 2),
+        (dt.date(2026, 3, 12), "Welcome", 1, 0, 0, 0, 0),
+    ]
+    sms = rows(
+        golden,
+        "select date_day, delivered, clicks, unique_clicks, unique_opens from analytics.fct_sms_engagement",
+    )
+    assert sms == [(dt.date(2026, 3, 12), 1, 2, 1, 0)]
 
 
 def test_sessions_are_stitched_to_the_customer_by_anonymous_id(golden):

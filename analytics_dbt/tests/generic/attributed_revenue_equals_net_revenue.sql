@@ -1,5 +1,6 @@
-{#- Per order, attributed revenue adds up to the order's net revenue, and every revenue order is present. -#}
-{% test attributed_revenue_equals_net_revenue(model, column_name, orders=none, tolerance=0.01) %}
+{#- Per order, attributed revenue adds up to the order's net revenue exactly (tolerance 0 by default: revenue is
+    split in whole cents), and every revenue order is present. -#}
+{% test attributed_revenue_equals_net_revenue(model, column_name, orders=none, tolerance=0) %}
 {%- set orders_rel = orders if orders is not none else ref('fct_orders') %}
 with attributed as (
     select merchant_id, order_id, sum({{ column_name }}) as attributed

@@ -1,7 +1,10 @@
 -- Conversion x touch. A conversion is a revenue order; its touches are the customer's sessions that started
 -- strictly before the order and at most attribution_lookback_days earlier. An order without any such
 -- session gets one 'unattributed' touch (session_id null), so every model's weights sum to 1 per order and
--- attributed revenue always adds up to net revenue.
+-- attributed revenue always adds up to net revenue. Revenue is split in whole cents by cumulative rounding
+-- (touch i gets round(net x cumulative weight to i) - round(net x cumulative weight to i - 1)): each touch is
+-- within a cent of weight x net revenue and the touches add up exactly, so sums over any rows (days,
+-- channels, months) lose no money to rounding.
 -- Incremental: recompute the whole path of every order whose attribution inputs changed (the order row,
 -- or a session of its customer inside its lookback, or a session it was credited to); the post-hook drops
 -- orders that stopped being revenue orders.
@@ -136,11 +139,9 @@ select
     linear_weight::numeric as linear_weight,
     position_based_weight::numeric as position_based_weight,
     time_decay_weight::numeric as time_decay_weight,
-    net_revenue * first_touch_weight as first_touch_revenue,
-    net_revenue * last_touch_weight as last_touch_revenue,
-    net_revenue * linear_weight as linear_revenue,
-    net_revenue * position_based_weight as position_based_revenue,
-    net_revenue * time_decay_weight as time_decay_revenue,
+    {%- for col in ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] %}
+    {{ cents_share('net_revenue', col ~ '_weight') }} as {{ col }}_revenue,
+    {%- endfor %}
     order_hash,
     now() as dbt_updated_at
 from weighted

@@ -1,11 +1,14 @@
 -- depends_on: {{ ref('fct_orders') }}
 -- Merchant x order local date x channel x campaign x model: attributed orders (sum of weights) and revenue.
 -- Incremental: rebuild the order dates of recomputed touches and recomputed orders.
+-- Unique index on the grain, led by (merchant_id, attribution_model, date_day): dashboards read one merchant's
+-- model over a date range.
 {{ config(
     materialized='incremental',
     unique_key=['merchant_id', 'date_day'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    post_hook=["{{ ensure_index(['merchant_id', 'attribution_model', 'date_day', 'channel', 'campaign'], unique=true) }}"],
 ) }}
 with
 {%- if is_incremental() %}

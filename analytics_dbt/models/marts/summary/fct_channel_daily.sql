@@ -1,5 +1,7 @@
 -- Merchant x date x channel: ad spend, clicks, impressions (ad platforms, shop currency), sessions, and
 -- attributed revenue under each attribution model, with ROAS = attributed revenue / spend.
+-- Unique index on the grain, led by (merchant_id, date_day), for the dashboards' per-merchant date ranges.
+{{ config(post_hook=["{{ ensure_index(['merchant_id', 'date_day', 'channel'], unique=true) }}"]) }}
 {%- set models = ['first_touch', 'last_touch', 'multi_touch_linear', 'position_based', 'time_decay'] %}
 with spend as (
     select merchant_id, date_day, channel, sum(spend) as spend, sum(clicks) as clicks, sum(impressions) as impressions,

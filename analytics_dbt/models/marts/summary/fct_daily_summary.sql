@@ -1,6 +1,8 @@
 -- Merchant x local date, every day from the first order or spend to the last. Orders, revenue and
 -- customers count revenue orders only (no test, no cancelled); refunds are netted against the order's date.
 -- MER = net revenue / ad spend (blended ROAS).
+-- Unique index on the grain, led by (merchant_id, date_day), for the dashboards' per-merchant date ranges.
+{{ config(post_hook=["{{ ensure_index(['merchant_id', 'date_day'], unique=true) }}"]) }}
 with orders as (
     select
         merchant_id,
