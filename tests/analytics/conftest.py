@@ -21,7 +21,7 @@ from analytics.dbt_runner import PROJECT_DIR
 def server_params() -> dict:
     url = os.environ.get("DATABASE_URL")
     if not url:
-        pytest.skip("DATABASE_URL is not set")
+        raise RuntimeError("DATABASE_URL is not set: `make test` sets it (embedded PostgreSQL) or use your own server")
     params = conninfo_to_dict(url)  # libpq understands both postgres://u@h:p/db and postgres://u@/db?host=/dir
     return {
         "host": params.get("host") or "127.0.0.1",
