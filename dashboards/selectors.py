@@ -32,17 +32,17 @@ ATTRIBUTION_MODELS = {
 }
 
 
-def _dbt_var(name: str, default: int) -> int:
-    """A var from analytics_dbt/dbt_project.yml, so the page states the window the marts were built with."""
-    try:
-        project = yaml.safe_load((settings.BASE_DIR / "analytics_dbt" / "dbt_project.yml").read_text())
-        return int(project["vars"][name])
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return default
+def _dbt_var(name: str) -> int:
+    """A var from analytics_dbt/dbt_project.yml, so the page states the window the marts were built with.
+
+    Read once at import; a missing or malformed var fails loudly rather than showing a window the marts
+    were not built with."""
+    project = yaml.safe_load((settings.BASE_DIR / "analytics_dbt" / "dbt_project.yml").read_text())
+    return int(project["vars"][name])
 
 
-ATTRIBUTION_LOOKBACK_DAYS = _dbt_var("attribution_lookback_days", 30)
-TIME_DECAY_HALF_LIFE_DAYS = _dbt_var("time_decay_half_life_days", 7)
+ATTRIBUTION_LOOKBACK_DAYS = _dbt_var("attribution_lookback_days")
+TIME_DECAY_HALF_LIFE_DAYS = _dbt_var("time_decay_half_life_days")
 
 OVERVIEW_KPIS = {
     # key: (label, kind) — kind drives formatting: money, count, ratio (x), percent
