@@ -16,7 +16,7 @@
 {%- set changed_since -%}
 (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
 {%- endset %}
-with messages as (
+with messages as {% if is_incremental() %}not materialized {% endif %}(
     select
         merchant_id,
         provider,
@@ -33,6 +33,79 @@ with messages as (
     where channel = '{{ channel }}'
 ),
 
+{%- if is_incremental() %}
+
+changed as materialized (
+    select merchant_id, provider, recipient_id, send_key, occurred_at, event_date
+    from messages
+    where dbt_updated_at > {{ changed_since }}
+),
+
+-- Rebuild whole days touched by recomputed messages, orders or attributions. A recomputed message can only
+-- move opens/clicks between the deliveries of its (recipient, message) from the last delivery before the
+-- first recomputed event of that pair up to its last recomputed event: their days are rebuilt too.
+changed_keys as materialized (
+    select merchant_id, provider, recipient_id, send_key, min(occurred_at) as first_at, max(occurred_at) as last_at
+    from changed
+    where recipient_id is not null
+    group by 1, 2, 3, 4
+),
+
+key_deliveries as materialized (
+    select merchant_id, provider, recipient_id, send_key, occurred_at, event_date
+    from messages
+    where event_type = 'delivered' and recipient_id is not null
+        and (merchant_id, provider, recipient_id, send_key) in (
+            select merchant_id, provider, recipient_id, send_key from changed_keys)
+),
+
+changed_ranges as (
+    select k.merchant_id, k.provider, k.recipient_id, k.send_key, k.last_at,
+        coalesce(max(d.occurred_at) filter (where d.occurred_at < k.first_at), k.first_at) as from_at
+    from changed_keys as k
+    left join key_deliveries as d
+        on d.merchant_id = k.merchant_id and d.provider = k.provider and d.recipient_id = k.recipient_id
+        and d.send_key = k.send_key
+    group by 1, 2, 3, 4, 5, k.first_at
+),
+
+affected_days as materialized (
+    select merchant_id, event_date as date_day from changed
+    union
+    select d.merchant_id, d.event_date
+    from changed_ranges as c
+    inner join key_deliveries as d
+        on d.merchant_id = c.merchant_id and d.provider = c.provider and d.recipient_id = c.recipient_id
+        and d.send_key = c.send_key and d.occurred_at >= c.from_at and d.occurred_at <= c.last_at
+    union
+    select merchant_id, order_date from {{ ref('fct_orders') }} where dbt_updated_at > {{ changed_since }}
+    union
+    select merchant_id, order_date from {{ ref('message_attributed_orders') }} where dbt_updated_at > {{ changed_since }}
+),
+
+-- Only the events that can count on an affected day: every event dated on one, and every delivery, open
+-- and click of a (recipient, message) with a delivery, open or click dated on one (so each open/click is
+-- matched against all deliveries of its message, exactly as in a full build).
+scope_keys as materialized (
+    select distinct merchant_id, provider, recipient_id, send_key
+    from messages
+    where event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
+        and (merchant_id, event_date) in (select merchant_id, date_day from affected_days)
+),
+
+scoped as materialized (
+    select *
+    from messages
+    where (merchant_id, event_date) in (select merchant_id, date_day from affected_days)
+        or (event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
+            and (merchant_id, provider, recipient_id, send_key) in (
+                select merchant_id, provider, recipient_id, send_key from scope_keys))
+),
+{%- set src = 'scoped' %}
+{%- else %}
+{%- set src = 'messages' %}
+{%- endif %}
+
 -- Each delivery is the send of its message to the recipient until the next delivery of the same message.
 deliveries as (
     select
@@ -48,7 +121,7 @@ deliveries as (
         event_date,
         campaign_or_flow_id,
         message_type
-    from messages
+    from {{ src }}
     where event_type = 'delivered' and recipient_id is not null
 ),
 
@@ -62,32 +135,13 @@ engagement as (
         coalesce(d.campaign_or_flow_id, e.campaign_or_flow_id) as campaign_or_flow_id,
         coalesce(d.message_type, e.message_type) as message_type,
         d.message_event_id is not null as has_send
-    from messages as e
+    from {{ src }} as e
     left join deliveries as d
         on d.merchant_id = e.merchant_id and d.provider = e.provider and d.recipient_id = e.recipient_id
         and d.send_key = e.send_key
         and d.delivered_at <= e.occurred_at and (d.next_delivered_at is null or e.occurred_at < d.next_delivered_at)
     where e.event_type in ('opened', 'clicked')
 ),
-{%- if is_incremental() %}
-
--- Rebuild whole days touched by recomputed messages, orders or attributions; for a recomputed message also
--- the days of every earlier send of the same message to the recipient (its opens/clicks may move).
-affected_days as (
-    select merchant_id, event_date as date_day from messages where dbt_updated_at > {{ changed_since }}
-    union
-    select d.merchant_id, d.event_date
-    from messages as c
-    inner join deliveries as d
-        on d.merchant_id = c.merchant_id and d.provider = c.provider and d.recipient_id = c.recipient_id
-        and d.send_key = c.send_key and d.delivered_at <= c.occurred_at
-    where c.dbt_updated_at > {{ changed_since }}
-    union
-    select merchant_id, order_date from {{ ref('fct_orders') }} where dbt_updated_at > {{ changed_since }}
-    union
-    select merchant_id, order_date from {{ ref('message_attributed_orders') }} where dbt_updated_at > {{ changed_since }}
-),
-{%- endif %}
 
 events as (
     select
@@ -121,7 +175,7 @@ events as (
             count(*) filter (where event_type = 'bounced') as bounces,
             count(*) filter (where event_type = 'unsubscribed') as unsubscribes,
             count(*) filter (where event_type = 'spam_complaint') as spam_complaints
-        from messages
+        from {{ src }}
         where event_type not in ('opened', 'clicked')
         group by 1, 2, 3, 4
         union all
