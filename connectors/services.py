@@ -477,19 +477,27 @@ def credential_revoke(*, credential_id: int, actor: Actor, request_ctx: dict | N
 
 
 @transaction.atomic
-def credential_reencrypt(*, credential_id: int) -> bool:
-    """Rewrite the credential's secrets under the primary key; True when anything changed."""
+def _reencrypt_fields(row, fields: tuple[str, ...]) -> list[str]:
+    """Rewrite each non-empty secret field under the primary key; returns the fields that changed."""
     from connectors.crypto import reencrypt_secret
 
-    credential = _lock(credential_id)
     changed = []
-    for field in ("access_token_enc", "refresh_token_enc", "api_key_enc"):
-        value = getattr(credential, field)
+    for field in fields:
+        value = getattr(row, field)
         if value:
             new = reencrypt_secret(value)
             if new != value:
-                setattr(credential, field, new)
+                setattr(row, field, new)
                 changed.append(field)
+    return changed
+
+
+def credential_reencrypt(*, credential_id: int) -> bool:
+    """Rewrite the credential's secrets under the primary key; True when anything changed."""
+    from connectors.models import SECRET_FIELDS
+
+    credential = _lock(credential_id)
+    changed = _reencrypt_fields(credential, SECRET_FIELDS["ConnectorCredential"])
     if changed:
         credential.save(update_fields=[*changed, "updated_at"])
     return bool(changed)
@@ -532,7 +540,6 @@ def secrets_rotate_batch(*, model_name: str, after_pk: int, batch_size: int) -> 
     """
     from django.apps import apps
 
-    from connectors.crypto import reencrypt_secret
     from connectors.models import SECRET_FIELDS
 
     model = apps.get_model("connectors", model_name)
@@ -541,14 +548,7 @@ def secrets_rotate_batch(*, model_name: str, after_pk: int, batch_size: int) -> 
     with transaction.atomic():
         rows = list(model.objects.select_for_update().filter(pk__gt=after_pk).order_by("pk")[:batch_size])
         for row in rows:
-            changed = []
-            for field in fields:
-                value = getattr(row, field)
-                if value:
-                    new = reencrypt_secret(value)
-                    if new != value:
-                        setattr(row, field, new)
-                        changed.append(field)
+            changed = _reencrypt_fields(row, fields)
             if changed:
                 row.save(update_fields=changed)
                 rewritten += len(changed)
