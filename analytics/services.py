@@ -74,6 +74,21 @@ def _summarise(run: DbtRun, result: dbt_runner.DbtResult) -> None:
     ]
 
 
+def merchant_demo_data_generate(conn, *, merchant: Merchant, **options) -> dict[str, int]:
+    """Write synthetic raw data for `merchant` (its key, shop domain, timezone and currency); `options` go
+    to `analytics.demo_data.generate_demo_data` (days, orders_per_day, seed, end_date, progress)."""
+    from analytics.demo_data import generate_demo_data
+
+    return generate_demo_data(
+        conn,
+        merchant_key=merchant.key,
+        shop_domain=merchant.shop_domain,
+        timezone=merchant.timezone,
+        currency=merchant.currency,
+        **options,
+    )
+
+
 def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) -> DbtRun:
     """Run `dbt <args>` for the active merchants and record it. Raises DbtRunLocked if one is running.
 

@@ -4,8 +4,8 @@ import psycopg
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Merchant
-from analytics.demo_data import generate_demo_data
 from analytics.selectors import warehouse_connection_params
+from analytics.services import merchant_demo_data_generate
 
 
 class Command(BaseCommand):
@@ -33,12 +33,9 @@ class Command(BaseCommand):
             self.stdout.flush()
 
         with psycopg.connect(**warehouse_connection_params()) as conn:
-            counts = generate_demo_data(
+            counts = merchant_demo_data_generate(
                 conn,
-                merchant_key=merchant.key,
-                shop_domain=merchant.shop_domain,
-                timezone=merchant.timezone,
-                currency=merchant.currency,
+                merchant=merchant,
                 days=options["days"],
                 orders_per_day=options["orders_per_day"],
                 seed=options["seed"],

@@ -5,11 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.demo import DEMO_MERCHANTS
 from accounts.models import Merchant
 from analytics.choices import DbtRunStatus, DbtTrigger
-from analytics.demo_data import generate_demo_data
 from analytics.models import DbtRun
 from analytics.raw_schema import raw_schema_name
 from analytics.selectors import warehouse_connection_params
-from analytics.services import DbtRunLocked, dbt_run_execute
+from analytics.services import DbtRunLocked, dbt_run_execute, merchant_demo_data_generate
 
 # How much history each demo store gets: a year for the main store, half a year for the second.
 DEMO_DATA = {
@@ -36,14 +35,7 @@ class Command(BaseCommand):
                 if _has_orders(conn, merchant.key):
                     continue
                 self.stdout.write(f"generating demo data for {merchant.key} ...")
-                counts = generate_demo_data(
-                    conn,
-                    merchant_key=merchant.key,
-                    shop_domain=merchant.shop_domain,
-                    timezone=merchant.timezone,
-                    currency=merchant.currency,
-                    **DEMO_DATA[merchant.key],
-                )
+                counts = merchant_demo_data_generate(conn, merchant=merchant, **DEMO_DATA[merchant.key])
                 self.stdout.write(f"  {sum(counts.values()):,} raw rows")
                 wrote = True
         if wrote or not DbtRun.objects.filter(status=DbtRunStatus.SUCCESS, command="build").exists():
