@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 
 from django.core.cache import cache
 
@@ -14,6 +16,11 @@ logger = logging.getLogger(__name__)
 
 # A Clerk session is recorded as signed in the first time we see it; sessions live at most days.
 _SEEN_SESSION_TTL = 60 * 60 * 24 * 8
+# Sessions this process already knows are recorded: skips the shared cache (a database round trip
+# without Redis) on every later request of the same session.
+_SEEN_LOCALLY_MAX = 10_000
+_seen_locally: OrderedDict[str, None] = OrderedDict()
+_seen_lock = threading.Lock()
 
 
 class ClerkSessionMiddleware:
@@ -38,7 +45,16 @@ class ClerkSessionMiddleware:
 
 def _record_first_sight(request, identity: ClerkIdentity) -> None:
     # Clerk signs users in on its own pages; the first request of a new session is where we learn of it.
-    if identity.session_id and cache.add(f"clerk-session-seen:{identity.session_id}", 1, _SEEN_SESSION_TTL):
+    if not identity.session_id:
+        return
+    with _seen_lock:
+        if identity.session_id in _seen_locally:
+            return
+        _seen_locally[identity.session_id] = None
+        if len(_seen_locally) > _SEEN_LOCALLY_MAX:
+            _seen_locally.popitem(last=False)
+    # The shared cache decides across processes: exactly one of them records the sign-in.
+    if cache.add(f"clerk-session-seen:{identity.session_id}", 1, _SEEN_SESSION_TTL):
         audit_event_record(
             action="user.signed_in",
             actor=Actor(type=ActorType.CLERK_USER, id=identity.user_id, label=identity.user_id),
