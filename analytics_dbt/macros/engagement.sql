@@ -5,7 +5,8 @@
     campaign-or-flow. Unique opens / clicks are distinct recipients of that day's sends who opened / clicked
     (email: a click implies an open), so they never exceed delivered. An open or click with no earlier
     delivery (sent before the data starts) counts in opens / clicks on its own date, never as unique.
-    Attributed orders count on the order's local date. -#}
+    Attributed orders count on the order's local date. A row exists when at least one of its events or
+    orders counts (events that count in no column, e.g. SMS subscriptions, make none). -#}
 {% macro engagement_mart(channel) %}
 {{ config(
     materialized='incremental',
@@ -41,62 +42,97 @@ changed as materialized (
     where dbt_updated_at > {{ changed_since }}
 ),
 
--- Rebuild whole days touched by recomputed messages, orders or attributions. A recomputed message can only
--- move opens/clicks between the deliveries of its (recipient, message) from the last delivery before the
--- first recomputed event of that pair up to its last recomputed event: their days are rebuilt too.
+-- Rebuild whole days touched by recomputed messages, orders or attributions. Message days: the dates of the
+-- recomputed events, and the dates of the sends their opens/clicks count on. A recomputed delivery can also
+-- take an existing open/click over from an earlier send (or give a send to one that had none): both sides'
+-- days are rebuilt. Each open/click's send is numbered by counting its (recipient, message)'s deliveries up to
+-- it, once over all deliveries (now) and once over the deliveries not recomputed (as of the last run).
 changed_keys as materialized (
-    select merchant_id, provider, recipient_id, send_key, min(occurred_at) as first_at, max(occurred_at) as last_at
+    select distinct merchant_id, provider, recipient_id, send_key
     from changed
     where recipient_id is not null
-    group by 1, 2, 3, 4
 ),
 
-key_deliveries as materialized (
-    select merchant_id, provider, recipient_id, send_key, occurred_at, event_date
+key_events as materialized (
+    select
+        merchant_id,
+        provider,
+        recipient_id,
+        send_key,
+        event_type,
+        event_date,
+        dbt_updated_at > {{ changed_since }} as is_changed,
+        count(*) filter (where event_type = 'delivered') over key_time as send_no,
+        count(*) filter (where event_type = 'delivered' and dbt_updated_at <= {{ changed_since }}) over key_time
+            as old_send_no
     from messages
-    where event_type = 'delivered' and recipient_id is not null
+    where event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
         and (merchant_id, provider, recipient_id, send_key) in (
             select merchant_id, provider, recipient_id, send_key from changed_keys)
+    window key_time as (
+        partition by merchant_id, provider, recipient_id, send_key
+        order by occurred_at, event_type <> 'delivered', message_event_id
+    )
 ),
 
-changed_ranges as (
-    select k.merchant_id, k.provider, k.recipient_id, k.send_key, k.last_at,
-        coalesce(max(d.occurred_at) filter (where d.occurred_at < k.first_at), k.first_at) as from_at
-    from changed_keys as k
-    left join key_deliveries as d
-        on d.merchant_id = k.merchant_id and d.provider = k.provider and d.recipient_id = k.recipient_id
-        and d.send_key = k.send_key
-    group by 1, 2, 3, 4, 5, k.first_at
+moved_days as (
+    -- the send a recomputed open/click counts on now
+    select s.merchant_id, s.event_date
+    from key_events as e
+    inner join key_events as s
+        on s.merchant_id = e.merchant_id and s.provider = e.provider and s.recipient_id = e.recipient_id
+        and s.send_key = e.send_key and s.event_type = 'delivered' and s.send_no = e.send_no
+    where e.event_type <> 'delivered' and e.is_changed
+    union
+    -- the send an existing open/click counted on before a recomputed delivery took it over
+    select s.merchant_id, s.event_date
+    from key_events as e
+    inner join key_events as s
+        on s.merchant_id = e.merchant_id and s.provider = e.provider and s.recipient_id = e.recipient_id
+        and s.send_key = e.send_key and s.event_type = 'delivered' and not s.is_changed
+        and s.old_send_no = e.old_send_no
+    where e.event_type <> 'delivered' and not e.is_changed and e.send_no > e.old_send_no
+        and exists (
+            select 1 from key_events as n
+            where n.merchant_id = e.merchant_id and n.provider = e.provider and n.recipient_id = e.recipient_id
+                and n.send_key = e.send_key and n.event_type = 'delivered' and n.is_changed
+                and n.send_no = e.send_no)
+    union
+    -- an existing open/click that had no send before and has one now counted on its own date
+    select merchant_id, event_date
+    from key_events
+    where event_type <> 'delivered' and not is_changed and old_send_no = 0 and send_no > 0
 ),
 
-affected_days as materialized (
+message_days as materialized (
     select merchant_id, event_date as date_day from changed
     union
-    select d.merchant_id, d.event_date
-    from changed_ranges as c
-    inner join key_deliveries as d
-        on d.merchant_id = c.merchant_id and d.provider = c.provider and d.recipient_id = c.recipient_id
-        and d.send_key = c.send_key and d.occurred_at >= c.from_at and d.occurred_at <= c.last_at
+    select merchant_id, event_date from moved_days
+),
+
+-- Days where only orders or their attribution changed: their engagement counts are kept as they are.
+affected_days as materialized (
+    select merchant_id, date_day from message_days
     union
     select merchant_id, order_date from {{ ref('fct_orders') }} where dbt_updated_at > {{ changed_since }}
     union
     select merchant_id, order_date from {{ ref('message_attributed_orders') }} where dbt_updated_at > {{ changed_since }}
 ),
 
--- Only the events that can count on an affected day: every event dated on one, and every delivery, open
--- and click of a (recipient, message) with a delivery, open or click dated on one (so each open/click is
--- matched against all deliveries of its message, exactly as in a full build).
+-- Only the events that can count on a message day: every event dated on one, and every delivery, open and
+-- click of a (recipient, message) with a delivery, open or click dated on one (so each open/click is matched
+-- against all deliveries of its message, exactly as in a full build).
 scope_keys as materialized (
     select distinct merchant_id, provider, recipient_id, send_key
     from messages
     where event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
-        and (merchant_id, event_date) in (select merchant_id, date_day from affected_days)
+        and (merchant_id, event_date) in (select merchant_id, date_day from message_days)
 ),
 
 scoped as materialized (
     select *
     from messages
-    where (merchant_id, event_date) in (select merchant_id, date_day from affected_days)
+    where (merchant_id, event_date) in (select merchant_id, date_day from message_days)
         or (event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
             and (merchant_id, provider, recipient_id, send_key) in (
                 select merchant_id, provider, recipient_id, send_key from scope_keys))
@@ -176,7 +212,7 @@ events as (
             count(*) filter (where event_type = 'unsubscribed') as unsubscribes,
             count(*) filter (where event_type = 'spam_complaint') as spam_complaints
         from {{ src }}
-        where event_type not in ('opened', 'clicked')
+        where event_type in ('delivered', 'bounced', 'unsubscribed', 'spam_complaint')
         group by 1, 2, 3, 4
         union all
         select
@@ -199,9 +235,23 @@ events as (
         group by 1, 2, 3, 4
     ) as counted
     {%- if is_incremental() %}
-    where (merchant_id, date_day) in (select merchant_id, date_day from affected_days)
+    where (merchant_id, date_day) in (select merchant_id, date_day from message_days)
     {%- endif %}
     group by 1, 2, 3, 4
+    {%- if is_incremental() %}
+    union all
+    -- days rebuilt for their orders only keep the engagement counts they have (every counted row has at least
+    -- one event: rows with none hold attributed orders only)
+    select
+        merchant_id, date_day, provider, campaign_or_flow_id, message_type, sends, delivered, opens, unique_opens,
+        clicks, unique_clicks, bounces, unsubscribes, spam_complaints
+    from {{ this }}
+    where (merchant_id, date_day) in (
+            select merchant_id, date_day from affected_days
+            except
+            select merchant_id, date_day from message_days)
+        and (sends > 0 or opens > 0 or clicks > 0 or unsubscribes > 0 or spam_complaints > 0)
+    {%- endif %}
 ),
 
 orders as (
