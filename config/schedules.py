@@ -36,6 +36,14 @@ SCHEDULES: list[Schedule] = [
         why="Rebuild every model and run the tests once a day, after Airbyte's overnight syncs.",
     ),
     Schedule(
+        name="app:dbt-test-weekly",
+        task="analytics.run_dbt",
+        kwargs={"args": ["test"]},
+        crontab={"minute": "45", "hour": "5", "day_of_week": "0"},
+        expires_seconds=6 * 60 * 60,
+        why="The nightly build tests only the rows it wrote; once a week every test runs over every row.",
+    ),
+    Schedule(
         name="app:dbt-source-freshness-hourly",
         task="analytics.run_dbt",
         kwargs={"args": ["source", "freshness"]},

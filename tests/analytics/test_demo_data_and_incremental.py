@@ -144,3 +144,32 @@ def test_demo_data_builds_and_incremental_equals_full_refresh(demo_db):
             if n_inc or n_full:
                 differences[f"{schema}.{name}"] = (n_inc, n_full)
     assert differences == {}
+
+
+def test_build_tests_the_rows_it_wrote_and_dbt_test_every_row(demo_db):
+    """Inside `dbt build`, tests of incremental models look at the rows that build wrote; `dbt test` looks
+    at all of them. A broken row an earlier build left is found by `dbt test`, a broken row written now by
+    both. (Runs after the full-refresh comparison above: it corrupts the module's database.)"""
+    assert_build_ok(dbt_invoke(["build"], merchants=[MERCHANT], db=demo_db))
+    broken_test = "accepted_values_fct_orders_new_vs_repeat"
+    with connect(demo_db) as conn:
+        # an old row with a value the model never writes, stamped before the next build starts
+        conn.execute(
+            "update analytics.fct_orders set new_vs_repeat = 'bogus', dbt_updated_at = now() - interval '1 day' "
+            "where order_id = (select min(order_id) from analytics.fct_orders where new_vs_repeat = 'repeat')"
+        )
+        conn.commit()
+    assert_build_ok(dbt_invoke(["build"], merchants=[MERCHANT], db=demo_db))
+    full = dbt_invoke(["test"], merchants=[MERCHANT], db=demo_db)
+    failed = [r.unique_id for r in full.results if r.status == "fail"]
+    assert not full.success and len(failed) == 1 and broken_test in failed[0], failed
+
+    with connect(demo_db) as conn:
+        # the same break in a row the build is writing (stamped after it started) fails the build
+        conn.execute(
+            "update analytics.fct_orders set dbt_updated_at = now() + interval '1 hour' where new_vs_repeat = 'bogus'"
+        )
+        conn.commit()
+    build = dbt_invoke(["build"], merchants=[MERCHANT], db=demo_db)
+    failed = [r.unique_id for r in build.results if r.status == "fail"]
+    assert not build.success and any(broken_test in f for f in failed), failed

@@ -16,8 +16,11 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     indexes=[{'columns': ['merchant_id', 'order_id']}, {'columns': ['merchant_id', 'session_id']}],
-    post_hook=["delete from {{ this }} as t where not exists (select 1 from {{ ref('fct_orders') }} as o
-        where o.merchant_id = t.merchant_id and o.order_id = t.order_id and o.is_revenue_order)"],
+    post_hook=[
+        "delete from {{ this }} as t where not exists (select 1 from {{ ref('fct_orders') }} as o
+            where o.merchant_id = t.merchant_id and o.order_id = t.order_id and o.is_revenue_order)",
+        "{{ ensure_index(['dbt_updated_at']) }}",
+    ],
 ) }}
 with orders as (
     select

@@ -1,0 +1,46 @@
+{#- Tests of an incremental model, inside `dbt build`, check the rows this build wrote (dbt_updated_at at or after
+    the run's start, less a margin for clock skew between dbt's host and the database) rather than the whole
+    table: rows an earlier build wrote were tested by that build, and an incremental run only replaces rows
+    whole (delete+insert on the model's unique key), so a key the run did not write cannot collide with one it
+    did. A relationships test still looks the parent up in the whole parent table. Left unscoped:
+    recency tests (they look at the newest row), standalone `dbt test` (the weekly full pass runs it) and
+    every other invocation. A test's own `where` config still applies. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- set changed = changed_rows_condition() -%}
+    {%- if changed -%}
+        {%- set where = '(' ~ where ~ ') and ' ~ changed if where else changed -%}
+    {%- endif -%}
+    {%- if where -%}
+        {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The condition selecting the rows this build wrote, when the running test checks only those ('' otherwise). -#}
+{% macro changed_rows_condition() -%}
+    {%- if flags.WHICH == 'build' and changed_rows_testable(model) -%}
+dbt_updated_at >= {{ sql_str(run_started_at.isoformat()) }}::timestamptz - interval '5 minutes'
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The whole table of the model the running test is attached to (a test's `model` argument is the scoped subquery). -#}
+{% macro tested_model_relation() -%}
+    {%- set node = graph.nodes.get(model.get('attached_node')) -%}
+    {%- do return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) -%}
+{%- endmacro %}
+
+{#- True when `test_node` is a generic test (other than a recency test) of a model that documents a dbt_updated_at
+    column and is incremental, or a view passing one incremental model's rows through with their dbt_updated_at
+    (the attribution model views). Incremental staging tables have no dbt_updated_at and are tested whole. -#}
+{% macro changed_rows_testable(test_node) -%}
+    {%- set metadata = test_node.get('test_metadata') if test_node is mapping else none -%}
+    {%- set attached = test_node.get('attached_node') if test_node is mapping else none -%}
+    {%- if not metadata or not attached or metadata.get('name') == 'recency_within_hours' -%}
+        {%- do return(false) -%}
+    {%- endif -%}
+    {%- set parent = graph.nodes.get(attached) -%}
+    {%- do return(parent is not none and parent.config.materialized in ('incremental', 'view')
+                  and 'dbt_updated_at' in parent.columns) -%}
+{%- endmacro %}
