@@ -45,8 +45,9 @@ changed as materialized (
 -- Rebuild whole days touched by recomputed messages, orders or attributions. Message days: the dates of the
 -- recomputed events, and the dates of the sends their opens/clicks count on. A recomputed delivery can also
 -- take an existing open/click over from an earlier send (or give a send to one that had none): both sides'
--- days are rebuilt. Each open/click's send is numbered by counting its (recipient, message)'s deliveries up to
--- it, once over all deliveries (now) and once over the deliveries not recomputed (as of the last run).
+-- days are rebuilt. Along each (recipient, message) in time order, an open/click's send is its latest delivery
+-- (now) or its latest delivery not recomputed (as of the last run); local dates never decrease with time, so
+-- the latest delivery's date is the largest date so far.
 changed_keys as materialized (
     select distinct merchant_id, provider, recipient_id, send_key
     from changed
@@ -61,12 +62,16 @@ key_events as materialized (
         send_key,
         event_type,
         event_date,
+        occurred_at,
+        message_event_id,
         dbt_updated_at > {{ changed_since }} as is_changed,
         count(*) filter (where event_type = 'delivered') over key_time as send_no,
-        count(*) filter (where event_type = 'delivered' and dbt_updated_at <= {{ changed_since }}) over key_time
-            as old_send_no
+        max(event_date) filter (where event_type = 'delivered') over key_time as send_date,
+        max(event_date) filter (where event_type = 'delivered' and dbt_updated_at <= {{ changed_since }}) over key_time
+            as old_send_date
     from messages
-    where event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
+    where event_type in ('delivered', 'opened', 'clicked')
+        and recipient_id = any(array(select recipient_id from changed_keys))
         and (merchant_id, provider, recipient_id, send_key) in (
             select merchant_id, provider, recipient_id, send_key from changed_keys)
     window key_time as (
@@ -75,33 +80,29 @@ key_events as materialized (
     )
 ),
 
-moved_days as (
-    -- the send a recomputed open/click counts on now
-    select s.merchant_id, s.event_date
-    from key_events as e
-    inner join key_events as s
-        on s.merchant_id = e.merchant_id and s.provider = e.provider and s.recipient_id = e.recipient_id
-        and s.send_key = e.send_key and s.event_type = 'delivered' and s.send_no = e.send_no
-    where e.event_type <> 'delivered' and e.is_changed
-    union
-    -- the send an existing open/click counted on before a recomputed delivery took it over
-    select s.merchant_id, s.event_date
-    from key_events as e
-    inner join key_events as s
-        on s.merchant_id = e.merchant_id and s.provider = e.provider and s.recipient_id = e.recipient_id
-        and s.send_key = e.send_key and s.event_type = 'delivered' and not s.is_changed
-        and s.old_send_no = e.old_send_no
-    where e.event_type <> 'delivered' and not e.is_changed and e.send_no > e.old_send_no
-        and exists (
-            select 1 from key_events as n
-            where n.merchant_id = e.merchant_id and n.provider = e.provider and n.recipient_id = e.recipient_id
-                and n.send_key = e.send_key and n.event_type = 'delivered' and n.is_changed
-                and n.send_no = e.send_no)
-    union
-    -- an existing open/click that had no send before and has one now counted on its own date
-    select merchant_id, event_date
+key_sends as (
+    select
+        *,
+        -- the number of the latest delivery not recomputed: differs from send_no when the latest is recomputed
+        max(case when event_type = 'delivered' and not is_changed then send_no end) over (
+            partition by merchant_id, provider, recipient_id, send_key
+            order by occurred_at, event_type <> 'delivered', message_event_id
+        ) as old_send_no
     from key_events
-    where event_type <> 'delivered' and not is_changed and old_send_no = 0 and send_no > 0
+),
+
+moved_days as (
+    select merchant_id, send_date as event_date
+    from key_sends
+    where event_type <> 'delivered' and is_changed and send_date is not null
+    union
+    select merchant_id, old_send_date
+    from key_sends
+    where event_type <> 'delivered' and not is_changed and old_send_no is not null and send_no <> old_send_no
+    union
+    select merchant_id, event_date
+    from key_sends
+    where event_type <> 'delivered' and not is_changed and old_send_no is null and send_no > 0
 ),
 
 message_days as materialized (
@@ -122,20 +123,29 @@ affected_days as materialized (
 -- Only the events that can count on a message day: every event dated on one, and every delivery, open and
 -- click of a (recipient, message) with a delivery, open or click dated on one (so each open/click is matched
 -- against all deliveries of its message, exactly as in a full build).
-scope_keys as materialized (
-    select distinct merchant_id, provider, recipient_id, send_key
+-- (`= any(array(...))` lets PostgreSQL fetch the few rows through the recipient_id and event_date indexes.)
+day_events as materialized (
+    select *
     from messages
-    where event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
+    where event_date = any(array(select date_day from message_days))
         and (merchant_id, event_date) in (select merchant_id, date_day from message_days)
 ),
 
+scope_keys as materialized (
+    select distinct merchant_id, provider, recipient_id, send_key
+    from day_events
+    where event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
+),
+
 scoped as materialized (
+    select * from day_events
+    union
     select *
     from messages
-    where (merchant_id, event_date) in (select merchant_id, date_day from message_days)
-        or (event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
-            and (merchant_id, provider, recipient_id, send_key) in (
-                select merchant_id, provider, recipient_id, send_key from scope_keys))
+    where event_type in ('delivered', 'opened', 'clicked')
+        and recipient_id = any(array(select recipient_id from scope_keys))
+        and (merchant_id, provider, recipient_id, send_key) in (
+            select merchant_id, provider, recipient_id, send_key from scope_keys)
 ),
 {%- set src = 'scoped' %}
 {%- else %}

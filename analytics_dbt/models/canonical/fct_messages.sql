@@ -13,6 +13,10 @@
         {'columns': ['merchant_id', 'provider', '_airbyte_extracted_at']},
         {'columns': ['dbt_updated_at']},
     ],
+    post_hook=[
+        "{{ ensure_index(['recipient_id']) }}",
+        "{{ ensure_index(['event_date']) }}",
+    ],
 ) }}
 with klaviyo_types (metric_name, channel, event_type) as (
     values
