@@ -1,7 +1,23 @@
 {#- Attentive arrives by webhook, one table per event type, all of the same shape. Webhook rows carry no
-    id: an event is identified by its type, message (or channel), subscriber and timestamp. -#}
+    id: an event is identified by its type, message (or channel), subscriber and timestamp.
+    Incremental on _airbyte_extracted_at, like stg_klaviyo__events: a later copy of an event replaces the one
+    held, which is the copy a full rebuild keeps too. -#}
+
+{% macro stg_attentive_config() %}
+{{ config(
+    materialized='incremental',
+    unique_key=['merchant_id', 'event_key'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['merchant_id', 'event_key'], 'unique': True},
+        {'columns': ['merchant_id', '_airbyte_extracted_at']},
+    ],
+) }}
+{% endmacro %}
 
 {% macro stg_attentive_message_event(stream, has_link_url=false) %}
+{{ stg_attentive_config() }}
 {% set raw %}
 select
     merchant_id,
@@ -17,12 +33,13 @@ select
     subscriber_phone as phone,
     {{ 'message_link_click_url' if has_link_url else 'null::text' }} as link_url,
     _airbyte_extracted_at
-from ({{ raw_union('attentive_' ~ stream) }}) as r
+from ({{ raw_union('attentive_' ~ stream, incremental_on='_airbyte_extracted_at') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, event_key', '_airbyte_extracted_at desc') }}
 {% endmacro %}
 
 {% macro stg_attentive_subscription_event(stream) %}
+{{ stg_attentive_config() }}
 {% set raw %}
 select
     merchant_id,
@@ -36,7 +53,7 @@ select
     lower(nullif(trim(subscriber_email), '')) as email,
     subscriber_phone as phone,
     _airbyte_extracted_at
-from ({{ raw_union('attentive_' ~ stream) }}) as r
+from ({{ raw_union('attentive_' ~ stream, incremental_on='_airbyte_extracted_at') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, event_key', '_airbyte_extracted_at desc') }}
 {% endmacro %}

@@ -39,7 +39,7 @@ with messages as {% if is_incremental() %}not materialized {% endif %}(
 changed as materialized (
     select merchant_id, provider, recipient_id, send_key, occurred_at, event_date
     from messages
-    where dbt_updated_at > {{ changed_since }}
+    where {{ changed_since_last_run() }}
 ),
 
 -- Rebuild whole days touched by recomputed messages, orders or attributions. Message days: the dates of the
@@ -115,9 +115,9 @@ message_days as materialized (
 affected_days as materialized (
     select merchant_id, date_day from message_days
     union
-    select merchant_id, order_date from {{ ref('fct_orders') }} where dbt_updated_at > {{ changed_since }}
+    select merchant_id, order_date from {{ ref('fct_orders') }} where {{ changed_since_last_run() }}
     union
-    select merchant_id, order_date from {{ ref('message_attributed_orders') }} where dbt_updated_at > {{ changed_since }}
+    select merchant_id, order_date from {{ ref('message_attributed_orders') }} where {{ changed_since_last_run() }}
 ),
 
 -- Only the events that can count on a message day: every event dated on one, and every delivery, open and

@@ -1,10 +1,10 @@
 {#- Tests of an incremental model, inside `dbt build`, check the rows this build wrote (dbt_updated_at at or after
-    the run's start, less a margin for clock skew between dbt's host and the database) rather than the whole
-    table: rows an earlier build wrote were tested by that build, and an incremental run only replaces rows
-    whole (delete+insert on the model's unique key), so a key the run did not write cannot collide with one it
-    did. A relationships test still looks the parent up in the whole parent table. Left unscoped:
-    recency tests (they look at the newest row), standalone `dbt test` (the weekly full pass runs it) and
-    every other invocation. A test's own `where` config still applies. -#}
+    the database's clock when the build started, recorded by record_build_start) rather than the whole table:
+    rows an earlier build wrote were tested by that build, and an incremental run only replaces rows whole
+    (delete+insert on the model's unique key), so a key the run did not write cannot collide with one it did.
+    A relationships test still looks the parent up in the whole parent table. Left unscoped: recency tests
+    (they look at the newest row), standalone `dbt test` (the weekly full pass runs it) and every other
+    invocation. A test's own `where` config still applies. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- set changed = changed_rows_condition() -%}
@@ -21,7 +21,7 @@
 {#- The condition selecting the rows this build wrote, when the running test checks only those ('' otherwise). -#}
 {% macro changed_rows_condition() -%}
     {%- if flags.WHICH == 'build' and changed_rows_testable(model) -%}
-dbt_updated_at >= {{ sql_str(run_started_at.isoformat()) }}::timestamptz - interval '5 minutes'
+{{ later_than('dbt_updated_at', "(select started_at from analytics_dbt_meta.dbt_builds where invocation_id = " ~ sql_str(invocation_id) ~ ")", inclusive=true) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -44,3 +44,17 @@ dbt_updated_at >= {{ sql_str(run_started_at.isoformat()) }}::timestamptz - inter
     {%- do return(parent is not none and parent.config.materialized in ('incremental', 'view')
                   and 'dbt_updated_at' in parent.columns) -%}
 {%- endmacro %}
+
+{#- on-run-start: a build records when it started by the database's clock, the clock dbt_updated_at is stamped
+    with (dbt's own run_started_at comes from another host's clock). Kept 30 days. -#}
+{% macro record_build_start() %}
+{%- if flags.WHICH == 'build' -%}
+create schema if not exists analytics_dbt_meta;
+create table if not exists analytics_dbt_meta.dbt_builds (
+    invocation_id text primary key,
+    started_at timestamptz not null default clock_timestamp()
+);
+delete from analytics_dbt_meta.dbt_builds where started_at < now() - interval '30 days';
+insert into analytics_dbt_meta.dbt_builds (invocation_id) values ({{ sql_str(invocation_id) }});
+{%- endif -%}
+{% endmacro %}

@@ -17,7 +17,7 @@ with ids as (
     union
     select merchant_id, customer_id from {{ ref('fct_orders') }}
     where customer_id is not null
-        and dbt_updated_at > (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
+        and {{ changed_since_last_run() }}
     {%- else %}
     select merchant_id, customer_id from {{ ref('stg_shopify__customers') }}
     union

@@ -35,6 +35,31 @@ with klaviyo_types (metric_name, channel, event_type) as (
         ('Subscribed to SMS', 'sms', 'subscribed')
 ),
 
+{%- if is_incremental() %}
+-- Klaviyo events landed since the last run, and the events of profiles (email) or metrics (name) that changed
+-- (`= any(array(...))` reaches a changed profile's events through the (merchant_id, profile_id) index)
+changed_profiles as materialized (
+    select merchant_id, profile_id from {{ ref('stg_klaviyo__profiles') }}
+    where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
+),
+
+klaviyo_changed as (
+    select merchant_id, event_id from {{ ref('stg_klaviyo__events') }}
+    where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
+    union
+    select e.merchant_id, e.event_id from {{ ref('stg_klaviyo__events') }} as e
+    where e.merchant_id = any(array(select distinct merchant_id from changed_profiles))
+        and e.profile_id = any(array(select profile_id from changed_profiles))
+        and (e.merchant_id, e.profile_id) in (select merchant_id, profile_id from changed_profiles)
+    union
+    select e.merchant_id, e.event_id from {{ ref('stg_klaviyo__events') }} as e
+    where e.merchant_id in (
+        select merchant_id from {{ ref('stg_klaviyo__metrics') }}
+        where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
+    )
+),
+{%- endif %}
+
 klaviyo as (
     select
         e.merchant_id,
@@ -54,15 +79,7 @@ klaviyo as (
     inner join klaviyo_types as t on t.metric_name = km.metric_name
     left join {{ ref('stg_klaviyo__profiles') }} as p on p.merchant_id = e.merchant_id and p.profile_id = e.profile_id
     {%- if is_incremental() %}
-    where {{ newer_than_watermark('e.merchant_id', 'e._airbyte_extracted_at', target_column='_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
-        or (e.merchant_id, e.profile_id) in (
-            select merchant_id, profile_id from {{ ref('stg_klaviyo__profiles') }}
-            where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
-        )
-        or e.merchant_id in (
-            select merchant_id from {{ ref('stg_klaviyo__metrics') }}
-            where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
-        )
+    where (e.merchant_id, e.event_id) in (select merchant_id, event_id from klaviyo_changed)
     {%- endif %}
 ),
 

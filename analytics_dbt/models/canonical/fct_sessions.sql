@@ -17,7 +17,7 @@
 ) }}
 with
 {%- if is_incremental() %}
-new_sessions as (
+new_sessions as materialized (
     select merchant_id, session_id, anonymous_id
     from {{ ref('stg_web_sessions') }}
     where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at') }}
@@ -29,12 +29,18 @@ changed_emails as (
     where email is not null and {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at') }}
 ),
 
-sessions as (
+-- (`= any(array(...))` lets PostgreSQL reach these few sessions through the (merchant_id, anonymous_id) and
+-- (merchant_id, session_id) indexes instead of scanning every session.)
+sessions as materialized (
     select s.* from {{ ref('stg_web_sessions') }} as s
-    where (s.merchant_id, s.anonymous_id) in (select merchant_id, anonymous_id from new_sessions)
+    where s.merchant_id = any(array(select distinct merchant_id from new_sessions))
+        and s.anonymous_id = any(array(select anonymous_id from new_sessions where anonymous_id is not null))
+        and (s.merchant_id, s.anonymous_id) in (select merchant_id, anonymous_id from new_sessions)
     union
     select s.* from {{ ref('stg_web_sessions') }} as s
-    where (s.merchant_id, s.session_id) in (select merchant_id, session_id from new_sessions)
+    where s.merchant_id = any(array(select distinct merchant_id from new_sessions))
+        and s.session_id = any(array(select session_id from new_sessions))
+        and (s.merchant_id, s.session_id) in (select merchant_id, session_id from new_sessions)
     union
     select s.* from {{ ref('stg_web_sessions') }} as s
     where s.customer_id is null and (s.merchant_id, s.email) in (select merchant_id, email from changed_emails)
@@ -44,6 +50,8 @@ identified as (
     select distinct on (merchant_id, anonymous_id) merchant_id, anonymous_id, customer_id
     from {{ ref('stg_web_sessions') }}
     where customer_id is not null
+        and merchant_id = any(array(select distinct merchant_id from sessions))
+        and anonymous_id = any(array(select distinct anonymous_id from sessions where anonymous_id is not null))
         and (merchant_id, anonymous_id) in (select merchant_id, anonymous_id from sessions)
     order by merchant_id, anonymous_id, started_at desc, session_id desc
 ),

@@ -11,6 +11,7 @@
         {'columns': ['merchant_id', 'event_id'], 'unique': True},
         {'columns': ['merchant_id', '_airbyte_extracted_at']},
     ],
+    post_hook="{{ ensure_index(['merchant_id', 'profile_id']) }}",
 ) }}
 {% set raw %}
 select

@@ -7,7 +7,7 @@
 -- channels, months) lose no money to rounding.
 -- Incremental: recompute the whole path of every order whose attribution inputs changed (the order row,
 -- or a session of its customer inside its lookback, or a session it was credited to); the post-hook drops
--- orders that stopped being revenue orders.
+-- orders that stopped being revenue orders (fct_orders keeps every order it has seen).
 {%- set lookback = var('attribution_lookback_days') | int %}
 {%- set half_life = var('time_decay_half_life_days') | float %}
 {{ config(
@@ -17,34 +17,27 @@
     on_schema_change='fail',
     indexes=[{'columns': ['merchant_id', 'order_id']}, {'columns': ['merchant_id', 'session_id']}],
     post_hook=[
-        "delete from {{ this }} as t where not exists (select 1 from {{ ref('fct_orders') }} as o
-            where o.merchant_id = t.merchant_id and o.order_id = t.order_id and o.is_revenue_order)",
+        "delete from {{ this }} as t using {{ ref('fct_orders') }} as o
+            where o.merchant_id = t.merchant_id and o.order_id = t.order_id and not o.is_revenue_order",
         "{{ ensure_index(['dbt_updated_at']) }}",
     ],
 ) }}
-with orders as (
-    select
-        merchant_id, order_id, customer_id, order_at, order_date, net_revenue, currency, is_revenue_order,
-        md5(row(customer_id, order_at, order_date, net_revenue, currency, is_revenue_order)::text) as order_hash
-    from {{ ref('fct_orders') }}
-),
+with
 {%- if is_incremental() %}
-
 changed_sessions as (
     select merchant_id, session_id, customer_id, started_at
     from {{ ref('fct_sessions') }}
-    where dbt_updated_at > (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
+    where {{ changed_since_last_run() }}
 ),
 
+-- fct_orders rewrites only orders whose row changed, so its dbt_updated_at marks them
 affected as (
-    select o.merchant_id, o.order_id
-    from orders as o
-    left join (select distinct merchant_id, order_id, order_hash from {{ this }}) as p
-        on p.merchant_id = o.merchant_id and p.order_id = o.order_id
-    where p.order_id is null or p.order_hash <> o.order_hash
+    select merchant_id, order_id
+    from {{ ref('fct_orders') }}
+    where {{ changed_since_last_run() }}
     union
     select o.merchant_id, o.order_id
-    from orders as o
+    from {{ ref('fct_orders') }} as o
     inner join changed_sessions as s
         on s.merchant_id = o.merchant_id and s.customer_id = o.customer_id
         and s.started_at < o.order_at and s.started_at >= o.order_at - interval '{{ lookback }} days'
@@ -56,7 +49,10 @@ affected as (
 {%- endif %}
 
 conversions as (
-    select * from orders
+    select
+        merchant_id, order_id, customer_id, order_at, order_date, net_revenue, currency, is_revenue_order,
+        md5(row(customer_id, order_at, order_date, net_revenue, currency, is_revenue_order)::text) as order_hash
+    from {{ ref('fct_orders') }}
     where is_revenue_order
     {%- if is_incremental() %}
         and (merchant_id, order_id) in (select merchant_id, order_id from affected)

@@ -14,10 +14,10 @@ with
 {%- if is_incremental() %}
 affected_days as (
     select merchant_id, order_date from {{ ref('attribution_touches') }}
-    where dbt_updated_at > (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
+    where {{ changed_since_last_run() }}
     union
     select merchant_id, order_date from {{ ref('fct_orders') }}
-    where dbt_updated_at > (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
+    where {{ changed_since_last_run() }}
 ),
 {%- endif %}
 

@@ -25,7 +25,7 @@ with
 changed_touches as materialized (
     select merchant_id, email, min(occurred_at) as first_at, max(occurred_at) as last_at
     from {{ ref('fct_messages') }}
-    where dbt_updated_at > (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
+    where {{ changed_since_last_run() }}
         and event_type in ('opened', 'clicked') and email is not null
     group by 1, 2
 ),
@@ -33,7 +33,7 @@ changed_touches as materialized (
 affected as materialized (
     select merchant_id, order_id
     from {{ ref('fct_orders') }}
-    where dbt_updated_at > (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
+    where {{ changed_since_last_run() }}
     union
     select o.merchant_id, o.order_id
     from {{ ref('fct_orders') }} as o
