@@ -16,6 +16,7 @@
     post_hook=[
         "{{ ensure_index(['recipient_id']) }}",
         "{{ ensure_index(['event_date']) }}",
+        "{{ ensure_index(['email']) }}",
     ],
 ) }}
 with klaviyo_types (metric_name, channel, event_type) as (

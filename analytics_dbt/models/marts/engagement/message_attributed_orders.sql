@@ -61,6 +61,8 @@ touches as (
     from {{ ref('fct_messages') }}
     where event_type in ('opened', 'clicked') and email is not null and campaign_or_flow_id is not null
     {%- if is_incremental() %}
+        -- through the email index: the touches of these few customers only
+        and email = any(array(select email from orders))
         and (merchant_id, email) in (select merchant_id, email from orders)
     {%- endif %}
 ),
