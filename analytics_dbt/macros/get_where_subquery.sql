@@ -33,11 +33,13 @@
 
 {#- True when `test_node` is a generic test (other than a recency test) of a model that documents a dbt_updated_at
     column and is incremental, or a view passing one incremental model's rows through with their dbt_updated_at
-    (the attribution model views). Incremental staging tables have no dbt_updated_at and are tested whole. -#}
+    (the attribution model views), and that model is built by this invocation (a build selecting only tests
+    tests whole tables). Incremental staging tables have no dbt_updated_at and are tested whole. -#}
 {% macro changed_rows_testable(test_node) -%}
     {%- set metadata = test_node.get('test_metadata') if test_node is mapping else none -%}
     {%- set attached = test_node.get('attached_node') if test_node is mapping else none -%}
-    {%- if not metadata or not attached or metadata.get('name') == 'recency_within_hours' -%}
+    {%- if not metadata or not attached or metadata.get('name') == 'recency_within_hours'
+          or attached not in selected_resources -%}
         {%- do return(false) -%}
     {%- endif -%}
     {%- set parent = graph.nodes.get(attached) -%}
