@@ -37,7 +37,7 @@ with messages as {% if is_incremental() %}not materialized {% endif %}(
 {%- if is_incremental() %}
 
 changed as materialized (
-    select merchant_id, provider, recipient_id, send_key, occurred_at, event_date
+    select merchant_id, provider, recipient_id, send_key, event_date
     from messages
     where {{ changed_since_last_run() }}
 ),

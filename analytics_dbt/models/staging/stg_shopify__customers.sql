@@ -1,6 +1,6 @@
 -- depends_on: {{ source('raw', 'shopify_customers') }}
--- Incremental, like stg_shopify__orders: rows landed since the last run compete with the version already
--- held (a late re-emit of an older version must not win), newest updated_at first, then newest extraction.
+-- Incremental, like stg_shopify__orders (macro dedupe_versions): rows landed since the last run compete with
+-- the version already held, so a late re-emit of an older version does not win.
 {{ config(
     materialized='incremental',
     unique_key=['merchant_id', 'customer_id'],
@@ -29,19 +29,4 @@ select
     _airbyte_extracted_at
 from ({{ raw_union('shopify_customers', incremental_on='_airbyte_extracted_at') }}) as r
 {% endset %}
-{%- if is_incremental() %}
-with new_rows as (
-    {{ raw }}
-),
-
-candidates as (
-    select * from new_rows
-    union all
-    select t.* from {{ this }} as t
-    where (t.merchant_id, t.customer_id) in (select merchant_id, customer_id from new_rows)
-)
-
-{{ dedupe('select * from candidates', 'merchant_id, customer_id', 'updated_at desc nulls last, _airbyte_extracted_at desc') }}
-{%- else %}
-{{ dedupe(raw, 'merchant_id, customer_id', 'updated_at desc nulls last, _airbyte_extracted_at desc') }}
-{%- endif %}
+{{ dedupe_versions(raw, 'merchant_id, customer_id') }}

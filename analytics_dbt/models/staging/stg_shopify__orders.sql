@@ -38,19 +38,4 @@ select
     _airbyte_extracted_at
 from ({{ raw_union('shopify_orders', incremental_on='_airbyte_extracted_at') }}) as r
 {% endset %}
-{%- if is_incremental() %}
-with new_rows as (
-    {{ raw }}
-),
-
-candidates as (
-    select * from new_rows
-    union all
-    select t.* from {{ this }} as t
-    where (t.merchant_id, t.order_id) in (select merchant_id, order_id from new_rows)
-)
-
-{{ dedupe('select * from candidates', 'merchant_id, order_id', 'updated_at desc nulls last, _airbyte_extracted_at desc') }}
-{%- else %}
-{{ dedupe(raw, 'merchant_id, order_id', 'updated_at desc nulls last, _airbyte_extracted_at desc') }}
-{%- endif %}
+{{ dedupe_versions(raw, 'merchant_id, order_id') }}
