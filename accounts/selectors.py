@@ -7,6 +7,8 @@ from django.http import Http404
 
 from accounts.models import Membership, Merchant
 
+MERCHANT_NOT_FOUND = "No such merchant."
+
 
 def membership_list(*, clerk_user_id: str) -> QuerySet[Membership]:
     return Membership.objects.filter(clerk_user_id=clerk_user_id, merchant__is_active=True).select_related("merchant")
@@ -23,7 +25,7 @@ def membership_get(*, clerk_user_id: str, merchant_id: int) -> Membership:
             clerk_user_id=clerk_user_id, merchant_id=merchant_id, merchant__is_active=True
         )
     except (Membership.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such merchant.") from None
+        raise Http404(MERCHANT_NOT_FOUND) from None
 
 
 def member_list(*, merchant: Merchant) -> QuerySet[Membership]:

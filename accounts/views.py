@@ -7,13 +7,13 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import dev_sign_in
-from accounts.selectors import member_list, membership_get, membership_list
+from accounts.selectors import MERCHANT_NOT_FOUND, member_list, membership_list
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record, request_context
 
@@ -40,7 +40,11 @@ def merchant_member_required(view):
     @functools.wraps(view)
     @clerk_login_required
     def wrapper(request: HttpRequest, merchant_id: int, *args, **kwargs):
-        request.membership = membership_get(clerk_user_id=request.clerk.user_id, merchant_id=merchant_id)
+        # One query answers both the access check and the store switcher that every merchant page shows.
+        request.memberships = list(membership_list(clerk_user_id=request.clerk.user_id))
+        request.membership = next((m for m in request.memberships if m.merchant_id == merchant_id), None)
+        if request.membership is None:
+            raise Http404(MERCHANT_NOT_FOUND)  # the same answer whether the merchant exists or not
         request.merchant = request.membership.merchant
         response = view(request, *args, **kwargs)
         # Remember the store so "/" lands here next time; membership is still checked on every request.
@@ -68,7 +72,7 @@ def merchant_home(request: HttpRequest) -> HttpResponse:
         {
             "merchant": request.merchant,
             "membership": request.membership,
-            "memberships": membership_list(clerk_user_id=request.clerk.user_id),
+            "memberships": request.memberships,
             "members": member_list(merchant=request.merchant),
         },
     )

@@ -143,6 +143,15 @@ else:
         }
     }
 
+# Dashboard pages and metrics, cached per process until the next dbt run (see dashboards/cache.py). The
+# timeout bounds staleness after a dbt run made outside the app; 500 entries of 10-60 KB each.
+CACHES["dashboards"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "dashboards",
+    "TIMEOUT": env.int("DASHBOARD_CACHE_SECONDS", default=600),
+    "OPTIONS": {"MAX_ENTRIES": 500},
+}
+
 CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default=str(LOCAL_DIR / "celery")))
 if REDIS_URL:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

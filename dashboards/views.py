@@ -10,17 +10,19 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from accounts.selectors import membership_list
 from accounts.views import merchant_member_required
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from dashboards import selectors
+from dashboards.cache import cached, marts_version
 from dashboards.layouts import PAGE_LAYOUTS, STARTER_TEMPLATES, WIDGET_METRICS
-from dashboards.periods import COMPARISONS, PRESETS, DateRange, date_range_parse
+from dashboards.periods import COMPARISONS, PRESETS, DateRange, Period, date_range_parse
 from dashboards.services import (
     DashboardTemplateConflict,
     dashboard_template_apply_record,
@@ -53,7 +55,13 @@ def _date_range(request: HttpRequest, default_preset: str = "last_30_days") -> t
 
 
 def _render(
-    request: HttpRequest, template: str, page: str, date_range: DateRange | None, errors: dict, context: dict
+    request: HttpRequest,
+    template: str,
+    page: str,
+    date_range: DateRange | None,
+    errors: dict,
+    context: dict,
+    version: str | None = None,
 ) -> HttpResponse:
     merchant = request.merchant
     title, url_name = PAGES[page]
@@ -61,24 +69,75 @@ def _render(
         request,
         template,
         {
-            "merchant": merchant,
+            **_head_context(merchant, date_range, errors, version or marts_version(), context.pop("page_title", title)),
             "membership": request.membership,
-            "memberships": membership_list(clerk_user_id=request.clerk.user_id),
+            "memberships": request.memberships,
             "page": page,
-            "page_title": context.pop("page_title", title),
             "page_url_name": url_name,
-            "date_range": date_range,
-            "range_query": urlencode(date_range.as_query()) if date_range else "",
             "save_source": _save_source(page, context),
-            "range_errors": errors,
-            "presets": PRESETS,
-            "comparisons": COMPARISONS,
-            "freshness": selectors.data_freshness_get(merchant=merchant),
-            "currency": merchant.currency,
             **context,
         },
         status=400 if errors else 200,
     )
+
+
+def _head_context(merchant, date_range: DateRange | None, errors: dict, version: str, title: str) -> dict:
+    """What dashboards/_head.html shows: the title, the "data as of" badge and the range form."""
+    return {
+        "merchant": merchant,
+        "currency": merchant.currency,
+        "page_title": title,
+        "date_range": date_range,
+        "range_query": urlencode(date_range.as_query()) if date_range else "",
+        "range_errors": errors,
+        "presets": PRESETS,
+        "comparisons": COMPARISONS,
+        "freshness": cached(
+            ("freshness", merchant.pk, merchant.key, version), lambda: selectors.data_freshness_get(merchant=merchant)
+        ),
+    }
+
+
+def _page(
+    request: HttpRequest,
+    page: str,
+    date_range: DateRange,
+    errors: dict,
+    *,
+    data: Callable[[], dict],
+    options: tuple = (),
+    range_hidden: dict | None = None,
+    context: dict | None = None,
+) -> HttpResponse:
+    """A dashboard page: the shell around dashboards/fragment.html, the part the marts decide.
+
+    The fragment (title, badge, range form and `dashboards/<page>.html` with `data()`) is rendered once per
+    merchant, range, options and state of the marts (dashboards/cache.py) and reused for every member who
+    asks. It is rendered without the request, so it cannot hold anything of the member who first asked:
+    CSRF tokens, messages and the store switcher stay in the shell. A range the form could not parse is
+    answered without the cache, so arbitrary input cannot crowd out the pages merchants use.
+    """
+    merchant = request.merchant
+    version = marts_version()
+    context = context or {}
+    title = context.get("page_title") or PAGES[page][0]
+
+    def fragment() -> str:
+        return render_to_string(
+            "dashboards/fragment.html",
+            {
+                **_head_context(merchant, date_range, errors, version, title),
+                "range_hidden": range_hidden or {},
+                "body_template": f"dashboards/{page}.html",
+                **data(),
+            },
+        )
+
+    key = ("page", page, title, merchant.pk, merchant.currency, merchant.timezone, version, date_range, options)
+    html = fragment() if errors else cached(key, fragment)
+    # Our own template's output: every value in it went through the template's escaping.
+    context = {**context, "fragment": mark_safe(html)}  # noqa: S308
+    return _render(request, "dashboards/page.html", page, date_range, errors, context, version=version)
 
 
 def _save_source(page: str, context: dict) -> str:
@@ -105,12 +164,9 @@ def _daily_rows(daily: list[dict], currency: str) -> list[list[str]]:
     ]  # fmt: skip
 
 
-@merchant_member_required
-def overview(request: HttpRequest) -> HttpResponse:
-    currency = request.merchant.currency
-    date_range, errors = _date_range(request)
-    kpis = selectors.overview_get(merchant=request.merchant, date_range=date_range)
-    daily = selectors.overview_daily_list(merchant=request.merchant, period=date_range.current)
+def _overview_data(merchant, date_range: DateRange) -> dict:
+    kpis = selectors.overview_get(merchant=merchant, date_range=date_range)
+    daily = selectors.overview_daily_list(merchant=merchant, period=date_range.current)
     tiles = [
         {
             "key": key,
@@ -130,29 +186,23 @@ def overview(request: HttpRequest) -> HttpResponse:
             {"label": "Net revenue", "data": [float(r["net_revenue"]) for r in daily], "kind": "bar"},
             {"label": "Ad spend", "data": [float(r["ad_spend"]) for r in daily], "kind": "line"},
         ],
-        "currency": request.merchant.currency,
+        "currency": merchant.currency,
     }
-    return _render(
-        request,
-        "dashboards/overview.html",
-        "overview",
-        date_range,
-        errors,
-        {"kpis": kpis, "tiles": tiles, "daily": daily, "daily_rows": _daily_rows(daily, currency), "chart": chart},
-    )
+    return {"kpis": kpis, "tiles": tiles, "daily_rows": _daily_rows(daily, merchant.currency), "chart": chart}
 
 
 @merchant_member_required
-def ltv(request: HttpRequest) -> HttpResponse:
-    date_range, errors = _date_range(request, default_preset=LTV_DEFAULT_PRESET)
-    metric = request.GET.get("metric", "revenue")
-    if metric not in LTV_METRICS:
-        metric = "revenue"
-    cohorts = selectors.ltv_cohort_list(merchant=request.merchant, period=date_range.current)
+def overview(request: HttpRequest) -> HttpResponse:
+    date_range, errors = _date_range(request)
+    return _page(request, "overview", date_range, errors, data=lambda: _overview_data(request.merchant, date_range))
+
+
+def _ltv_data(merchant, date_range: DateRange, metric: str) -> dict:
+    cohorts = selectors.ltv_cohort_list(merchant=merchant, period=date_range.current)
     max_month = max((m["month"] for c in cohorts for m in c["months"]), default=-1)
     field = "cum_net_revenue_per_customer" if metric == "revenue" else "retention_rate"
     top = max((m[field] or 0 for c in cohorts for m in c["months"] if m["month"] > 0 or metric == "revenue"), default=0)
-    fmt = (lambda v: money(v, request.merchant.currency)) if metric == "revenue" else percent
+    fmt = (lambda v: money(v, merchant.currency)) if metric == "revenue" else percent
     rows = []
     for cohort in cohorts:
         by_month = {m["month"]: m for m in cohort["months"]}
@@ -179,23 +229,58 @@ def ltv(request: HttpRequest) -> HttpResponse:
             }
             for c, r in zip(cohorts, rows, strict=True)
         ],
-        "currency": request.merchant.currency if metric == "revenue" else "",
+        "currency": merchant.currency if metric == "revenue" else "",
         "percent": metric == "retention",
     }
-    return _render(
+    return {
+        "cohorts": rows,
+        "months": list(range(max_month + 1)),
+        "metric": metric,
+        "metrics": LTV_METRICS,
+        "chart": chart,
+    }
+
+
+@merchant_member_required
+def ltv(request: HttpRequest) -> HttpResponse:
+    date_range, errors = _date_range(request, default_preset=LTV_DEFAULT_PRESET)
+    metric = request.GET.get("metric", "revenue")
+    if metric not in LTV_METRICS:
+        metric = "revenue"
+    return _page(
         request,
-        "dashboards/ltv.html",
         "ltv",
         date_range,
         errors,
-        {
-            "cohorts": rows,
-            "months": list(range(max_month + 1)),
-            "metric": metric,
-            "metrics": LTV_METRICS,
-            "chart": chart,
-        },
+        data=lambda: _ltv_data(request.merchant, date_range, metric),
+        options=(metric,),
+        range_hidden={"metric": metric},
     )
+
+
+def _attribution_data(merchant, period: Period, model: str, channel: str | None) -> dict:
+    by_model = selectors.attribution_model_get(merchant=merchant, period=period, model=model, channel=channel)
+    comparison = selectors.attribution_comparison_list(merchant=merchant, period=period)
+    chart = {
+        "type": "model_comparison",
+        "labels": [row["channel"] for row in comparison],
+        "series": [
+            {"label": label, "data": [float(row["models"][key]["revenue"]) for row in comparison], "kind": "bar"}
+            for key, label in selectors.ATTRIBUTION_MODELS.items()
+        ],
+        "currency": merchant.currency,
+    }
+    return {
+        "model": model,
+        "models": selectors.ATTRIBUTION_MODELS,
+        "channel": channel,
+        "channels": by_model["channels"],
+        "comparison": comparison,
+        "campaigns": by_model["campaigns"],
+        "lookback_days": selectors.ATTRIBUTION_LOOKBACK_DAYS,
+        "half_life_days": selectors.TIME_DECAY_HALF_LIFE_DAYS,
+        "chart": chart,
+    }
 
 
 @merchant_member_required
@@ -205,46 +290,19 @@ def attribution(request: HttpRequest) -> HttpResponse:
     if model not in selectors.ATTRIBUTION_MODELS:
         model = "last_touch"
     channel = request.GET.get("channel") or None
-    period = date_range.current
-    by_model = selectors.attribution_model_get(merchant=request.merchant, period=period, model=model, channel=channel)
-    channels, campaigns = by_model["channels"], by_model["campaigns"]
-    comparison = selectors.attribution_comparison_list(merchant=request.merchant, period=period)
-    chart = {
-        "type": "model_comparison",
-        "labels": [row["channel"] for row in comparison],
-        "series": [
-            {"label": label, "data": [float(row["models"][key]["revenue"]) for row in comparison], "kind": "bar"}
-            for key, label in selectors.ATTRIBUTION_MODELS.items()
-        ],
-        "currency": request.merchant.currency,
-    }
-    return _render(
+    return _page(
         request,
-        "dashboards/attribution.html",
         "attribution",
         date_range,
         errors,
-        {
-            "model": model,
-            "models": selectors.ATTRIBUTION_MODELS,
-            "channel": channel,
-            "channels": channels,
-            "comparison": comparison,
-            "campaigns": campaigns,
-            "lookback_days": selectors.ATTRIBUTION_LOOKBACK_DAYS,
-            "half_life_days": selectors.TIME_DECAY_HALF_LIFE_DAYS,
-            "chart": chart,
-        },
+        data=lambda: _attribution_data(request.merchant, date_range.current, model, channel),
+        options=(model, channel),
+        range_hidden={"model": model},
     )
 
 
-@merchant_member_required
-def engagement(request: HttpRequest) -> HttpResponse:
-    date_range, errors = _date_range(request)
-    period = date_range.current
-    summary = selectors.engagement_summary_list(merchant=request.merchant, period=period)
-    top_messages = selectors.engagement_message_list(merchant=request.merchant, period=period)
-    daily = selectors.engagement_daily_list(merchant=request.merchant, period=period)
+def _engagement_data(merchant, period: Period) -> dict:
+    daily = selectors.engagement_daily_list(merchant=merchant, period=period)
     chart = {
         "type": "engagement_trend",
         "labels": [r["date_day"].isoformat() for r in daily],
@@ -252,16 +310,22 @@ def engagement(request: HttpRequest) -> HttpResponse:
             {"label": "Email attributed revenue", "data": [float(r["email_revenue"]) for r in daily], "kind": "bar"},
             {"label": "SMS attributed revenue", "data": [float(r["sms_revenue"]) for r in daily], "kind": "bar"},
         ],
-        "currency": request.merchant.currency,
+        "currency": merchant.currency,
         "stacked": True,
     }
-    return _render(
-        request,
-        "dashboards/engagement.html",
-        "engagement",
-        date_range,
-        errors,
-        {"summary": summary, "top_messages": top_messages, "daily": daily, "chart": chart},
+    return {
+        "summary": selectors.engagement_summary_list(merchant=merchant, period=period),
+        "top_messages": selectors.engagement_message_list(merchant=merchant, period=period),
+        "daily": daily,
+        "chart": chart,
+    }
+
+
+@merchant_member_required
+def engagement(request: HttpRequest) -> HttpResponse:
+    date_range, errors = _date_range(request)
+    return _page(
+        request, "engagement", date_range, errors, data=lambda: _engagement_data(request.merchant, date_range.current)
     )
 
 
@@ -484,22 +548,32 @@ def _widget_view(widget: dict, currency: str, date_range: DateRange) -> dict:
 
 def _dashboard_page(request: HttpRequest, *, layout: list[dict], title: str, template=None, starter_key=""):
     date_range, errors = _date_range(request)
-    widgets = selectors.dashboard_widget_list(merchant=request.merchant, layout=layout, date_range=date_range)
-    return _render(
+    merchant = request.merchant
+
+    def data() -> dict:
+        widgets = selectors.dashboard_widget_list(merchant=merchant, layout=layout, date_range=date_range)
+        return {
+            "template": template,
+            "widgets": [_widget_view(w, merchant.currency, date_range) for w in widgets],
+            "models": selectors.ATTRIBUTION_MODELS,
+            # "<base>overview-daily.csv?..." — reverse() needs a table name, and the widgets supply it.
+            "export_base": reverse("dashboards:export_csv", args=[merchant.pk, "x"]).removesuffix("x.csv"),
+        }
+
+    # A saved template's version changes with every edit of its layout, name or description.
+    options = ("template", template.pk, template.version) if template is not None else ("starter", starter_key)
+    return _page(
         request,
-        "dashboards/custom.html",
         "custom",
         date_range,
         errors,
-        {
+        data=data,
+        options=options,
+        context={
             "page_title": title,
             "template": template,
-            "layout_json": json.dumps(layout, indent=2),
             "starter_key": starter_key,
-            "widgets": [_widget_view(w, request.merchant.currency, date_range) for w in widgets],
-            "models": selectors.ATTRIBUTION_MODELS,
-            # "<base>overview-daily.csv?..." — reverse() needs a table name, and the widgets supply it.
-            "export_base": reverse("dashboards:export_csv", args=[request.merchant.pk, "x"]).removesuffix("x.csv"),
+            "layout_json": json.dumps(layout, indent=2),
         },
     )
 

@@ -38,6 +38,16 @@ def _close_connections_before_test_databases_are_dropped(request):
         connections.close_all()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_dashboard_cache(request):
+    """Dashboard bodies are cached per process until the next dbt run (dashboards/cache.py); tests that
+    build marts without a DbtRun must not see what an earlier test cached."""
+    if request.config.pluginmanager.hasplugin("django"):
+        from django.core.cache import caches
+
+        caches["dashboards"].clear()
+
+
 @pytest.fixture(scope="session")
 def sandbox_server():
     """The provider sandbox, over real HTTP on a free loopback port, for the whole session."""

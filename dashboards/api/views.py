@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,7 @@ from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from dashboards import selectors
 from dashboards.api import serializers as s
+from dashboards.cache import cached, marts_version
 from dashboards.layouts import STARTER_TEMPLATES
 from dashboards.periods import DateRange, date_range_parse
 from dashboards.services import (
@@ -80,34 +82,51 @@ class MerchantApiView(APIView):
         return Actor(type=ActorType.CLERK_USER, id=user_id, label=user_id)
 
 
-class OverviewApi(MerchantApiView):
+class MetricsApiView(MerchantApiView):
+    def metrics(self, dr: DateRange, build: Callable[[], dict], options: tuple = ()) -> Response:
+        """The body: the range, then what `build` reads. Computed once per merchant, range, options and
+        state of the marts (dashboards/cache.py), after the membership check of `initial`."""
+        merchant = self.merchant
+        key = (
+            "api",
+            type(self).__name__,
+            merchant.pk,
+            merchant.currency,
+            merchant.timezone,
+            marts_version(),
+            dr,
+            options,
+        )
+        return Response(cached(key, lambda: jsonable({**range_payload(merchant, dr), **build()})))
+
+
+class OverviewApi(MetricsApiView):
     @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.OverviewResponseSerializer, tags=["metrics"])
     def get(self, request, merchant_id: int):
         """KPIs with the change against the comparison period, and the daily series."""
         dr = self.date_range()
-        body = {
-            **range_payload(self.merchant, dr),
-            "kpis": selectors.overview_get(merchant=self.merchant, date_range=dr),
-            "daily": selectors.overview_daily_list(merchant=self.merchant, period=dr.current),
-        }
-        return Response(jsonable(body))
+        return self.metrics(
+            dr,
+            lambda: {
+                "kpis": selectors.overview_get(merchant=self.merchant, date_range=dr),
+                "daily": selectors.overview_daily_list(merchant=self.merchant, period=dr.current),
+            },
+        )
 
 
-class LtvApi(MerchantApiView):
+class LtvApi(MetricsApiView):
     default_preset = "last_12_months"
 
     @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.LtvResponseSerializer, tags=["metrics"])
     def get(self, request, merchant_id: int):
         """Cohorts whose first month falls in the range (default: the last 12 months), month by month."""
         dr = self.date_range()
-        body = {
-            **range_payload(self.merchant, dr),
-            "cohorts": selectors.ltv_cohort_list(merchant=self.merchant, period=dr.current),
-        }
-        return Response(jsonable(body))
+        return self.metrics(
+            dr, lambda: {"cohorts": selectors.ltv_cohort_list(merchant=self.merchant, period=dr.current)}
+        )
 
 
-class AttributionApi(MerchantApiView):
+class AttributionApi(MetricsApiView):
     @extend_schema(
         parameters=[s.AttributionQuerySerializer], responses=s.AttributionResponseSerializer, tags=["metrics"]
     )
@@ -118,43 +137,49 @@ class AttributionApi(MerchantApiView):
         if model not in selectors.ATTRIBUTION_MODELS:
             raise DrfValidationError({"model": [MODEL_UNKNOWN.format(choices=", ".join(selectors.ATTRIBUTION_MODELS))]})
         channel = request.query_params.get("channel") or None
-        body = {
-            **range_payload(self.merchant, dr),
-            "model": model,
-            "lookback_days": selectors.ATTRIBUTION_LOOKBACK_DAYS,
-            **selectors.attribution_model_get(merchant=self.merchant, period=dr.current, model=model, channel=channel),
-        }
-        return Response(jsonable(body))
+        return self.metrics(
+            dr,
+            lambda: {
+                "model": model,
+                "lookback_days": selectors.ATTRIBUTION_LOOKBACK_DAYS,
+                **selectors.attribution_model_get(
+                    merchant=self.merchant, period=dr.current, model=model, channel=channel
+                ),
+            },
+            options=(model, channel),
+        )
 
 
-class AttributionCompareApi(MerchantApiView):
+class AttributionCompareApi(MetricsApiView):
     @extend_schema(
         parameters=[s.DateRangeQuerySerializer], responses=s.AttributionCompareResponseSerializer, tags=["metrics"]
     )
     def get(self, request, merchant_id: int):
         """Every attribution model side by side, by channel: attributed revenue and ROAS."""
         dr = self.date_range()
-        body = {
-            **range_payload(self.merchant, dr),
-            "models": selectors.ATTRIBUTION_MODELS,
-            "lookback_days": selectors.ATTRIBUTION_LOOKBACK_DAYS,
-            "channels": selectors.attribution_comparison_list(merchant=self.merchant, period=dr.current),
-        }
-        return Response(jsonable(body))
+        return self.metrics(
+            dr,
+            lambda: {
+                "models": selectors.ATTRIBUTION_MODELS,
+                "lookback_days": selectors.ATTRIBUTION_LOOKBACK_DAYS,
+                "channels": selectors.attribution_comparison_list(merchant=self.merchant, period=dr.current),
+            },
+        )
 
 
-class EngagementApi(MerchantApiView):
+class EngagementApi(MetricsApiView):
     @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.EngagementResponseSerializer, tags=["metrics"])
     def get(self, request, merchant_id: int):
         """Email and SMS: totals by channel, provider and campaign/flow, top messages, daily trend."""
         dr = self.date_range()
-        body = {
-            **range_payload(self.merchant, dr),
-            "summary": selectors.engagement_summary_list(merchant=self.merchant, period=dr.current),
-            "messages": selectors.engagement_message_list(merchant=self.merchant, period=dr.current),
-            "daily": selectors.engagement_daily_list(merchant=self.merchant, period=dr.current),
-        }
-        return Response(jsonable(body))
+        return self.metrics(
+            dr,
+            lambda: {
+                "summary": selectors.engagement_summary_list(merchant=self.merchant, period=dr.current),
+                "messages": selectors.engagement_message_list(merchant=self.merchant, period=dr.current),
+                "daily": selectors.engagement_daily_list(merchant=self.merchant, period=dr.current),
+            },
+        )
 
 
 # --- dashboard templates ----------------------------------------------------------------------------

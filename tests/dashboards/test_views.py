@@ -35,7 +35,7 @@ def test_overview_shows_kpis_chart_data_and_table(signed_in, alpine):
     assert 'id="revenue-spend-chart-data" type="application/json"' in html
     assert response.context["tiles"][0]["value"] == response.context["kpis"]["current"]["net_revenue"]
     assert "$" in html and "<caption" in html
-    assert len(response.context["daily"]) == 30
+    assert len(response.context["daily_rows"]) == 30
 
 
 def test_bad_range_on_a_page_shows_the_errors_with_the_default_range(signed_in, alpine):
