@@ -2,19 +2,57 @@
 -- ad account's currency to the shop currency with the latest rate published on or before the day (rates
 -- exist for business days only), falling back to the nearest later rate at the start of history.
 -- Incremental: platforms restate recent days (Meta up to 28), so every run rebuilds the days from
--- var meta_restatement_days before the newest day held.
+-- var meta_restatement_days before the newest day held, and every day of a merchant whose older history
+-- arrived since the last run: onboarded after the first build, an ad account connected later, a late
+-- restatement. (merchant, day) is the unique key, so a day is only ever rewritten whole.
 {{ config(
     materialized='incremental',
     unique_key=['merchant_id', 'date_day'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
 ) }}
+-- depends_on: {{ source('raw', 'facebook_marketing_ads_insights') }}
+-- depends_on: {{ source('raw', 'google_ads_campaign') }}
 {%- set since = '' %}
 {%- if is_incremental() %}
     {%- set since = "(select coalesce(max(date_day), '-infinity'::date) - " ~ (var('meta_restatement_days') | int)
         ~ " from " ~ this ~ ")" %}
+    {%- set last_run = "(select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from " ~ this ~ ")" %}
 {%- endif %}
-with facebook as (
+with
+{%- if since %}
+-- Merchants whose history is not all in yet: one with an ad account (or the merchant itself) not seen
+-- before, or one with rows older than the window extracted since the last run. Read from the raw tables: a
+-- plain scan, without the staging views' dedupe. The filters below use `= any(array(...))` so that they
+-- stay plain restrictions, which PostgreSQL pushes below the staging views' window functions.
+raw_accounts as (
+    select
+        merchant_id,
+        'facebook' as platform,
+        account_id,
+        bool_or(_airbyte_extracted_at > {{ last_run }} and date_start < {{ since }}) as restated_late
+    from ({{ raw_union('facebook_marketing_ads_insights') }}) as r
+    group by merchant_id, account_id
+    union all
+    select
+        merchant_id,
+        'google_ads' as platform,
+        customer_id::text as account_id,
+        bool_or(_airbyte_extracted_at > {{ last_run }} and segments_date < {{ since }}) as restated_late
+    from ({{ raw_union('google_ads_campaign') }}) as r
+    group by merchant_id, customer_id
+),
+
+backfilled as (
+    select a.merchant_id
+    from raw_accounts as a
+    left join (select distinct merchant_id, platform, account_id from {{ this }}) as seen
+        on seen.merchant_id = a.merchant_id and seen.platform = a.platform and seen.account_id = a.account_id
+    where seen.account_id is null or a.restated_late
+),
+{%- endif %}
+
+facebook as (
     select
         merchant_id,
         'facebook' as platform,
@@ -30,7 +68,7 @@ with facebook as (
         sum(conversions_value) as conversions_value_account_currency
     from {{ ref('stg_facebook_marketing__ads_insights') }}
     {%- if since %}
-    where date_day >= {{ since }}
+    where date_day >= {{ since }} or merchant_id = any(array(select merchant_id from backfilled))
     {%- endif %}
     group by merchant_id, account_id, campaign_id, date_day
 ),
@@ -52,7 +90,7 @@ google as (
     from {{ ref('stg_google_ads__campaign') }} as c
     left join {{ ref('stg_google_ads__customer') }} as a on a.merchant_id = c.merchant_id and a.account_id = c.account_id
     {%- if since %}
-    where c.date_day >= {{ since }}
+    where c.date_day >= {{ since }} or c.merchant_id = any(array(select merchant_id from backfilled))
     {%- endif %}
     group by c.merchant_id, c.account_id, c.campaign_id, c.date_day
 ),
