@@ -61,15 +61,16 @@ def _render(
     date_range: DateRange | None,
     errors: dict,
     context: dict,
-    version: str | None = None,
+    head: dict | None = None,
 ) -> HttpResponse:
     merchant = request.merchant
     title, url_name = PAGES[page]
+    title = context.pop("page_title", title)
     return render(
         request,
         template,
         {
-            **_head_context(merchant, date_range, errors, version or marts_version(), context.pop("page_title", title)),
+            **(head or _head_context(merchant, date_range, errors, marts_version(), title)),
             "membership": request.membership,
             "memberships": request.memberships,
             "page": page,
@@ -121,12 +122,13 @@ def _page(
     version = marts_version()
     context = context or {}
     title = context.get("page_title") or PAGES[page][0]
+    head = _head_context(merchant, date_range, errors, version, title)
 
     def fragment() -> str:
         return render_to_string(
             "dashboards/fragment.html",
             {
-                **_head_context(merchant, date_range, errors, version, title),
+                **head,
                 "range_hidden": range_hidden or {},
                 "body_template": f"dashboards/{page}.html",
                 **data(),
@@ -137,7 +139,7 @@ def _page(
     html = fragment() if errors else cached(key, fragment)
     # Our own template's output: every value in it went through the template's escaping.
     context = {**context, "fragment": mark_safe(html)}  # noqa: S308
-    return _render(request, "dashboards/page.html", page, date_range, errors, context, version=version)
+    return _render(request, "dashboards/page.html", page, date_range, errors, context, head=head)
 
 
 def _save_source(page: str, context: dict) -> str:
