@@ -2,12 +2,22 @@
 
 Tokens are verified offline with the official SDK (`authenticate_request` with the instance's PEM
 public key): no network call per request, and the `azp` claim must name one of our origins.
+
+A browser sends the same token with every request until Clerk's frontend renews it (about once a
+minute), and the SDK parses the PEM key and checks the RSA signature each time. A token that verified
+is therefore remembered by this process until its `exp`, under the key and origins it was verified
+with; past `exp` the SDK judges it again (and rejects it once its clock-skew leeway is over too).
+Nothing else about a token changes while it is valid: Clerk session tokens cannot be revoked early.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from clerk_backend_api.security import authenticate_request
@@ -24,7 +34,8 @@ class ClerkIdentity:
 
     user_id: str
     session_id: str
-    claims: dict[str, Any] = field(repr=False)
+    # Read-only: one identity serves every request that carries its token.
+    claims: MappingProxyType[str, Any] = field(repr=False)
 
     # Lets DRF and templates treat the identity like a user object.
     is_authenticated = True
@@ -46,7 +57,17 @@ def _options() -> AuthenticateRequestOptions:
         authorized_parties=list(settings.CLERK_AUTHORIZED_PARTIES),
         # Never fall back to fetching JWKS over the network with the secret key.
         secret_key=None,
+        clock_skew_in_ms=settings.CLERK_CLOCK_SKEW_MS,
     )
+
+
+def _session_token(request) -> str | None:
+    """The bearer token, else the `__session` cookie, else None (the precedence of the SDK)."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        # The SDK would take any Authorization header as a token; other schemes are not ours to judge.
+        return authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+    return request.COOKIES.get(settings.CLERK_SESSION_COOKIE)
 
 
 def clerk_identity_from_request(request) -> ClerkIdentity | ClerkRejection | None:
@@ -55,25 +76,64 @@ def clerk_identity_from_request(request) -> ClerkIdentity | ClerkRejection | Non
     Returns None when the request carries no token at all, a rejection (with the SDK's reason) when it
     carries one that fails verification, and the identity when it verifies.
     """
-    has_cookie = settings.CLERK_SESSION_COOKIE in request.COOKIES
-    authorization = request.headers.get("Authorization", "")
-    if not has_cookie and not authorization.startswith("Bearer "):
+    token = _session_token(request)
+    if token is None:
         return None
-    if authorization and not authorization.startswith("Bearer "):
-        # The SDK would take any Authorization header as a token; other schemes are not ours to judge.
-        return None
-    state = authenticate_request(_HeadersOnly(request), _options())
+    options = _options()
+    key = (token, options.jwt_key, tuple(options.authorized_parties), options.clock_skew_in_ms)
+    identity = _verified.get(key)
+    if identity is not None:
+        return identity
+    # The SDK is handed exactly the token chosen above, so the token remembered is the token verified.
+    state = authenticate_request(_BearerOnly(token), options)
     if state.status != AuthStatus.SIGNED_IN or not state.payload:
         reason = getattr(state.reason, "name", None) or str(state.reason)
         return ClerkRejection(reason=reason)
     payload = state.payload
     if not payload.get("sub"):
         return ClerkRejection(reason="TOKEN_WITHOUT_SUBJECT")
-    return ClerkIdentity(user_id=payload["sub"], session_id=payload.get("sid", ""), claims=payload)
+    identity = ClerkIdentity(
+        user_id=payload["sub"], session_id=payload.get("sid", ""), claims=MappingProxyType(payload)
+    )
+    _verified.put(key, identity, expires_at=payload.get("exp"))
+    return identity
 
 
-class _HeadersOnly:
-    """What the SDK reads from a request: headers, with the cookie header included."""
+class _BearerOnly:
+    """What the SDK reads from a request: its headers. Only the token we chose is in them."""
 
-    def __init__(self, request) -> None:
-        self.headers = request.headers
+    def __init__(self, token: str) -> None:
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+
+class _VerifiedTokens:
+    """Identities of tokens this process verified, each until its `exp`; the oldest go first when full."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, tuple[float, ClerkIdentity]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> ClerkIdentity | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if time.time() >= entry[0]:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: tuple, identity: ClerkIdentity, *, expires_at: Any) -> None:
+        if not isinstance(expires_at, int | float):
+            return  # a token without a numeric exp is verified on every request
+        with self._lock:
+            self._entries[key] = (float(expires_at), identity)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+# Sessions active in one process within a token's minute: ample, and a few MB at most.
+_verified = _VerifiedTokens(max_entries=10_000)

@@ -41,7 +41,7 @@ def merchant_member_required(view):
     @clerk_login_required
     def wrapper(request: HttpRequest, merchant_id: int, *args, **kwargs):
         # One query answers both the access check and the store switcher that every merchant page shows.
-        request.memberships = list(membership_list(clerk_user_id=request.clerk.user_id))
+        request.memberships = membership_list(clerk_user_id=request.clerk.user_id)
         request.membership = next((m for m in request.memberships if m.merchant_id == merchant_id), None)
         if request.membership is None:
             raise Http404(MERCHANT_NOT_FOUND)  # the same answer whether the merchant exists or not
@@ -56,7 +56,7 @@ def merchant_member_required(view):
 
 @clerk_login_required
 def home(request: HttpRequest) -> HttpResponse:
-    memberships = list(membership_list(clerk_user_id=request.clerk.user_id))
+    memberships = membership_list(clerk_user_id=request.clerk.user_id)
     if not memberships:
         return render(request, "accounts/no_merchant.html", status=403)
     preferred = request.COOKIES.get(LAST_MERCHANT_COOKIE, "")

@@ -205,6 +205,8 @@ CLERK_AUTHORIZED_PARTIES = env.list(
     default=[f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"] if DEV else [],
 )
 CLERK_SIGN_IN_URL = env.str("CLERK_SIGN_IN_URL", default="")
+# How far our clock may be off Clerk's when judging a token's exp/nbf/iat (the SDK's own default).
+CLERK_CLOCK_SKEW_MS = env.int("CLERK_CLOCK_SKEW_MS", default=5000)
 CLERK_SESSION_COOKIE = "__session"
 
 # The provider sandbox (sandbox/): set in local development and tests only. It enables the dev sign-in.

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.core.cache import caches
+from django.db import connections, router
 
 from analytics.models import DbtRun
 
@@ -28,9 +29,16 @@ T = TypeVar("T")
 _MISSING = object()
 
 
+# Asked on every dashboard request, cache hits included: a plain statement on the primary key's index
+# costs half of what the ORM spends compiling the same query.
+_LATEST_RUN_SQL = f"select id, status, finished_at from {DbtRun._meta.db_table} order by id desc limit 1"  # noqa: S608
+
+
 def marts_version() -> str:
     """The latest dbt run's id, status and finish time: changes whenever a run starts or ends."""
-    latest = DbtRun.objects.order_by("-pk").values_list("pk", "status", "finished_at").first()
+    with connections[router.db_for_read(DbtRun)].cursor() as cursor:
+        cursor.execute(_LATEST_RUN_SQL)
+        latest = cursor.fetchone()
     if latest is None:
         return "none"
     pk, status, finished_at = latest

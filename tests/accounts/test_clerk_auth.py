@@ -110,3 +110,47 @@ def test_rejected_cookie_sends_pages_to_sign_in(client, clerk, member):
     page = client.get(reverse("accounts:merchant_home", args=[member.merchant.pk]))
     assert page.status_code == 302
     assert page.url.startswith(reverse("accounts:sign_in"))
+
+
+def test_a_remembered_token_is_rejected_once_it_expires(client, clerk, member, settings):
+    # The process remembers a verified token, but only until its exp: then the SDK judges it again.
+    settings.CLERK_CLOCK_SKEW_MS = 0
+    expires = int(time.time()) + 2
+    headers = clerk.auth_header("user_alice", exp=expires, iat=expires - 60, nbf=expires - 60)
+    assert client.get(API, **headers).status_code == 200
+    assert client.get(API, **headers).status_code == 200
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    response = client.get(API, **headers)
+    assert response.status_code == 401
+    assert "TOKEN_EXPIRED" in response.json()["detail"]
+
+
+def test_a_remembered_token_is_judged_again_under_another_key(client, clerk, member, settings):
+    headers = clerk.auth_header("user_alice")
+    assert client.get(API, **headers).status_code == 200
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    settings.CLERK_JWT_KEY = (
+        other_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    response = client.get(API, **headers)
+    assert response.status_code == 401
+    assert "TOKEN_INVALID_SIGNATURE" in response.json()["detail"]
+
+
+def test_a_remembered_token_is_judged_again_when_its_origin_is_no_longer_allowed(client, clerk, member, settings):
+    client.cookies["__session"] = clerk.token("user_alice")
+    page = reverse("accounts:merchant_home", args=[member.merchant.pk])
+    assert client.get(page).status_code == 200
+    settings.CLERK_AUTHORIZED_PARTIES = ["https://app.example"]
+    response = client.get(page)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("accounts:sign_in"))
+
+
+def test_a_bearer_token_wins_over_the_cookie(client, clerk, member):
+    # The SDK's precedence: with both, the Authorization header is the token judged.
+    client.cookies["__session"] = clerk.token("user_alice")
+    response = client.get(API, HTTP_AUTHORIZATION="Bearer not-a-jwt")
+    assert response.status_code == 401
