@@ -10,10 +10,8 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from accounts.views import merchant_member_required
@@ -30,6 +28,7 @@ from dashboards.services import (
     dashboard_template_delete,
     dashboard_template_update,
 )
+from dashboards.shell import Shell, page_html, page_shell
 from dashboards.templatetags.dashboards import count, money, percent
 
 LTV_METRICS = {"revenue": "Cumulative net revenue per customer", "retention": "Retention"}
@@ -54,32 +53,19 @@ def _date_range(request: HttpRequest, default_preset: str = "last_30_days") -> t
         return fallback, exc.message_dict
 
 
-def _render(
-    request: HttpRequest,
-    template: str,
-    page: str,
-    date_range: DateRange | None,
-    errors: dict,
-    context: dict,
-    head: dict | None = None,
-) -> HttpResponse:
-    merchant = request.merchant
-    title, url_name = PAGES[page]
-    title = context.pop("page_title", title)
-    return render(
-        request,
-        template,
-        {
-            **(head or _head_context(merchant, date_range, errors, marts_version(), title)),
-            "membership": request.membership,
-            "memberships": request.memberships,
-            "page": page,
-            "page_url_name": url_name,
-            "save_source": _save_source(page, context),
-            **context,
-        },
-        status=400 if errors else 200,
-    )
+def _member_context(request: HttpRequest, page: str) -> dict:
+    """What the member's own parts of a page show (dashboards/shell.py): their stores."""
+    return {
+        "merchant": request.merchant,
+        "memberships": request.memberships,
+        "page_url_name": PAGES[page][1],
+    }
+
+
+def _render(request: HttpRequest, template: str, page: str, context: dict) -> HttpResponse:
+    """A dashboards page that is not over the marts (the template list), rendered whole for each request."""
+    head = _head_context(request.merchant, None, {}, marts_version(), PAGES[page][0])
+    return render(request, template, {**head, **_member_context(request, page), "page": page, **context})
 
 
 def _head_context(merchant, date_range: DateRange | None, errors: dict, version: str, title: str) -> dict:
@@ -110,36 +96,41 @@ def _page(
     range_hidden: dict | None = None,
     context: dict | None = None,
 ) -> HttpResponse:
-    """A dashboard page: the shell around dashboards/fragment.html, the part the marts decide.
+    """A dashboard page over the marts: dashboards/shell.html with `data()`, and the member's own parts.
 
-    The fragment (title, badge, range form and `dashboards/<page>.html` with `data()`) is rendered once per
-    merchant, range, options and state of the marts (dashboards/cache.py) and reused for every member who
-    asks. It is rendered without the request, so it cannot hold anything of the member who first asked:
-    CSRF tokens, messages and the store switcher stay in the shell. A range the form could not parse is
-    answered without the cache, so arbitrary input cannot crowd out the pages merchants use.
+    The shell (everything but the top bar's switcher and sign-out form, the messages, the member's CSRF token
+    and the page's own URL) is rendered once per merchant, range, options and state of the marts
+    (dashboards/cache.py) and reused for every member who asks; see dashboards/shell.py. A range the form
+    could not parse is answered without the cache, so arbitrary input cannot crowd out the pages merchants use.
     """
     merchant = request.merchant
     version = marts_version()
     context = context or {}
     title = context.get("page_title") or PAGES[page][0]
-    head = _head_context(merchant, date_range, errors, version, title)
+    view_name = request.resolver_match.view_name
 
-    def fragment() -> str:
-        return render_to_string(
-            "dashboards/fragment.html",
+    def shell() -> Shell:
+        head = _head_context(merchant, date_range, errors, version, title)
+        return page_shell(
+            "dashboards/shell.html",
             {
                 **head,
+                "page": page,
+                "nav_view": view_name,
                 "range_hidden": range_hidden or {},
                 "body_template": f"dashboards/{page}.html",
+                "save_source": _save_source(page, context),
+                **context,
                 **data(),
             },
         )
 
-    key = ("page", page, title, merchant.pk, merchant.currency, merchant.timezone, version, date_range, options)
-    html = fragment() if errors else cached(key, fragment)
-    # Our own template's output: every value in it went through the template's escaping.
-    context = {**context, "fragment": mark_safe(html)}  # noqa: S308
-    return _render(request, "dashboards/page.html", page, date_range, errors, context, head=head)
+    key = (
+        "page", page, view_name, title, merchant.pk, merchant.name, merchant.key, merchant.currency, merchant.timezone,
+        version, date_range, options,
+    )  # fmt: skip
+    html = page_html(request, shell() if errors else cached(key, shell), _member_context(request, page))
+    return HttpResponse(html, status=400 if errors else 200)
 
 
 def _save_source(page: str, context: dict) -> str:
@@ -555,7 +546,7 @@ def _dashboard_page(request: HttpRequest, *, layout: list[dict], title: str, tem
     def data() -> dict:
         widgets = selectors.dashboard_widget_list(merchant=merchant, layout=layout, date_range=date_range)
         return {
-            "template": template,
+            "layout_json": json.dumps(layout, indent=2),
             "widgets": [_widget_view(w, merchant.currency, date_range) for w in widgets],
             "models": selectors.ATTRIBUTION_MODELS,
             # "<base>overview-daily.csv?..." — reverse() needs a table name, and the widgets supply it.
@@ -571,12 +562,7 @@ def _dashboard_page(request: HttpRequest, *, layout: list[dict], title: str, tem
         errors,
         data=data,
         options=options,
-        context={
-            "page_title": title,
-            "template": template,
-            "starter_key": starter_key,
-            "layout_json": json.dumps(layout, indent=2),
-        },
+        context={"page_title": title, "template": template, "starter_key": starter_key},
     )
 
 
@@ -586,8 +572,6 @@ def template_list(request: HttpRequest) -> HttpResponse:
         request,
         "dashboards/template_list.html",
         "templates",
-        None,
-        {},
         {
             "templates": selectors.dashboard_template_list(merchant=request.merchant),
             "starters": STARTER_TEMPLATES,

@@ -140,3 +140,33 @@ def test_editing_a_saved_dashboard_shows_the_new_version_at_once(signed_in, owne
     html = signed_in.get(path).content.decode()
     assert "For Mondays · version 2" in html
     assert html.count('data-widget-type="kpi"') == 1
+
+
+def test_a_cached_page_has_the_members_own_parts_in_place(client, clerk, alpine, beach):
+    """Top bar, messages and forms sit where the page puts them, for each member, and no marker is left."""
+    both, one = clerk.user("user_both"), clerk.user("user_one")
+    MembershipFactory(clerk_user_id=both, merchant=alpine, role=Role.OWNER)
+    MembershipFactory(clerk_user_id=both, merchant=beach, role=Role.OWNER)
+    MembershipFactory(clerk_user_id=one, merchant=alpine, role=Role.VIEWER)
+    path = f"/m/{alpine.pk}/attribution/"
+
+    client.cookies["__session"] = clerk.token(one)
+    client.get(path)  # fills the cache
+    client.cookies["__session"] = clerk.token(both)
+    client.post(f"/m/{alpine.pk}/dashboards/save/", {"source": "page:attribution", "name": "", "back": path})
+    with CaptureQueriesContext(connections["warehouse"]) as queries:
+        html = client.get(path).content.decode()
+    assert mart_queries(queries) == []
+
+    header = html[html.index('<header class="topbar">') : html.index("</header>")]
+    assert 'aria-label="Switch store"' in header and f'href="/m/{beach.pk}/attribution/"' in header
+    assert "user_both" in header and 'name="csrfmiddlewaretoken"' in header
+    main = html[html.index("<main>") : html.index("</main>")]
+    assert main.index('class="messages"') < main.index('class="dash-head"') < main.index('id="model-detail"')
+    assert "Not saved:" in main
+    assert main.index('id="model-detail"') < main.index('aria-label="Save as template"')
+    assert f'value="{path}"' in main  # "Save as template" comes back to this page
+    assert html.index('aria-label="Dashboards"') < html.index("<main>")  # the tabs, with this page current
+    current_tab = f'<a href="/m/{alpine.pk}/attribution/?preset=last_30_days&amp;compare=previous_period" aria-current'
+    assert current_tab in html
+    assert "<!--" not in html

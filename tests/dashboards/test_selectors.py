@@ -159,3 +159,26 @@ def test_data_freshness_reads_the_latest_successful_runs(alpine):
     assert freshness.built_at == now
     assert [s["source"] for s in freshness.sources] == ["klaviyo.events", "shopify.orders"]
     assert freshness.data_as_of.isoformat() == "2026-11-01T08:00:00+00:00"  # the stalest source
+
+
+def test_dashboard_template_get_finds_only_the_merchants_own_template():
+    from django.http import Http404
+
+    from dashboards.layouts import PAGE_LAYOUTS
+    from dashboards.models import DashboardTemplate
+
+    own, other = MerchantFactory(), MerchantFactory()
+    template = DashboardTemplate.objects.create(
+        merchant=own, name="Weekly", description="Mondays", layout=PAGE_LAYOUTS["overview"], created_by="user_a"
+    )
+    found = selectors.dashboard_template_get(merchant=own, template_id=str(template.pk))
+    stored = DashboardTemplate.objects.get(pk=template.pk)
+    fields = [f.attname for f in DashboardTemplate._meta.concrete_fields]
+    assert [getattr(found, f) for f in fields] == [getattr(stored, f) for f in fields]
+    assert found.layout == PAGE_LAYOUTS["overview"]  # decoded, not the JSON text
+    found.name = "Weekly (edited)"
+    found.save()  # an instance like any other: saving updates the row
+    assert DashboardTemplate.objects.get(pk=template.pk).name == "Weekly (edited)"
+    for merchant, template_id in ((other, template.pk), (own, template.pk + 1), (own, "abc"), (own, None)):
+        with pytest.raises(Http404):
+            selectors.dashboard_template_get(merchant=merchant, template_id=template_id)
