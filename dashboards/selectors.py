@@ -7,12 +7,13 @@ summed components (never by averaging daily ratios), and are None when the denom
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 
 import yaml
 from django.conf import settings
-from django.db import ProgrammingError, connections
+from django.db import ProgrammingError, connections, router
 from django.http import Http404
 
 from accounts.models import Merchant
@@ -441,19 +442,32 @@ class DataFreshness:
         return min(loaded) if loaded else self.built_at
 
 
+_FRESHNESS_SQL = f"""
+    select
+        (select finished_at from {DbtRun._meta.db_table}
+         where status = %(success)s and split_part(command, ' ', 1) in ('build', 'run')
+         order by started_at desc, id desc limit 1),
+        (select coalesce(jsonb_agg(item), '[]'::jsonb)
+         from (select freshness from {DbtRun._meta.db_table}
+               where status = %(success)s and freshness <> '[]'::jsonb
+               order by started_at desc, id desc limit 1) latest
+         cross join jsonb_array_elements(latest.freshness) item
+         where coalesce(item->>'merchant_key', %(key)s) = %(key)s)
+"""  # noqa: S608 — the table name comes from the model
+
+
 def data_freshness_get(*, merchant: Merchant) -> DataFreshness:
     """Latest successful dbt build time, and this merchant's sources from the latest freshness check.
 
     Builds and `source freshness` runs are separate DbtRuns; a build records no freshness, so each
-    half comes from the latest successful run that has it.
+    half comes from the latest successful run that has it. A freshness run lists every merchant's
+    sources: only this merchant's (and any not tied to a merchant) leave the database.
     """
-    runs = DbtRun.objects.filter(status=DbtRunStatus.SUCCESS)
-    built = runs.only("finished_at").first()
-    checked = runs.exclude(freshness=[]).only("freshness").first()
+    with connections[router.db_for_read(DbtRun)].cursor() as cursor:
+        cursor.execute(_FRESHNESS_SQL, {"success": DbtRunStatus.SUCCESS, "key": merchant.key})
+        built_at, items = cursor.fetchone()
     sources = []
-    for item in checked.freshness if checked else []:
-        if item.get("merchant_key") not in (None, merchant.key):
-            continue
+    for item in json.loads(items):
         loaded = item.get("max_loaded_at")
         try:
             loaded = dt.datetime.fromisoformat(loaded) if loaded else None
@@ -462,7 +476,7 @@ def data_freshness_get(*, merchant: Merchant) -> DataFreshness:
         name = str(item.get("source", "")).removeprefix("source.").removeprefix("analytics.")
         sources.append({"source": name, "max_loaded_at": loaded, "status": item.get("status", "")})
     sources.sort(key=lambda s: s["source"])
-    return DataFreshness(built_at=built.finished_at if built else None, sources=sources)
+    return DataFreshness(built_at=built_at, sources=sources)
 
 
 # --- dashboard templates ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Selectors against real marts: totals match the mart, ratios come from summed parts, merchants never mix."""
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -155,10 +156,20 @@ def test_data_freshness_reads_the_latest_successful_runs(alpine):
         ],
     )  # fmt: skip
     DbtRun.objects.create(command="build", status="failed", started_at=now, finished_at=now)
+    later = now + dt.timedelta(minutes=5)
+    # Runs that build nothing leave the build time alone; an older freshness run is not read.
+    DbtRun.objects.create(command="test", status="success", started_at=later, finished_at=later)
+    DbtRun.objects.create(
+        command="source freshness", status="success", started_at=now - dt.timedelta(days=1), finished_at=now,
+        freshness=[{"source": "source.analytics.attentive.sms_sent", "merchant_key": alpine.key,
+                    "max_loaded_at": "2026-10-01T08:00:00+00:00", "status": "error"}],
+    )  # fmt: skip
     freshness = selectors.data_freshness_get(merchant=alpine)
     assert freshness.built_at == now
     assert [s["source"] for s in freshness.sources] == ["klaviyo.events", "shopify.orders"]
     assert freshness.data_as_of.isoformat() == "2026-11-01T08:00:00+00:00"  # the stalest source
+    assert [s["status"] for s in freshness.sources] == ["warn", "pass"]
+    assert selectors.data_freshness_get(merchant=MerchantFactory(key="nobody")).sources == []
 
 
 def test_dashboard_template_get_finds_only_the_merchants_own_template():
