@@ -195,3 +195,16 @@ def test_edit_a_template_from_its_page_with_optimistic_concurrency(signed_in, al
     assert "Widget 1: unknown type" in bad.content.decode()
     template.refresh_from_db()
     assert (template.name, template.version, len(template.layout)) == ("Retention", 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("page", "tab"),
+    [("overview", "Overview"), ("ltv", "LTV cohorts"), ("attribution", "Attribution"),
+     ("engagement", "Email &amp; SMS"), ("template_list", "Dashboards"), ("starter", "Dashboards")],
+)  # fmt: skip
+def test_the_tab_of_the_page_is_marked_current(signed_in, alpine, page, tab):
+    import re
+
+    path = url(alpine, "starter_detail", "acquisition") if page == "starter" else url(alpine, page)
+    html = signed_in.get(path).content.decode()
+    assert re.findall(r'aria-current="page">([^<]+)</a>', html) == [tab]
