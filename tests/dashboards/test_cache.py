@@ -83,12 +83,18 @@ def test_each_merchant_gets_its_own_numbers_for_the_same_range(client, clerk, al
     assert 'data-merchant="910002"' in second and "€" in NET_REVENUE_TILE.search(second).group(1)
 
 
+def members_of_one_and_both(clerk, alpine, beach, in_both: str, in_one: str) -> tuple[str, str]:
+    """An owner of both stores, and a viewer of the first one only."""
+    in_both, in_one = clerk.user(in_both), clerk.user(in_one)
+    MembershipFactory(clerk_user_id=in_both, merchant=alpine, role=Role.OWNER)
+    MembershipFactory(clerk_user_id=in_both, merchant=beach, role=Role.OWNER)
+    MembershipFactory(clerk_user_id=in_one, merchant=alpine, role=Role.VIEWER)
+    return in_both, in_one
+
+
 def test_the_cached_part_holds_nothing_of_the_member_who_first_asked(client, clerk, alpine, beach):
     """The first member is also in another store and gets a message; the second sees neither."""
-    first, second = clerk.user("user_first"), clerk.user("user_second")
-    MembershipFactory(clerk_user_id=first, merchant=alpine, role=Role.OWNER)
-    MembershipFactory(clerk_user_id=first, merchant=beach, role=Role.OWNER)
-    MembershipFactory(clerk_user_id=second, merchant=alpine, role=Role.VIEWER)
+    first, second = members_of_one_and_both(clerk, alpine, beach, "user_first", "user_second")
     path = f"/m/{alpine.pk}/overview/"
 
     client.cookies["__session"] = clerk.token(first)
@@ -144,10 +150,7 @@ def test_editing_a_saved_dashboard_shows_the_new_version_at_once(signed_in, owne
 
 def test_a_cached_page_has_the_members_own_parts_in_place(client, clerk, alpine, beach):
     """Top bar, messages and forms sit where the page puts them, for each member, and no marker is left."""
-    both, one = clerk.user("user_both"), clerk.user("user_one")
-    MembershipFactory(clerk_user_id=both, merchant=alpine, role=Role.OWNER)
-    MembershipFactory(clerk_user_id=both, merchant=beach, role=Role.OWNER)
-    MembershipFactory(clerk_user_id=one, merchant=alpine, role=Role.VIEWER)
+    both, one = members_of_one_and_both(clerk, alpine, beach, "user_both", "user_one")
     path = f"/m/{alpine.pk}/attribution/"
 
     client.cookies["__session"] = clerk.token(one)
