@@ -27,12 +27,13 @@ _MEMBERSHIPS_SQL = f"""
     where ms.clerk_user_id = %s and mc.is_active {{and_merchant}}
     order by mc.name, mc.id
 """  # noqa: S608 — table and column names from the models, not from input
+_ALL_SQL = _MEMBERSHIPS_SQL.format(and_merchant="")
+_ONE_SQL = _MEMBERSHIPS_SQL.format(and_merchant="and ms.merchant_id = %s")
 
 
 def _memberships(clerk_user_id: str, merchant_id: int | None = None) -> list[Membership]:
     """The user's memberships of active merchants, each with its merchant loaded; ordered by merchant name."""
-    sql = _MEMBERSHIPS_SQL.format(and_merchant="and ms.merchant_id = %s" if merchant_id is not None else "")
-    params = [clerk_user_id] if merchant_id is None else [clerk_user_id, merchant_id]
+    sql, params = (_ALL_SQL, [clerk_user_id]) if merchant_id is None else (_ONE_SQL, [clerk_user_id, merchant_id])
     using = router.db_for_read(Membership)
     with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
