@@ -19,7 +19,8 @@ from analytics.dbt_runner import PROJECT_DIR
 
 
 def server_params() -> dict:
-    url = os.environ.get("DATABASE_URL")
+    # Creating databases is the owner's business; the app's role (DATABASE_URL under `make test`) may not.
+    url = os.environ.get("DATABASE_OWNER_URL") or os.environ.get("DATABASE_URL")
     if not url:
         raise RuntimeError("DATABASE_URL is not set: `make test` sets it (embedded PostgreSQL) or use your own server")
     params = conninfo_to_dict(url)  # libpq understands both postgres://u@h:p/db and postgres://u@/db?host=/dir
