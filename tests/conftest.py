@@ -35,6 +35,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
     default = settings.DATABASES["default"]
     if settings.DATABASE_OWNER and settings.DATABASE_OWNER["USER"] != default["USER"]:
         owner, app = connection_credentials(settings.DATABASE_OWNER), connection_credentials(default)
+        os.environ.setdefault("DATABASE_OWNER_URL", _url(owner, default["NAME"]))  # when they came from .env
+        os.environ.setdefault("DATABASE_URL", _url(app, default["NAME"]))
     else:
         from devtools.postgres import app_role_ensure
 
@@ -45,7 +47,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
     settings.DATABASE_OWNER = owner
     settings.DATABASE_APP_ROLE = app["USER"]
     _DATABASE_ROLES.update(owner=owner, app=app)
-    _connect_as(default, "owner")  # pytest-django creates and migrates the test database so
+    _connect_as(default, "owner")  # so pytest-django creates and migrates the test database as the owner
     _connect_as(settings.DATABASES["warehouse"], "app")  # a mirror of default: the same test database
 
 

@@ -1,7 +1,8 @@
 """Scratch databases for the analytics (dbt) tests.
 
 These tests never use Django's ``db`` fixture: each session-scoped fixture creates its own database
-``analytics_test_<random>`` on the server named by ``DATABASE_URL`` and drops it afterwards.
+``analytics_test_<random>`` on the server named by ``DATABASE_URL`` (as ``DATABASE_OWNER_URL``'s role when
+it is set) and drops it afterwards.
 """
 
 from __future__ import annotations
