@@ -4,7 +4,8 @@ from compliance.choices import ActorType
 
 
 class AuditEvent(models.Model):
-    """One thing that happened, kept forever: the database rejects UPDATE and DELETE on this table."""
+    """One thing that happened, kept forever: the app's database role may only INSERT and SELECT it, and a
+    trigger rejects UPDATE and DELETE from anyone (compliance/roles.py)."""
 
     occurred_at = models.DateTimeField(db_index=True)
     actor_type = models.CharField(max_length=20, choices=ActorType.choices)

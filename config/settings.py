@@ -113,6 +113,10 @@ TEMPLATES = [
 ]
 
 # --- databases ---------------------------------------------------------------------------------
+# Two roles keep the audit log append-only against the app itself (README "Database roles",
+# compliance/roles.py). DATABASE_URL is the app's role, for every process: it owns no table and may only
+# INSERT and SELECT the audit log. DATABASE_OWNER_URL is the role that owns the schema, set only where
+# migrations run: `migrate`, `createcachetable` and `flush` connect as it.
 if not env.str("DATABASE_URL", default=""):
     _stop("DATABASE_URL is required (`make run` and `make test` start an embedded PostgreSQL and set it)")
 DATABASES = {
@@ -124,6 +128,17 @@ for _db in DATABASES.values():
     _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     _db["CONN_HEALTH_CHECKS"] = True
 DATABASES["warehouse"]["TEST"] = {"MIRROR": "default"}
+DATABASE_OWNER = env.db("DATABASE_OWNER_URL") if env.str("DATABASE_OWNER_URL", default="") else None
+# The role `migrate` grants the app's privileges to.
+DATABASE_APP_ROLE = DATABASES["default"]["USER"]
+if DATABASE_OWNER is not None:
+    if DATABASE_OWNER["NAME"] != DATABASES["default"]["NAME"]:
+        _stop("DATABASE_OWNER_URL must name the same database as DATABASE_URL (it is the same database, as its owner)")
+    if DATABASE_OWNER["USER"] == DATABASE_APP_ROLE and not DEV:
+        _stop("DATABASE_OWNER_URL and DATABASE_URL are the same role: the app's role must not own the tables")
+# Production refuses a database role that could rewrite the audit log: a superuser, the owner of the table
+# or its schema, or one with more than INSERT and SELECT on it (checked on each process's first connection).
+DATABASE_REFUSE_PRIVILEGED_ROLE = not DEV
 DATABASE_ROUTERS = ["config.db_router.WarehouseRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from devtools import postgres
 
@@ -44,23 +45,35 @@ def say(message: str) -> None:
 
 
 def base_env() -> dict[str, str]:
-    """The environment every Django process gets: dev mode and a database."""
+    """The environment every Django process gets: dev mode and a database, as two roles.
+
+    DATABASE_OWNER_URL (the owner: migrations) and DATABASE_URL (the app's role: everything else). Given
+    both, they are used as they are; given one URL (or none: the embedded server), it is the owner's, and
+    the app's role `analytics_app` is created on the same server and database.
+    """
     env = dict(os.environ)
     env["DJANGO_DEV"] = "1"
     env.setdefault("XDG_RUNTIME_DIR", str(RUN_DIR))
     env.setdefault("DO_NOT_TRACK", "1")
-    if not env.get("DATABASE_URL"):
-        env["DATABASE_URL"] = postgres.embedded_database_url()
-        say("PostgreSQL: embedded, data in .local/pg")
+    if env.get("DATABASE_URL") and env.get("DATABASE_OWNER_URL"):
+        say("PostgreSQL: DATABASE_URL (the app's role) and DATABASE_OWNER_URL (the owner) from the environment")
     else:
-        say("PostgreSQL: DATABASE_URL from the environment")
+        if env.get("DATABASE_OWNER_URL") or env.get("DATABASE_URL"):
+            env["DATABASE_OWNER_URL"] = env.get("DATABASE_OWNER_URL") or env["DATABASE_URL"]
+            say("PostgreSQL: DATABASE_URL from the environment")
+        else:
+            env["DATABASE_OWNER_URL"] = postgres.embedded_database_url()
+            say("PostgreSQL: embedded, data in .local/pg")
+        env["DATABASE_URL"] = postgres.app_database_url(env["DATABASE_OWNER_URL"])
+        owner = urlsplit(env["DATABASE_OWNER_URL"]).username or "postgres"
+        say(f"  roles: migrations as {owner}, the app (web, worker, beat, dbt) as {postgres.APP_ROLE}")
     say("Broker: " + ("Redis at REDIS_URL" if env.get("REDIS_URL") else "filesystem transport in .local/celery"))
     return env
 
 
 def dbt_env(database_url: str) -> dict[str, str]:
-    """dbt's profile reads these; they name the same server and database as DATABASE_URL."""
-    from urllib.parse import parse_qs, unquote, urlsplit
+    """dbt's profile reads these; they name the same server, database and role (the app's) as DATABASE_URL."""
+    from urllib.parse import parse_qs
 
     url = urlsplit(database_url)
     host = parse_qs(url.query).get("host", [url.hostname or "127.0.0.1"])[0]
@@ -199,9 +212,12 @@ def cmd_run(args: list[str]) -> None:
         ATTENTIVE_API_URL=f"{sandbox_url}/attentive",
     )
     say("migrating")
-    manage(env, "migrate", "--no-input", "-v", "0")
+    manage(env, "migrate", "--no-input", "-v", "0")  # as DATABASE_OWNER_URL (compliance's migrate)
     if not env.get("REDIS_URL"):
         manage(env, "createcachetable", "-v", "0")
+    # From here on every process is the app and never sees the owner's credentials. dbt and the demo data,
+    # run as the app's role, own their schemas (a database from before the split gets them handed over).
+    postgres.app_schemas_hand_over(env.pop("DATABASE_OWNER_URL"), unquote(urlsplit(env["DATABASE_URL"]).username or ""))
     manage(env, "sync_schedules", "-v", "0")
     say("loading the demo merchant")
     manage(env, "seed_demo")

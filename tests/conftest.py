@@ -13,7 +13,14 @@ TEST_ORIGIN = "http://testserver"  # Django's test client host; the azp our toke
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
-    """One test database per pytest process, so suites run side by side on one server don't collide."""
+    """One test database per pytest process, so suites run side by side on one server don't collide; and the
+    two roles production runs with (README, Database roles): the test database is created and migrated as the
+    owner, and the suite's `default` and `warehouse` connections are the app's role.
+
+    Given DATABASE_URL and DATABASE_OWNER_URL (`make test`), those are the two. Given DATABASE_URL alone (a
+    superuser of your own server), that is the owner, and the app's role is created on the same server
+    (devtools.postgres); the environment then names both, for the processes tests start.
+    """
     from django.conf import settings
 
     for db in settings.DATABASES.values():
@@ -22,6 +29,99 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
             continue
         base = test.get("NAME") or f"test_{db['NAME']}"
         test["NAME"] = f"{base}_{os.getpid()}"
+
+    from compliance.roles import connection_credentials
+
+    default = settings.DATABASES["default"]
+    if settings.DATABASE_OWNER and settings.DATABASE_OWNER["USER"] != default["USER"]:
+        owner, app = connection_credentials(settings.DATABASE_OWNER), connection_credentials(default)
+        os.environ.setdefault("DATABASE_OWNER_URL", _url(owner, default["NAME"]))  # when they came from .env
+        os.environ.setdefault("DATABASE_URL", _url(app, default["NAME"]))
+    else:
+        from devtools.postgres import app_role_ensure
+
+        owner = connection_credentials(settings.DATABASE_OWNER or default)
+        role, password = app_role_ensure(_conninfo(owner, default["NAME"]))
+        app = {**owner, "USER": role, "PASSWORD": password}
+        os.environ.update(DATABASE_OWNER_URL=_url(owner, default["NAME"]), DATABASE_URL=_url(app, default["NAME"]))
+    settings.DATABASE_OWNER = owner
+    settings.DATABASE_APP_ROLE = app["USER"]
+    _DATABASE_ROLES.update(owner=owner, app=app)
+    _connect_as(default, "owner")  # so pytest-django creates and migrates the test database as the owner
+    _connect_as(settings.DATABASES["warehouse"], "app")  # a mirror of default: the same test database
+
+
+_DATABASE_ROLES: dict[str, dict] = {}
+
+
+def _connect_as(db: dict, role: str) -> None:
+    credentials = _DATABASE_ROLES[role]
+    db.update({**credentials, "OPTIONS": dict(credentials["OPTIONS"])})
+
+
+def _host(credentials: dict) -> str:
+    return credentials["HOST"] or credentials["OPTIONS"].get("host") or ""
+
+
+def _conninfo(credentials: dict, dbname: str) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(
+        host=_host(credentials), port=str(credentials["PORT"] or ""), user=credentials["USER"],
+        password=credentials["PASSWORD"], dbname=dbname,
+    )  # fmt: skip
+
+
+def _url(credentials: dict, dbname: str) -> str:
+    """A DATABASE_URL for these credentials (a socket directory goes in ?host=, as django-environ wants it)."""
+    from urllib.parse import quote, urlencode
+
+    user = quote(credentials["USER"], safe="") + (
+        ":" + quote(credentials["PASSWORD"], safe="") if credentials["PASSWORD"] else ""
+    )
+    if credentials["HOST"]:
+        return f"postgres://{user}@{credentials['HOST']}:{credentials['PORT'] or 5432}/{quote(dbname)}"
+    return f"postgres://{user}@/{quote(dbname)}?{urlencode({'host': _host(credentials)})}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database (made as the owner), then handed to the app's role: it may connect and
+    create schemas (dbt's, the raw data's) in it; the owner's grants after migrate did the rest. Before the
+    database is dropped, the connection is the owner's again."""
+    from django.conf import settings
+    from django.db import connections
+
+    default = settings.DATABASES["default"]
+    with django_db_blocker.unblock():
+        if default["NAME"] == default["TEST"]["NAME"]:  # pytest-django made a test database
+            connection = connections["default"]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}".format(
+                        connection.ops.quote_name(default["NAME"]),
+                        connection.ops.quote_name(settings.DATABASE_APP_ROLE),
+                    )
+                )
+        connections["default"].close()
+        _connect_as(default, "app")
+    yield
+    with django_db_blocker.unblock():
+        connections.close_all()
+        _connect_as(default, "owner")
+
+
+@pytest.fixture
+def owner_db(django_db_setup):
+    """A connection to the test database as the role that owns its tables (psycopg, autocommit): for tests
+    that must do what the app itself cannot. A session of its own, outside the test's transaction."""
+    import psycopg
+    from django.conf import settings
+
+    with psycopg.connect(
+        _conninfo(_DATABASE_ROLES["owner"], settings.DATABASES["default"]["NAME"]), autocommit=True
+    ) as conn:
+        yield conn
 
 
 @pytest.fixture(scope="session", autouse=True)

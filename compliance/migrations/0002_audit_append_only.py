@@ -1,6 +1,8 @@
 """Make the audit log append-only in the database itself, so no code path — ORM, admin, raw SQL, a
-psql session — can rewrite history. TRUNCATE stays possible for the database owner: test suites
-reset tables with it, and it needs a privilege application roles should not be given."""
+psql session — can rewrite history. A trigger binds only roles that cannot switch it off: the table's
+owner can still TRUNCATE it or disable the trigger, and a superuser can set session_replication_role.
+So the app connects as a role that owns nothing and may only INSERT and SELECT here; the owner, which
+runs migrations (and `flush`, with its TRUNCATE), grants it that after every migrate (compliance/roles.py)."""
 
 from django.db import migrations
 

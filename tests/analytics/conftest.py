@@ -1,7 +1,8 @@
 """Scratch databases for the analytics (dbt) tests.
 
 These tests never use Django's ``db`` fixture: each session-scoped fixture creates its own database
-``analytics_test_<random>`` on the server named by ``DATABASE_URL`` and drops it afterwards.
+``analytics_test_<random>`` on the server named by ``DATABASE_URL`` (as ``DATABASE_OWNER_URL``'s role when
+it is set) and drops it afterwards.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from analytics.dbt_runner import PROJECT_DIR
 
 
 def server_params() -> dict:
-    url = os.environ.get("DATABASE_URL")
+    # Creating databases is the owner's business; the app's role (DATABASE_URL under `make test`) may not.
+    url = os.environ.get("DATABASE_OWNER_URL") or os.environ.get("DATABASE_URL")
     if not url:
         raise RuntimeError("DATABASE_URL is not set: `make test` sets it (embedded PostgreSQL) or use your own server")
     params = conninfo_to_dict(url)  # libpq understands both postgres://u@h:p/db and postgres://u@/db?host=/dir

@@ -50,12 +50,13 @@ def marts(django_db_setup, django_db_blocker):
         assert result.results and not unbuilt, result.error or unbuilt
     yield MART_MERCHANTS
     # dbt (in-process) and the selectors leave connections open; the test database cannot be dropped while
-    # any is. This database belongs to this test process alone.
+    # any is. This database belongs to this test process alone. Only the app role's own sessions: it may not
+    # end the owner's (or autovacuum's).
     connections["warehouse"].close()
     with django_db_blocker.unblock(), psycopg.connect(**db, autocommit=True) as conn:
         conn.execute(
             "select pg_terminate_backend(pid) from pg_stat_activity"
-            " where datname = current_database() and pid <> pg_backend_pid()"
+            " where datname = current_database() and pid <> pg_backend_pid() and usename = current_user"
         )
 
 
