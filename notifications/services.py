@@ -745,8 +745,11 @@ def user_email_cache_drop(*, clerk_user_id: str) -> None:
     cache.delete(email_cache_key(clerk_user_id))
 
 
-def notification_resend(*, notification: Notification, actor: Actor) -> Notification:
-    """Staff: send a finished notification again, with a fresh day of retries."""
+def notification_resend(
+    *, notification: Notification, actor: Actor, audit_context: dict[str, Any] | None = None
+) -> Notification:
+    """Staff: send a finished notification again, with a fresh day of retries. Audited (`audit_context`: the
+    request's ip and user agent, `compliance.services.request_context`)."""
     now = timezone.now()
     with transaction.atomic():
         updated = Notification.objects.filter(pk=notification.pk, status__in=FINAL_STATUSES).update(
@@ -766,14 +769,17 @@ def notification_resend(*, notification: Notification, actor: Actor) -> Notifica
             target_id=notification.pk,
             merchant_id=notification.merchant_id,
             metadata={"kind": notification.kind, "previous_status": notification.status},
+            **(audit_context or {}),
         )
         _enqueue(notification.pk)
     notification.refresh_from_db()
     return notification
 
 
-def notification_cancel(*, notification: Notification, actor: Actor) -> Notification:
-    """Staff: stop a pending notification; one already being sent cannot be called back."""
+def notification_cancel(
+    *, notification: Notification, actor: Actor, audit_context: dict[str, Any] | None = None
+) -> Notification:
+    """Staff: stop a pending notification; one already being sent cannot be called back. Audited."""
     with transaction.atomic():
         updated = Notification.objects.filter(pk=notification.pk, status=NotificationStatus.PENDING).update(
             status=NotificationStatus.CANCELLED,
@@ -789,6 +795,7 @@ def notification_cancel(*, notification: Notification, actor: Actor) -> Notifica
             target_id=notification.pk,
             merchant_id=notification.merchant_id,
             metadata={"kind": notification.kind},
+            **(audit_context or {}),
         )
     notification.refresh_from_db()
     return notification
