@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from celery import Celery
-from celery import Task as CeleryTask
+from celery.contrib.django.task import DjangoTask
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -15,8 +15,9 @@ logger = logging.getLogger(__name__)
 COUNTDOWN_CAPPED = "task %s asked to wait %.0fs in the broker; capped at %ss (keep longer waits in the database)"
 
 
-class Task(CeleryTask):
-    """Every project task. A countdown or eta longer than `TASK_MAX_COUNTDOWN_SECONDS` is cut to it.
+class Task(DjangoTask):
+    """Every project task (Celery's Django task: `delay_on_commit`). A countdown or eta longer than
+    `TASK_MAX_COUNTDOWN_SECONDS` is cut to it.
 
     Redis lends a waiting message to a worker unacknowledged, and lends it again to another worker once the
     visibility timeout passes: a wait longer than that would run the task twice (and again each timeout).

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 
 from config.celery import Task, app
@@ -55,6 +56,7 @@ def _schedule(task_name: str):
 def test_every_project_task_is_built_on_the_class_that_caps_waits():
     for name, task in _project_tasks().items():
         assert isinstance(task, Task), name
+        assert isinstance(task, DjangoTask), name  # what Celery would give a Django project: delay_on_commit
 
 
 def test_the_visibility_timeout_exceeds_every_wait_a_message_spends_in_a_worker():
