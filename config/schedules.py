@@ -56,7 +56,9 @@ SCHEDULES: list[Schedule] = [
         task="notifications.notifications_sweep",
         every_seconds=5 * 60,
         expires_seconds=4 * 60,
-        why="Re-enqueue notifications whose task was lost or whose worker died, so no email stays unsent.",
+        why="Re-enqueue notifications whose task was lost, whose worker died (a 5-minute lease: sent again within "
+        "10 minutes) or whose retry waits longer than the broker may hold it, so no email stays unsent; a claim "
+        "the mail server already accepted is marked sent, not sent again.",
     ),
     Schedule(
         name="app:credential-refresh-sweep",

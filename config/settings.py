@@ -177,6 +177,23 @@ else:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
     if not CELERY_BROKER_URL:
         _stop("REDIS_URL (or CELERY_BROKER_URL) is required outside local development")
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
+# Redis gives a message that no worker acknowledged to another worker once the visibility timeout has passed
+# (its default: an hour). That is how a killed worker's messages come back; but a task waiting for its
+# countdown/eta is unacknowledged in a worker too, and so is one reserved behind a running task. So the timeout
+# exceeds every countdown (config/celery.py caps them at TASK_MAX_COUNTDOWN_SECONDS; longer waits are kept in
+# the database: the notification outbox) and every task's time limit. docs/async.md says what each task
+# relies on; tests/config/test_celery.py checks these relations against the real task definitions.
+TASK_MAX_COUNTDOWN_SECONDS = 10 * 60
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 5 * 60)
+_longest_task_wait = max(CELERY_TASK_TIME_LIMIT, TASK_MAX_COUNTDOWN_SECONDS)
+if _longest_task_wait >= BROKER_VISIBILITY_TIMEOUT_SECONDS:
+    _stop(
+        f"CELERY_BROKER_VISIBILITY_TIMEOUT ({BROKER_VISIBILITY_TIMEOUT_SECONDS}) must exceed CELERY_TASK_TIME_LIMIT "
+        f"({CELERY_TASK_TIME_LIMIT}) and the longest task countdown ({TASK_MAX_COUNTDOWN_SECONDS}), or running and "
+        "waiting tasks are handed to a second worker"
+    )
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_DATA_DIR / "queue"),
@@ -185,13 +202,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(CELERY_DATA_DIR / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

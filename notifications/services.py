@@ -2,9 +2,12 @@
 
 Delivery guarantees, in short: every row ends in a final status with a reason (sent, failed,
 undeliverable, suppressed, cancelled); a row is sent at most once by racing workers because a worker
-must first win a conditional UPDATE pending -> sending; the only duplicate left is a worker killed
-between the SMTP server's "250 OK" and our UPDATE to sent, which the sweeper resends (at-least-once).
-The Message-ID is stable per notification so a mail system can drop that duplicate.
+must first win a conditional UPDATE pending -> sending (its claim, a lease); every later write is
+conditional on that claim. Once the SMTP server said "250 OK", the claim is finished as `sent` on a fresh
+connection if the database dropped ours, and the acceptance is also noted in the cache beforehand, so a
+sweeper that finds the claim expired marks the row sent instead of sending again. The duplicate left is
+a worker killed, or cache and database both unreachable, between the "250 OK" and those writes
+(docs/async.md); the Message-ID is stable per notification so a mail system can drop it.
 
 Recipients are either a merchant's Clerk user (`notification_create`, `merchant_admins_notify`) or a
 staff operator (`staff_notify`, for platform-level failures); both go through the same outbox.
@@ -29,7 +32,7 @@ from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -69,11 +72,21 @@ DEFAULT_DEDUPE_WINDOW = timedelta(hours=24)
 RETRY_FOR = timedelta(days=1)
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 2 * 60 * 60
-SENDING_LEASE = timedelta(minutes=15)  # far above the delivery task's time limit
+# A claim older than this belongs to a dead worker. Above the delivery task's hard time limit (120 s, after which
+# Celery kills it), so a live worker never loses its claim; short, so a dead worker's rows go out within minutes.
+SENDING_LEASE = timedelta(minutes=5)
 PENDING_GRACE = timedelta(minutes=10)
 SWEEP_BATCH = 1000
 DROP_MARKER_SECONDS = 120
 UNSUBSCRIBE_SALT = "notifications.unsubscribe"
+# Pauses before each retry of a write that found the database connection dead (reconnecting in between):
+# a killed connection is back at once, a restart or failover takes longer; bounded well within the task's
+# soft time limit (90 s).
+DB_RETRY_DELAYS = (0.05, 0.25, 1.0, 2.0)
+# How long the cache remembers that the mail server accepted a claim the database may not have heard of:
+# longer than any outage we would sit out before someone looks.
+ACCEPTED_MARKER_SECONDS = 7 * 24 * 60 * 60
+DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
 
 UNKNOWN_KIND = "Unknown notification kind {kind!r}."
 MISSING_USER = "A notification needs the recipient's Clerk user id."
@@ -362,17 +375,70 @@ def _claim(notification_id: int) -> Notification | None:
     return next(iter(rows), None)
 
 
+def _on_a_live_connection(write: Callable[[], Any]) -> Any:
+    """Run one idempotent write; if the database connection is dead, reconnect and run it again (bounded).
+
+    Raises the last database error when the database stays unreachable. Inside a transaction there is no
+    reconnecting (the transaction is gone with the connection): the error is raised at once.
+    """
+    delays = iter(DB_RETRY_DELAYS)
+    while True:
+        try:
+            return write()
+        except DATABASE_UNREACHABLE as exc:
+            delay = next(delays, None)
+            if delay is None or connection.in_atomic_block:
+                raise
+            logger.warning("database connection lost (%s); reconnecting in %.2fs", str(exc).strip(), delay)
+            with contextlib.suppress(Exception):
+                connection.close()  # the next query opens a new one
+            time.sleep(delay)
+
+
 def _finish(notification: Notification, status: str, reason: str, **fields: Any) -> bool:
-    """Move a row this worker claimed out of `sending`; False if someone else moved it meanwhile."""
+    """Move a row out of this worker's claim; False if someone else moved it meanwhile (the lease ran out).
+
+    Conditional on the claim itself (each claim adds one to `attempts`), so it is idempotent and may be retried
+    on a fresh connection.
+    """
     values = {"status": status, "last_error": reason[:2000], "claimed_at": None, "updated_at": timezone.now()}
     values.update(fields)
-    updated = Notification.objects.filter(pk=notification.pk, status=NotificationStatus.SENDING).update(**values)
+    claim = Notification.objects.filter(
+        pk=notification.pk, status=NotificationStatus.SENDING, attempts=notification.attempts
+    )
+    updated = _on_a_live_connection(lambda: claim.update(**values))
     if updated:
         for name, value in values.items():
             setattr(notification, name, value)
     else:
-        notification.refresh_from_db()
+        _on_a_live_connection(notification.refresh_from_db)
     return bool(updated)
+
+
+def accepted_marker_key(notification_id: int) -> str:
+    return f"notifications:smtp-accepted:v1:{notification_id}"
+
+
+def _accepted_record(notification: Notification, *, to_email: str, sent_at: Any) -> bool:
+    """Note outside the database that the mail server accepted this claim's message; False if the cache is down.
+
+    The sweeper reads it before it gives an expired claim back to the queue (notifications_sweep).
+    """
+    # A claim is told apart by `attempts`: each claim adds one, so no two claims of a row share it.
+    marker = {"attempt": notification.attempts, "to_email": to_email, "sent_at": sent_at.isoformat()}
+    try:
+        cache.set(accepted_marker_key(notification.pk), marker, ACCEPTED_MARKER_SECONDS)
+    except Exception as exc:  # any cache backend's failure; the database write below is still tried
+        logger.warning("notification %s: could not note the SMTP acceptance in the cache: %s", notification.pk, exc)
+        return False
+    return True
+
+
+def _accepted_forget(notification_ids: list[int]) -> None:
+    try:
+        cache.delete_many([accepted_marker_key(pk) for pk in notification_ids])
+    except Exception as exc:  # harmless: a marker only matters for a claim that is still `sending`
+        logger.warning("could not drop SMTP-acceptance markers %s: %s", notification_ids, exc)
 
 
 def _message(notification: Notification, to_email: str) -> EmailMultiAlternatives:
@@ -498,9 +564,14 @@ def notification_deliver(*, notification_id: int) -> Notification | None:
 
     Returns None when there was nothing to do (already claimed, finished, or gone). Raises
     NotificationRetryLater after putting the row back to pending when a transient failure leaves
-    time before `give_up_at`.
+    time before `give_up_at` and the wait fits in the broker (TASK_MAX_COUNTDOWN_SECONDS); a longer wait
+    returns the row `pending` with its `next_attempt_at`, for the sweeper. Returns the row still `sending`
+    when the mail server accepted the message but the database stayed unreachable (see notifications_sweep).
+    Raises the database's error when it is unreachable before anything was sent.
     """
-    notification = _claim(notification_id)
+    # Idempotent too: if our claim committed but its answer was lost with the connection, the retry finds the
+    # row `sending` and does nothing; the sweeper gives it back after the lease (nothing was sent).
+    notification = _on_a_live_connection(lambda: _claim(notification_id))
     if notification is None:
         logger.info("notification %s: nothing to do (not pending)", notification_id)
         return None
@@ -514,7 +585,22 @@ def notification_deliver(*, notification_id: int) -> Notification | None:
         to_email, outcome = None, _Outcome(NotificationStatus.PENDING, redact(f"{type(exc).__name__}: {exc}"), True)
 
     if outcome.status == NotificationStatus.SENT:
-        _finish(notification, NotificationStatus.SENT, "", sent_at=timezone.now(), to_email=to_email)
+        # The mail server has it: from here on sending again would be a duplicate. Say so in the cache first,
+        # then finish the claim, on a fresh connection if ours died.
+        sent_at = timezone.now()
+        noted = _accepted_record(notification, to_email=to_email, sent_at=sent_at)
+        try:
+            _finish(notification, NotificationStatus.SENT, "", sent_at=sent_at, to_email=to_email)
+        except DATABASE_UNREACHABLE as exc:
+            logger.error(
+                "notification %s: the mail server accepted it but the database stayed unreachable (%s); %s",
+                notification_id,
+                str(exc).strip(),
+                "the sweeper will record it as sent" if noted else "the sweeper will send it again after the lease",
+            )
+            return notification  # still `sending` in the database
+        if noted:
+            _accepted_forget([notification.pk])
     elif outcome.retry:
         delay = retry_delay(notification.attempts, outcome.min_delay)
         next_at = timezone.now() + timedelta(seconds=delay)
@@ -526,14 +612,19 @@ def notification_deliver(*, notification_id: int) -> Notification | None:
             )
         else:
             _finish(notification, NotificationStatus.PENDING, outcome.reason, next_attempt_at=next_at)
+            # The broker holds a task for TASK_MAX_COUNTDOWN_SECONDS at most (docs/async.md); a longer wait is
+            # kept here, in next_attempt_at, and the sweeper enqueues the row once it is due.
+            parked = delay > settings.TASK_MAX_COUNTDOWN_SECONDS
             logger.warning(
-                "notification %s: attempt %s failed (%s); next in %.0fs",
+                "notification %s: attempt %s failed (%s); next in %.0fs%s",
                 notification_id,
                 notification.attempts,
                 outcome.reason,
                 delay,
+                " (the sweeper enqueues it)" if parked else "",
             )
-            raise NotificationRetryLater(outcome.reason, delay)
+            if not parked:
+                raise NotificationRetryLater(outcome.reason, delay)
     else:
         _finish(notification, outcome.status, outcome.reason)
     log = logger.error if notification.status == NotificationStatus.FAILED else logger.info
@@ -541,17 +632,54 @@ def notification_deliver(*, notification_id: int) -> Notification | None:
     return notification
 
 
+def _accepted_claims(claims: dict[int, int]) -> dict[int, dict] | None:
+    """The SMTP-acceptance markers of these expired claims ({id: attempts}); None if the cache is unreadable."""
+    if not claims:
+        return {}
+    try:
+        markers = cache.get_many([accepted_marker_key(pk) for pk in claims])
+    except Exception as exc:  # any cache backend's failure
+        logger.warning("notifications sweep: cannot read SMTP-acceptance markers (%s)", exc)
+        return None
+    accepted = {}
+    for pk, attempts in claims.items():
+        marker = markers.get(accepted_marker_key(pk))
+        # Only the claim that reached the mail server counts: a marker of an earlier claim (a staff resend since)
+        # says nothing about this one.
+        if marker and marker.get("attempt") == attempts:
+            accepted[pk] = marker
+    return accepted
+
+
 def notifications_sweep() -> list[int]:
-    """Give rows that no task will pick up back to the queue: dead workers' `sending`, lost `pending`."""
+    """Give rows that no task will pick up back to the queue: dead workers' `sending`, lost or parked `pending`.
+
+    An expired claim whose message the mail server accepted (the cache remembers it; the worker could not
+    tell the database) is finished as `sent`, not sent again; if the cache cannot be read, expired claims
+    wait for the next sweep rather than risk a duplicate. Returns the ids enqueued.
+    """
     from notifications.selectors import notification_stuck_list
 
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
+        rows = list(
             notification_stuck_list(sending_lease=SENDING_LEASE, pending_grace=PENDING_GRACE)
             .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:SWEEP_BATCH]
+            .values_list("pk", "status", "attempts")[:SWEEP_BATCH]
         )
+        claims = {pk: attempts for pk, status, attempts in rows if status == NotificationStatus.SENDING}
+        accepted = _accepted_claims(claims)
+        for pk, marker in (accepted or {}).items():
+            Notification.objects.filter(pk=pk, status=NotificationStatus.SENDING, attempts=claims[pk]).update(
+                status=NotificationStatus.SENT,
+                last_error="",
+                claimed_at=None,
+                sent_at=marker["sent_at"],
+                to_email=marker["to_email"],
+                updated_at=now,
+            )
+        skip = set(claims) if accepted is None else set(accepted)
+        ids = [pk for pk, _, _ in rows if pk not in skip]
         Notification.objects.filter(pk__in=ids, status=NotificationStatus.SENDING).update(
             status=NotificationStatus.PENDING, claimed_at=None, last_error=LOST_WORKER, updated_at=now
         )
@@ -559,6 +687,11 @@ def notifications_sweep() -> list[int]:
         Notification.objects.filter(pk__in=ids).update(next_attempt_at=now)
         for notification_id in ids:
             _enqueue(notification_id)
+    if accepted:
+        _accepted_forget(list(accepted))
+        logger.warning(
+            "notifications sweep recorded %s notifications as sent (the mail server had accepted them)", len(accepted)
+        )
     if ids:
         logger.warning("notifications sweep re-enqueued %s stuck notifications", len(ids))
     return ids
@@ -612,8 +745,11 @@ def user_email_cache_drop(*, clerk_user_id: str) -> None:
     cache.delete(email_cache_key(clerk_user_id))
 
 
-def notification_resend(*, notification: Notification, actor: Actor) -> Notification:
-    """Staff: send a finished notification again, with a fresh day of retries."""
+def notification_resend(
+    *, notification: Notification, actor: Actor, audit_context: dict[str, Any] | None = None
+) -> Notification:
+    """Staff: send a finished notification again, with a fresh day of retries. Audited (`audit_context`: the
+    request's ip and user agent, `compliance.services.request_context`)."""
     now = timezone.now()
     with transaction.atomic():
         updated = Notification.objects.filter(pk=notification.pk, status__in=FINAL_STATUSES).update(
@@ -633,14 +769,17 @@ def notification_resend(*, notification: Notification, actor: Actor) -> Notifica
             target_id=notification.pk,
             merchant_id=notification.merchant_id,
             metadata={"kind": notification.kind, "previous_status": notification.status},
+            **(audit_context or {}),
         )
         _enqueue(notification.pk)
     notification.refresh_from_db()
     return notification
 
 
-def notification_cancel(*, notification: Notification, actor: Actor) -> Notification:
-    """Staff: stop a pending notification; one already being sent cannot be called back."""
+def notification_cancel(
+    *, notification: Notification, actor: Actor, audit_context: dict[str, Any] | None = None
+) -> Notification:
+    """Staff: stop a pending notification; one already being sent cannot be called back. Audited."""
     with transaction.atomic():
         updated = Notification.objects.filter(pk=notification.pk, status=NotificationStatus.PENDING).update(
             status=NotificationStatus.CANCELLED,
@@ -656,6 +795,7 @@ def notification_cancel(*, notification: Notification, actor: Actor) -> Notifica
             target_id=notification.pk,
             merchant_id=notification.merchant_id,
             metadata={"kind": notification.kind},
+            **(audit_context or {}),
         )
     notification.refresh_from_db()
     return notification

@@ -15,10 +15,13 @@ from notifications import services
     # Safe to redeliver: the service claims the row with a conditional UPDATE, so a second run is a no-op.
     acks_late=True,
     reject_on_worker_lost=True,
+    # Below the outbox lease (services.SENDING_LEASE): a worker still running never loses its claim.
     time_limit=120,
     soft_time_limit=90,
 )
 def notification_deliver_task(self, notification_id: int) -> str | None:
+    """The row's status afterwards: `sent`, a final failure, `pending` (a wait left to the sweeper) or
+    `sending` (the mail server accepted it while the database was unreachable; the sweeper records it)."""
     try:
         notification = services.notification_deliver(notification_id=notification_id)
     except services.NotificationRetryLater as exc:

@@ -4,11 +4,13 @@
 ``GET /mail/`` lists what arrived as a page, ``GET /_control/mail`` as JSON. Scripted failures
 (``POST /_control/mail/faults {"code": 451, "times": 2, "stage"?: "data"}``) make the next messages be
 refused with that reply at DATA, or at RCPT (``"stage": "rcpt"``: the recipient is refused), so a
-client's handling of 4xx/5xx answers can be tested over a real SMTP conversation.
+client's handling of 4xx/5xx answers can be tested over a real SMTP conversation. In-process tests can
+also act at the moment a message is accepted (``Mailbox.on_accept``), before the client hears "250".
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import html
@@ -16,6 +18,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -25,6 +28,7 @@ from sandbox.routing import Context, Route, json_response, read_json_object
 
 # aiosmtpd logs every SMTP command at INFO; the sandbox's own log line per message is enough.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
+logger = logging.getLogger(__name__)
 
 MAX_MESSAGES = 5000  # a long demo session must not grow without bound; the oldest go first
 # Headers worth showing; the raw message is kept too, for tests that need everything.
@@ -44,6 +48,7 @@ class Mailbox:
         self._messages: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._refusals: dict[str, list[list[int]]] = {"data": [], "rcpt": []}  # stage -> [[code, remaining]]
+        self._on_accept: Callable[[dict[str, Any]], None] | None = None
 
     def add(self, *, mail_from: str, rcpt_tos: list[str], raw: bytes) -> dict[str, Any]:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
@@ -80,6 +85,19 @@ class Mailbox:
         with self._lock:
             self._refusals[stage].append([code, times])
 
+    def on_accept(self, callback: Callable[[dict[str, Any]], None] | None) -> None:
+        """Call ``callback(message)`` for each accepted message after it is stored and before the client hears
+        "250" (None removes it). Tests use it to break something at that exact moment: the server has the
+        message, the client does not know yet. It runs on a thread of its own, not on the SMTP event loop,
+        so it may block (a database call); an exception it raises is logged and the message still accepted.
+        """
+        with self._lock:
+            self._on_accept = callback
+
+    def accept_callback(self) -> Callable[[dict[str, Any]], None] | None:
+        with self._lock:
+            return self._on_accept
+
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(m) for m in self._messages]
@@ -89,6 +107,7 @@ class Mailbox:
             self._messages.clear()
             self._refusals = {"data": [], "rcpt": []}
             self._ids = itertools.count(1)
+            self._on_accept = None
 
 
 class _Handler:
@@ -106,7 +125,15 @@ class _Handler:
         code = self.mailbox.take_refusal()
         if code is not None:
             return f"{code} {'4.3.0' if code < 500 else '5.3.0'} scripted refusal from the sandbox"
-        self.mailbox.add(mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos, raw=envelope.original_content)
+        message = self.mailbox.add(
+            mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos, raw=envelope.original_content
+        )
+        callback = self.mailbox.accept_callback()
+        if callback is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, callback, message)
+            except Exception:
+                logger.exception("the on-accept callback of message %s failed", message["id"])
         return "250 2.0.0 Message accepted"
 
 

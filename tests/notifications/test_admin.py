@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from compliance.models import AuditEvent
 from notifications.choices import NotificationStatus
+from notifications.models import NotificationOptOut
 from notifications.services import notification_deliver
 from tests.accounts.factories import MerchantFactory
 from tests.notifications.factories import NotificationFactory
@@ -17,6 +18,9 @@ from tests.notifications.factories import NotificationFactory
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:notifications_notification_changelist")
+OPT_OUTS = reverse("admin:notifications_notificationoptout_changelist")
+# Every action the notifications admin offers, each with its test below that it writes an audit event.
+AUDITED_ACTIONS = {CHANGELIST: {"resend", "cancel"}, OPT_OUTS: set()}
 
 
 @pytest.fixture
@@ -58,14 +62,39 @@ def test_change_page_shows_bodies_escaped(admin_client):
     assert "&lt;p onclick=&#x27;x&#x27;&gt;Hello html&lt;/p&gt;" in page
 
 
+def _offered_actions(response) -> set[str]:
+    form = response.context["action_form"]
+    return {value for value, _ in form.fields["action"].choices if value}
+
+
+@pytest.mark.parametrize("changelist", sorted(AUDITED_ACTIONS))
+def test_every_action_the_admin_offers_is_one_whose_audit_is_tested(admin_client, changelist):
+    NotificationFactory()
+    NotificationOptOut.objects.create(merchant=MerchantFactory(), clerk_user_id="user_x", kind="export_ready")
+    response = admin_client.get(changelist)
+    assert response.status_code == 200
+    offered = _offered_actions(response) if response.context.get("action_form") else set()
+    assert offered == AUDITED_ACTIONS[changelist]
+
+
+def _assert_staff_audit(event, user, *, action: str, target_id: int, merchant_id: int) -> None:
+    assert event.action == action
+    assert (event.actor_type, event.actor_id, event.actor_label) == ("staff", str(user.pk), user.get_username())
+    assert (event.target_type, event.target_id, event.merchant_id) == ("notification", str(target_id), merchant_id)
+    assert (event.ip, event.user_agent) == ("127.0.0.1", "admin-test-browser")
+
+
 def test_resend_action_requeues_finished_rows_after_commit_and_audits(
-    admin_client, delay, django_capture_on_commit_callbacks
+    admin_client, admin_user, delay, django_capture_on_commit_callbacks
 ):
     failed = NotificationFactory(status=NotificationStatus.FAILED, last_error="gave up", attempts=20)
     pending = NotificationFactory(status=NotificationStatus.PENDING)
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
-            CHANGELIST, {"action": "resend", "_selected_action": [failed.pk, pending.pk]}, follow=True
+            CHANGELIST,
+            {"action": "resend", "_selected_action": [failed.pk, pending.pk]},
+            follow=True,
+            HTTP_USER_AGENT="admin-test-browser",
         )
     messages = [str(m) for m in response.context["messages"]]
     assert "1 notification(s) queued again." in messages
@@ -74,21 +103,31 @@ def test_resend_action_requeues_finished_rows_after_commit_and_audits(
     assert failed.status == NotificationStatus.PENDING
     assert failed.last_error == ""
     delay.assert_called_once_with(failed.pk)
-    event = AuditEvent.objects.get(action="notification.resend")
-    assert event.target_id == str(failed.pk)
+    [event] = AuditEvent.objects.filter(action__startswith="notification.")  # none for the refused row
+    _assert_staff_audit(
+        event, admin_user, action="notification.resend", target_id=failed.pk, merchant_id=failed.merchant_id
+    )
     assert event.metadata == {"kind": failed.kind, "previous_status": "failed"}
 
 
-def test_cancel_action_stops_pending_rows_only(admin_client):
+def test_cancel_action_stops_pending_rows_only_and_audits(admin_client, admin_user):
     pending = NotificationFactory(status=NotificationStatus.PENDING)
     sent = NotificationFactory(status=NotificationStatus.SENT)
-    admin_client.post(CHANGELIST, {"action": "cancel", "_selected_action": [pending.pk, sent.pk]})
+    admin_client.post(
+        CHANGELIST,
+        {"action": "cancel", "_selected_action": [pending.pk, sent.pk]},
+        HTTP_USER_AGENT="admin-test-browser",
+    )
     pending.refresh_from_db()
     sent.refresh_from_db()
     assert pending.status == NotificationStatus.CANCELLED
     assert pending.last_error == "cancelled by admin"
     assert sent.status == NotificationStatus.SENT
-    assert AuditEvent.objects.filter(action="notification.cancel", target_id=str(pending.pk)).count() == 1
+    [event] = AuditEvent.objects.filter(action__startswith="notification.")
+    _assert_staff_audit(
+        event, admin_user, action="notification.cancel", target_id=pending.pk, merchant_id=pending.merchant_id
+    )
+    assert event.metadata == {"kind": pending.kind}
     # A cancelled row is never sent by a task that was already queued.
     assert notification_deliver(notification_id=pending.pk) is None
 
@@ -112,3 +151,18 @@ def test_secrets_never_reach_logs_errors_or_admin(admin_client, clerk, sandbox, 
         assert secret not in result.last_error
         assert secret not in caplog.text
         assert secret not in pages
+
+
+def test_opt_outs_are_shown_to_staff_but_never_changed_by_them(admin_client):
+    opt_out = NotificationOptOut.objects.create(merchant=MerchantFactory(), clerk_user_id="user_x", kind="export_ready")
+    assert admin_client.get(OPT_OUTS).status_code == 200
+    change = reverse("admin:notifications_notificationoptout_change", args=[opt_out.pk])
+    assert admin_client.get(change).status_code == 200  # view only
+    assert admin_client.post(change, {"kind": "data_stale"}).status_code == 403
+    assert admin_client.get(reverse("admin:notifications_notificationoptout_add")).status_code == 403
+    delete = reverse("admin:notifications_notificationoptout_delete", args=[opt_out.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    # The bulk delete Django offers by default is not there to be posted either.
+    admin_client.post(OPT_OUTS, {"action": "delete_selected", "_selected_action": [opt_out.pk], "post": "yes"})
+    opt_out.refresh_from_db()  # still there, unchanged
+    assert opt_out.kind == "export_ready"

@@ -303,3 +303,28 @@ def test_backoff_grows_with_jitter_and_retries_span_about_a_day():
         attempts += 1
         elapsed += min(services.RETRY_MAX_SECONDS, services.RETRY_BASE_SECONDS * 2 ** (attempts - 1)) / 2
     assert 20 <= attempts <= 40
+
+
+def test_a_wait_longer_than_the_broker_may_hold_is_left_to_the_sweeper(
+    clerk, sandbox, mailer, no_enqueue, settings, django_capture_on_commit_callbacks
+):
+    notification = _create(clerk)
+    retry_after = settings.TASK_MAX_COUNTDOWN_SECONDS * 6
+    sandbox.fault("clerk.users.get", 429, headers={"Retry-After": retry_after})
+    before = timezone.now()
+    # apply() would run a Celery retry at once, eagerly: a pending result shows that none was asked for.
+    assert notification_deliver_task.apply(args=[notification.pk]).get() == NotificationStatus.PENDING
+    notification.refresh_from_db()
+    assert notification.status == NotificationStatus.PENDING
+    assert notification.next_attempt_at >= before + timedelta(seconds=retry_after)
+    assert mailer.messages() == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.notifications_sweep() == []  # not due yet
+    Notification.objects.filter(pk=notification.pk).update(
+        next_attempt_at=timezone.now() - services.PENDING_GRACE - timedelta(seconds=1)
+    )  # the wait is over
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.notifications_sweep() == [notification.pk]
+    no_enqueue.assert_called_once_with(notification.pk)
+    assert notification_deliver_task.apply(args=[notification.pk]).get() == NotificationStatus.SENT

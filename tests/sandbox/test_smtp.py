@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import threading
 from email.message import EmailMessage
 
 import pytest
@@ -112,3 +113,40 @@ def test_scripted_recipient_refusal(server, control, sink):
 def test_unknown_stage_is_refused(server, control):
     payload = {"code": 550, "stage": "helo"}
     assert requests.post(f"{server.url}/_control/mail/faults", json=payload, timeout=5).status_code == 400
+
+
+def test_on_accept_runs_after_the_message_is_stored_and_before_the_client_hears_250(server, control, sink):
+    mailbox = server.state.mail
+    client_returned = threading.Event()
+    seen = []
+
+    def callback(message):
+        # The server already has the message; the client is still waiting for the reply to DATA.
+        seen.append((message["subject"], [m["id"] for m in mailbox.list()], client_returned.is_set()))
+
+    mailbox.on_accept(callback)
+    _send(sink, subject="first")
+    client_returned.set()
+    assert seen == [("first", [1], False)]
+
+    mailbox.on_accept(None)
+    _send(sink, subject="second")
+    assert len(seen) == 1
+
+
+def test_a_failing_on_accept_callback_still_accepts_the_message(server, control, sink, caplog):
+    def callback(message):
+        raise RuntimeError("boom")
+
+    server.state.mail.on_accept(callback)
+    _send(sink)  # no SMTP error: the reply is still 250
+    assert len(server.state.mail.list()) == 1
+    assert "the on-accept callback of message 1 failed" in caplog.text
+
+
+def test_reset_removes_the_on_accept_callback(server, control, sink):
+    calls = []
+    server.state.mail.on_accept(calls.append)
+    control.reset()
+    _send(sink)
+    assert calls == []
