@@ -1,8 +1,9 @@
 """Writes for connector credentials: connect (API key, OAuth), refresh, the authorised call, revoke.
 
-Refresh happens exactly once under concurrency: `credential_refresh` takes the credential's row lock
-(bounded by a lock timeout), then re-checks whether a refresh is still needed — callers who waited
-on the lock find the new token and return without calling the provider.
+Refresh happens once under concurrency, whether the provider answers or fails: `credential_refresh`
+queues for the credential's refresh lock, then re-checks whether a refresh is still needed — callers
+who waited find the new token, or the failure just recorded (the negative cache, `refresh_blocked_until`),
+and return without calling the provider. A caller's whole wait is bounded (see "refresh" below).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Merchant
 from compliance.choices import ActorType
@@ -47,6 +50,7 @@ PROVIDER_UNAVAILABLE = "{provider} is not answering right now; nothing was saved
 PROVIDER_REFUSED = "{provider} refused the request; nothing was saved."
 CREDENTIAL_UNUSABLE = "This connection needs to be reconnected."
 REFRESH_BUSY = "Another refresh of this credential is taking too long."
+REFRESH_FAILED_RECENTLY = "The last refresh of this credential failed moments ago."
 
 # Renew a little before the provider's own expiry so a call does not race the clock.
 EXPIRY_SKEW = dt.timedelta(seconds=60)
@@ -161,6 +165,7 @@ def credential_store(
     credential.status = CredentialStatus.ACTIVE
     credential.consecutive_failures = 0
     credential.next_attempt_at = None
+    credential.refresh_blocked_until = None
     credential.last_error_code = ""
     credential.last_error_message = ""
     credential.last_refreshed_at = timezone.now()
@@ -259,15 +264,55 @@ def _connect_api_key_validated(
 
 
 # --- refresh -------------------------------------------------------------------------------------
+#
+# One refresh attempt per credential at a time, and one per failure window:
+# - single flight: callers queue on a transaction-scoped advisory lock for the credential, then take its
+#   row lock; whoever gets it first calls the provider, the others wait for its outcome;
+# - negative cache: a failed attempt writes `refresh_blocked_until` in the transaction that releases the
+#   lock, so every waiter (and every caller until then) gets that failure without calling the provider;
+# - one failure counted per window: `consecutive_failures` grows only outside `refresh_blocked_until`;
+# - bounded wait: lock waits and the provider call together stay within CONNECTORS_REFRESH_MAX_WAIT_SECONDS
+#   (lock_timeout is set to what is left before each wait; the call's timeout to what is left after it).
+
+# Below this many seconds left there is no point in starting a provider call.
+MIN_CALL_SECONDS = 0.05
 
 
-def _lock(credential_id: int) -> ConnectorCredential:
-    """Take the row lock, waiting at most CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS (inside an atomic block)."""
+def _lock_timeout(seconds: float) -> None:
+    """SET LOCAL lock_timeout; one wait for one lock cannot outlast it (an advisory lock is one wait)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('lock_timeout', %s, true)", [f"{settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS}s"]
-        )
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{max(1, int(seconds * 1000))}ms"])
+
+
+def _lock(credential_id: int, *, deadline: float | None = None) -> ConnectorCredential:
+    """Take the row lock (inside an atomic block), waiting at most CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS,
+    and never past `deadline` (time.monotonic())."""
+    wait = float(settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS)
+    if deadline is not None:
+        wait = min(wait, deadline - time.monotonic())
+        if wait <= 0:
+            raise RefreshRetryable(REFRESH_BUSY)
+    _lock_timeout(wait)
     return ConnectorCredential.objects.select_for_update().get(pk=credential_id)
+
+
+def _lock_for_refresh(credential_id: int, deadline: float) -> ConnectorCredential:
+    """Wait (until `deadline` at most) for any other refresh of this credential to finish, then lock the row.
+
+    The advisory lock is the queue of refreshers; the row lock keeps revoke and reconnect out while the
+    provider is called. A waiter sits in one lock queue for the whole wait, so `lock_timeout` bounds it
+    (a `FOR UPDATE` wait restarts its timer each time the row changes hands).
+    """
+    wait = min(float(settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS), deadline - time.monotonic())
+    if wait <= 0:
+        raise RefreshRetryable(REFRESH_BUSY)
+    _lock_timeout(wait)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"connectors.refresh:{credential_id}"])
+    credential = _lock(credential_id, deadline=deadline)
+    # What is left of the transaction (the outbox's own locks for an alert) gets the ordinary bound again.
+    _lock_timeout(float(settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS))
+    return credential
 
 
 def _needs_refresh(credential: ConnectorCredential, stale_access_token: str, force: bool, now: dt.datetime) -> bool:
@@ -283,6 +328,18 @@ def _needs_refresh(credential: ConnectorCredential, stale_access_token: str, for
     return credential.expires_at <= now + window
 
 
+def _recent_failure(credential: ConnectorCredential, now: dt.datetime) -> RefreshRetryable | None:
+    """The failure of the last attempt while its window lasts: shared with every caller, at no provider call."""
+    if credential.refresh_blocked_until is None or now >= credential.refresh_blocked_until:
+        return None
+    return RefreshRetryable(
+        credential.last_error_message or REFRESH_FAILED_RECENTLY,
+        code=credential.last_error_code,
+        retry_after=(credential.refresh_blocked_until - now).total_seconds(),
+        shared=True,
+    )
+
+
 def _backoff(failures: int, retry_after: float | None = None) -> dt.timedelta:
     """Exponential with full jitter, 30 s .. 1 h; a provider's Retry-After wins if longer."""
     ceiling = min(3600.0, 30.0 * 2 ** max(0, failures - 1))
@@ -295,17 +352,33 @@ def _mark_needs_reauth(credential: ConnectorCredential, error: ProviderError) ->
     credential.last_error_code = (error.code or "unauthorized")[:64]
     credential.last_error_message = str(error)[:500]
     credential.next_attempt_at = None
+    credential.refresh_blocked_until = None
     credential.save()
     _audit(credential, "credential.needs_reauth", Actor.system("credential-refresh"), reason=credential.last_error_code)
     alerts.credential_alert(credential=credential, kind=alerts.NEEDS_REAUTH)
 
 
-def _record_failure(credential: ConnectorCredential, error: ProviderError) -> None:
-    credential.consecutive_failures += 1
+def _record_failure(credential: ConnectorCredential, error: ProviderError, *, permanent: bool = False) -> None:
+    """Count the failed attempt (once per window), block callers for the window, schedule the next try.
+
+    The merchant is told only when the token will be dead before that next try (expiry < next_attempt_at):
+    a failure the retries can still outrun is nobody's business but ours (an ERROR line once it keeps on).
+    """
+    now = timezone.now()
+    in_last_window = credential.refresh_blocked_until is not None and now < credential.refresh_blocked_until
+    if not in_last_window:
+        credential.consecutive_failures += 1
+    if permanent:
+        # Our side is wrong (client id/secret, request shape): retrying will not help, people must look.
+        credential.consecutive_failures = max(credential.consecutive_failures, settings.CONNECTORS_REFRESH_MAX_FAILURES)
+    retry_after = getattr(error, "retry_after", None) or 0.0
     credential.last_error_code = (error.code or type(error).__name__)[:64]
     credential.last_error_message = str(error)[:500]
-    credential.next_attempt_at = timezone.now() + _backoff(
-        credential.consecutive_failures, getattr(error, "retry_after", None)
+    credential.refresh_blocked_until = now + dt.timedelta(
+        seconds=max(settings.CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS, retry_after)
+    )
+    credential.next_attempt_at = max(
+        now + _backoff(credential.consecutive_failures, retry_after), credential.refresh_blocked_until
     )
     turned_error = (
         credential.consecutive_failures >= settings.CONNECTORS_REFRESH_MAX_FAILURES
@@ -318,10 +391,13 @@ def _record_failure(credential: ConnectorCredential, error: ProviderError) -> No
         _audit(credential, "credential.refresh_failing", Actor.system("credential-refresh"),
                failures=credential.consecutive_failures, reason=credential.last_error_code)  # fmt: skip
         alerts.credential_alert(credential=credential, kind=alerts.FAILING)
+    if credential.expires_at is not None and credential.expires_at < credential.next_attempt_at:
+        alerts.credential_alert(credential=credential, kind=alerts.EXPIRING)
 
 
-def _apply_google(credential: ConnectorCredential) -> None:
-    tokens = GoogleOAuthClient().refresh(refresh_token=decrypt_secret(credential.refresh_token_enc))
+@sensitive_variables("tokens")
+def _apply_google(credential: ConnectorCredential, timeout: float) -> None:
+    tokens = GoogleOAuthClient().refresh(refresh_token=decrypt_secret(credential.refresh_token_enc), timeout=timeout)
     credential.access_token_enc = encrypt_secret(tokens.access_token)
     credential.secret_last4 = _last4(tokens.access_token)
     credential.expires_at = tokens.expires_at
@@ -332,50 +408,66 @@ def _apply_google(credential: ConnectorCredential) -> None:
         credential.scopes = tokens.scopes
 
 
-def _apply_meta(credential: ConnectorCredential) -> None:
-    token = MetaClient().exchange_long_lived(access_token=decrypt_secret(credential.access_token_enc))
+@sensitive_variables("token")
+def _apply_meta(credential: ConnectorCredential, timeout: float) -> None:
+    token = MetaClient().exchange_long_lived(access_token=decrypt_secret(credential.access_token_enc), timeout=timeout)
     credential.access_token_enc = encrypt_secret(token.access_token)
     credential.secret_last4 = _last4(token.access_token)
     if token.expires_in:
         credential.expires_at = timezone.now() + dt.timedelta(seconds=int(token.expires_in))
 
 
+@sensitive_variables("stale_access_token")
 def credential_refresh(*, credential_id: int, stale_access_token: str = "", force: bool = False) -> ConnectorCredential:
     """Renew the credential's access token if it still needs it; returns the credential as stored.
 
     Raises CredentialUnusable when the provider refuses for good (status needs_reauth, alerted once),
-    RefreshRetryable for transient failures (counted; the token stays in use while it is valid).
+    RefreshRetryable for transient failures (counted once per window; the token stays in use while it
+    is valid), for a failure of the last CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS (`extra["shared"]`,
+    no provider call; `force` — admin's "Refresh now" — skips that), and when the wait for another
+    caller's refresh would pass CONNECTORS_REFRESH_MAX_WAIT_SECONDS (REFRESH_BUSY, not counted).
     """
+    deadline = time.monotonic() + settings.CONNECTORS_REFRESH_MAX_WAIT_SECONDS
+    if not force:
+        # Fast path: while a failure is fresh, nobody even queues for the lock.
+        unlocked = ConnectorCredential.objects.get(pk=credential_id)
+        if unlocked.status in USABLE_STATUSES and (failure := _recent_failure(unlocked, timezone.now())):
+            raise failure
     outcome: ConnectorError | None = None
     try:
         with transaction.atomic():
-            credential = _lock(credential_id)
+            credential = _lock_for_refresh(credential_id, deadline)
             if credential.status not in USABLE_STATUSES:
                 raise CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
             now = timezone.now()
             if credential.auth_kind != AuthKind.OAUTH or not _needs_refresh(credential, stale_access_token, force, now):
                 return credential
+            if not force and (failure := _recent_failure(credential, now)):
+                raise failure  # the attempt we queued behind failed: its failure is ours, uncounted
             if credential.expires_at is None:
                 # A never-expiring token was refused: no refresh can help.
                 _mark_needs_reauth(credential, Unauthorized("token refused", code="token_refused"))
                 outcome = CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
             else:
-                outcome = _refresh_locked(credential)
+                outcome = _refresh_locked(credential, deadline)
     except OperationalError as exc:
-        # lock_timeout: another process holds the refresh for too long; try again later.
+        # lock_timeout: another caller's refresh outlasts our wait; not a failure of the provider.
         raise RefreshRetryable(REFRESH_BUSY) from exc
     if outcome is not None:
         raise outcome
     return credential
 
 
-def _refresh_locked(credential: ConnectorCredential) -> ConnectorError | None:
-    """Call the provider with the row locked; record the result. Returns the error to raise after commit."""
+def _refresh_locked(credential: ConnectorCredential, deadline: float) -> ConnectorError | None:
+    """Call the provider with the credential locked; record the result. Returns the error to raise after commit."""
+    left = deadline - time.monotonic()
+    if left < MIN_CALL_SECONDS:
+        return RefreshRetryable(REFRESH_BUSY)
     try:
         if credential.provider == Provider.GOOGLE_ADS:
-            _apply_google(credential)
+            _apply_google(credential, timeout=left)
         elif credential.provider == Provider.META:
-            _apply_meta(credential)
+            _apply_meta(credential, timeout=left)
         else:
             return None
     except Unauthorized as exc:
@@ -383,18 +475,15 @@ def _refresh_locked(credential: ConnectorCredential) -> ConnectorError | None:
         return CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
     except (Transient, RateLimited) as exc:
         _record_failure(credential, exc)
-        return RefreshRetryable(str(exc), retry_after=getattr(exc, "retry_after", None))
+        return RefreshRetryable(str(exc), code=exc.code, retry_after=getattr(exc, "retry_after", None))
     except Permanent as exc:
-        # Our side is wrong (client id/secret, request shape): retrying will not help, people must look.
-        credential.consecutive_failures = max(
-            credential.consecutive_failures, settings.CONNECTORS_REFRESH_MAX_FAILURES - 1
-        )
-        _record_failure(credential, exc)
+        _record_failure(credential, exc, permanent=True)
         return CredentialUnusable(str(exc), status=credential.status)
     was_failing = credential.status == CredentialStatus.ERROR
     credential.status = CredentialStatus.ACTIVE
     credential.consecutive_failures = 0
     credential.next_attempt_at = None
+    credential.refresh_blocked_until = None
     credential.last_error_code = ""
     credential.last_error_message = ""
     credential.last_refreshed_at = timezone.now()
