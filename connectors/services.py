@@ -581,15 +581,31 @@ def _reencrypt_fields(row, fields: tuple[str, ...]) -> list[str]:
     return changed
 
 
-def credential_reencrypt(*, credential_id: int) -> bool:
-    """Rewrite the credential's secrets under the primary key; True when anything changed."""
+@transaction.atomic
+def credential_reencrypt(*, credential_id: int, actor: Actor, request_ctx: dict | None = None) -> bool:
+    """Rewrite the credential's secrets under the primary key (row locked); True when anything changed.
+
+    Audited whether or not anything changed: the record says who looked at which credential's secrets.
+    """
+    from connectors.crypto import keyring
     from connectors.models import SECRET_FIELDS
 
     credential = _lock(credential_id)
     changed = _reencrypt_fields(credential, SECRET_FIELDS["ConnectorCredential"])
     if changed:
         credential.save(update_fields=[*changed, "updated_at"])
+    _audit(credential, "credential.reencrypted", actor, request_ctx, fields=changed, key_id=keyring().primary_id)
     return bool(changed)
+
+
+@transaction.atomic
+def credential_refresh_request(*, credential_id: int, actor: Actor, request_ctx: dict | None = None) -> None:
+    """Someone (staff) asks for a refresh now: audited, and a forced refresh task runs after commit."""
+    from connectors.tasks import credential_refresh_task
+
+    credential = ConnectorCredential.objects.get(pk=credential_id)
+    _audit(credential, "credential.refresh_requested", actor, request_ctx)
+    credential_refresh_task.delay_on_commit(credential_id, force=True)
 
 
 def google_token_revoke(*, encrypted_token: str) -> None:
