@@ -27,23 +27,24 @@ from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record
 from connectors import alerts
 from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus, Provider
-from connectors.clients.attentive import KEY_PATTERN as ATTENTIVE_KEY_PATTERN
 from connectors.clients.attentive import AttentiveClient
 from connectors.clients.base import Forbidden, Permanent, ProviderError, RateLimited, Transient, Unauthorized
 from connectors.clients.google import GoogleOAuthClient
-from connectors.clients.klaviyo import KEY_PATTERN as KLAVIYO_KEY_PATTERN
 from connectors.clients.klaviyo import KlaviyoClient
 from connectors.clients.meta import MetaClient
 from connectors.crypto import decrypt_secret, encrypt_secret
+from connectors.forms import (  # noqa: F401 -- the messages are re-exported for callers and tests
+    MALFORMED_ATTENTIVE_KEY,
+    MALFORMED_KLAVIYO_KEY,
+    NOT_API_KEY_PROVIDER,
+    ApiKeyConnectForm,
+)
 from connectors.models import ConnectorCredential
 from connectors.selectors import refresh_windows
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MALFORMED_KLAVIYO_KEY = "A Klaviyo private API key is 'pk_' followed by 34 letters and digits."
-MALFORMED_ATTENTIVE_KEY = "That does not look like an Attentive API key."
-NOT_API_KEY_PROVIDER = "Connect {provider} with its sign-in flow, not an API key."
 INVALID_KEY = "invalid key"
 MISSING_SCOPE = "The key is valid but lacks the {scope} scope; create a key with {scope}."
 PROVIDER_UNAVAILABLE = "{provider} is not answering right now; nothing was saved. Try again in a minute."
@@ -113,6 +114,10 @@ def credential_secret(credential: ConnectorCredential) -> str:
     """The secret a provider call needs: the API key, or the OAuth access token."""
     field = credential.api_key_enc if credential.auth_kind == AuthKind.API_KEY else credential.access_token_enc
     return decrypt_secret(field)
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _last4(secret: str) -> str:
@@ -195,19 +200,15 @@ def credential_connect_api_key(
     actor: Actor,
     request_ctx: dict | None = None,
 ) -> ConnectorCredential:
-    """Validate the key live with the provider, then store it encrypted. Nothing is stored on failure.
+    """Validate the input (ApiKeyConnectForm: field errors, no provider call), then the key live with the
+    provider, then store it encrypted. Nothing is stored on failure.
 
     The one provider call a web request makes inline: the user is waiting for "does this key work".
     """
-    api_key = (api_key or "").strip()
-    if provider == Provider.KLAVIYO:
-        if not KLAVIYO_KEY_PATTERN.match(api_key):
-            raise ValidationError({"api_key": [MALFORMED_KLAVIYO_KEY]})
-    elif provider == Provider.ATTENTIVE:
-        if not ATTENTIVE_KEY_PATTERN.match(api_key):
-            raise ValidationError({"api_key": [MALFORMED_ATTENTIVE_KEY]})
-    else:
-        raise ValidationError({"provider": [NOT_API_KEY_PROVIDER.format(provider=provider)]})
+    form = ApiKeyConnectForm(data={"provider": provider, "api_key": api_key or "", "label": label or ""})
+    if not form.is_valid():
+        raise ValidationError(form.errors.as_data())
+    provider, api_key, label = form.cleaned_data["provider"], form.cleaned_data["api_key"], form.cleaned_data["label"]
 
     try:
         return _connect_api_key_validated(
@@ -235,7 +236,7 @@ def _connect_api_key_validated(
             accounts = KlaviyoClient().accounts(api_key=api_key)
             account = accounts[0] if accounts else {}
             account_id = str(account.get("id") or "klaviyo")
-            contact = (account.get("attributes") or {}).get("contact_information") or {}
+            contact = _dict(_dict(account.get("attributes")).get("contact_information"))
             default_label = str(contact.get("organization_name") or "Klaviyo")
         else:
             me = AttentiveClient().me(api_key=api_key)
@@ -257,7 +258,12 @@ def _connect_api_key_validated(
         merchant=merchant,
         provider=provider,
         auth_kind=AuthKind.API_KEY,
-        secrets=NewSecrets(external_account_id=account_id, account_label=label or default_label, api_key=api_key),
+        secrets=NewSecrets(
+            # The provider's words, cut to fit: what it accepted must not fail on our column sizes.
+            external_account_id=account_id[:128],
+            account_label=label or default_label,
+            api_key=api_key,
+        ),
         actor=actor,
         request_ctx=request_ctx,
     )
