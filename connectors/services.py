@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -110,6 +110,7 @@ def _audit(credential: ConnectorCredential, action: str, actor: Actor, request_c
     )
 
 
+@sensitive_variables()
 def credential_secret(credential: ConnectorCredential) -> str:
     """The secret a provider call needs: the API key, or the OAuth access token."""
     field = credential.api_key_enc if credential.auth_kind == AuthKind.API_KEY else credential.access_token_enc
@@ -128,14 +129,16 @@ def _last4(secret: str) -> str:
 class NewSecrets:
     external_account_id: str
     account_label: str
-    access_token: str = ""
-    refresh_token: str = ""
-    api_key: str = ""
+    # Never in its repr: a frame or a log line that shows this object shows no secret.
+    access_token: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
     scopes: tuple[str, ...] = ()
     expires_at: dt.datetime | None = None
     metadata: dict | None = None
 
 
+@sensitive_variables()
 @transaction.atomic
 def credential_store(
     *,
@@ -191,6 +194,7 @@ def credential_store(
 # --- API-key connect -----------------------------------------------------------------------------
 
 
+@sensitive_variables("api_key", "form")
 def credential_connect_api_key(
     *,
     merchant: Merchant,
@@ -227,6 +231,7 @@ def credential_connect_api_key(
         raise
 
 
+@sensitive_variables()
 def _connect_api_key_validated(
     *, merchant: Merchant, provider: str, api_key: str, label: str, actor: Actor, request_ctx: dict | None
 ) -> ConnectorCredential:
@@ -321,6 +326,7 @@ def _lock_for_refresh(credential_id: int, deadline: float) -> ConnectorCredentia
     return credential
 
 
+@sensitive_variables("stale_access_token")
 def _needs_refresh(credential: ConnectorCredential, stale_access_token: str, force: bool, now: dt.datetime) -> bool:
     if stale_access_token:
         # Reactive: the provider refused `stale_access_token`. If the row holds another token, someone
@@ -510,6 +516,8 @@ def _refresh_locked(credential: ConnectorCredential, deadline: float) -> Connect
 # --- the authorised call -------------------------------------------------------------------------
 
 
+# All of it: the `call` it runs holds the secret under a name of its own.
+@sensitive_variables()
 def credential_call(*, credential_id: int, call: Callable[[str], T]) -> T:
     """Run `call(secret)` for a credential: refresh first if the token has expired, and on an auth failure
     refresh once (under the lock) and retry once. A second refusal marks the credential needs_reauth.
@@ -550,6 +558,7 @@ def credential_mark_needs_reauth(*, credential_id: int, error: ProviderError) ->
 # --- revoke and re-encrypt -----------------------------------------------------------------------
 
 
+@sensitive_variables("google_token")
 @transaction.atomic
 def credential_revoke(*, credential_id: int, actor: Actor, request_ctx: dict | None = None) -> ConnectorCredential:
     """Forget the secrets and mark the credential revoked. The provider-side revoke runs as a task."""
@@ -577,13 +586,13 @@ def _reencrypt_fields(row, fields: tuple[str, ...]) -> list[str]:
     from connectors.crypto import reencrypt_secret
 
     changed = []
-    for field in fields:
-        value = getattr(row, field)
+    for name in fields:
+        value = getattr(row, name)
         if value:
             new = reencrypt_secret(value)
             if new != value:
-                setattr(row, field, new)
-                changed.append(field)
+                setattr(row, name, new)
+                changed.append(name)
     return changed
 
 
@@ -614,6 +623,7 @@ def credential_refresh_request(*, credential_id: int, actor: Actor, request_ctx:
     credential_refresh_task.delay_on_commit(credential_id, force=True)
 
 
+@sensitive_variables()
 def google_token_revoke(*, encrypted_token: str) -> None:
     try:
         GoogleOAuthClient().revoke(token=decrypt_secret(encrypted_token))

@@ -1,6 +1,9 @@
 """Merchant pages: the connections list, API-key connect form, OAuth start and callback, disconnect.
 
-Input is validated by a form (connectors.forms) before any provider is called.
+Input is validated by a form (connectors.forms) before any provider is called. The API key (a POST
+parameter) and every local that holds a key, code or token are marked sensitive, so Django's error
+reports show none of them. (The callback's query string itself, code included, is shown by Django's
+reporter in its GET section whatever the marks say; the code is single-use and short-lived.)
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.choices import MANAGING_ROLES
@@ -52,6 +56,8 @@ def connector_list(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
+@sensitive_post_parameters("api_key")
+@sensitive_variables("form")
 @require_POST
 @merchant_member_required
 def api_key_connect(request: HttpRequest) -> HttpResponse:
@@ -101,6 +107,7 @@ def oauth_start(request: HttpRequest, provider: str) -> HttpResponse:
     return redirect(url)
 
 
+@sensitive_variables("query", "credential")
 @require_GET
 @clerk_login_required
 def oauth_callback(request: HttpRequest, provider: str) -> HttpResponse:

@@ -10,7 +10,7 @@ import base64
 import datetime as dt
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,9 +29,9 @@ INVALID_GRANT = "invalid_grant"
 
 @dataclass(frozen=True)
 class GoogleTokens:
-    access_token: str
+    access_token: str = field(repr=False)
     expires_at: dt.datetime | None
-    refresh_token: str | None  # None when Google did not send one (the normal case on refresh)
+    refresh_token: str | None = field(repr=False)  # None when Google did not send one (the normal case on refresh)
     scopes: list[str]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,7 +20,7 @@ THROTTLE_CODES = {4, 17, 32, 341, 613}
 
 @dataclass(frozen=True)
 class MetaToken:
-    access_token: str
+    access_token: str = field(repr=False)
     expires_in: int | None  # None: Meta gave no expiry
 
 
