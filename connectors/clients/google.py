@@ -89,8 +89,6 @@ class GoogleOAuthClient(BaseClient):
             if body.get("error") == INVALID_GRANT:
                 raise Unauthorized("Google refused the authorization code", code=INVALID_GRANT, status=400)
             self._raise_common(response, f"Google refused the code exchange ({body.get('error', '')})")
-        if not body.get("access_token"):
-            raise Transient("Google's token endpoint answered without a token", code="invalid_response", status=200)
         return _tokens(body, refresh_token=None)
 
     @sensitive_variables()
@@ -124,12 +122,15 @@ class GoogleOAuthClient(BaseClient):
                 self.client_secret,
                 can_retry=False,
             )
-        # RefreshError for any non-200; TypeError/KeyError/ValueError when a 200 is not a token response.
-        except (google_exceptions.RefreshError, TypeError, KeyError, ValueError):
+        # RefreshError for any non-200; TypeError/KeyError/ValueError/OverflowError when a 200 is not a sane
+        # token response (no token, an expires_in that is not a number of seconds).
+        except (google_exceptions.RefreshError, TypeError, KeyError, ValueError, OverflowError):
             if not answers:
                 raise
             raise self._refresh_error(answers[-1]) from None
-        changed = new_refresh if new_refresh and new_refresh != refresh_token else None
+        if not isinstance(access_token, str) or not access_token:
+            raise Transient("Google's token endpoint answered without a token", code="invalid_response", status=200)
+        changed = new_refresh if isinstance(new_refresh, str) and new_refresh and new_refresh != refresh_token else None
         scopes = str(extra.get("scope", "")).split()
         return GoogleTokens(
             access_token=access_token,
@@ -175,11 +176,18 @@ class _GoogleAuthResponse(google_auth_transport.Response):
 
 
 def _tokens(body: dict[str, Any], *, refresh_token: str | None) -> GoogleTokens:
-    expires_in = body.get("expires_in")
+    access_token, expires_in, new_refresh = body.get("access_token"), body.get("expires_in"), body.get("refresh_token")
+    try:
+        expires_at = timezone.now() + dt.timedelta(seconds=int(expires_in)) if expires_in else None
+    except (TypeError, ValueError, OverflowError):
+        expires_at = None
+        access_token = None  # not a token response we can trust
+    if not isinstance(access_token, str) or not access_token:
+        raise Transient("Google's token endpoint answered without a token", code="invalid_response", status=200)
     return GoogleTokens(
-        access_token=body["access_token"],
-        expires_at=timezone.now() + dt.timedelta(seconds=int(expires_in)) if expires_in else None,
-        refresh_token=body.get("refresh_token") or refresh_token,
+        access_token=access_token,
+        expires_at=expires_at,
+        refresh_token=new_refresh if isinstance(new_refresh, str) and new_refresh else refresh_token,
         scopes=str(body.get("scope", "")).split(),
     )
 

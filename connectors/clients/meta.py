@@ -16,6 +16,8 @@ from connectors.clients.base import BaseClient, Permanent, RateLimited, Transien
 TOKEN_ERROR_CODES = {102, 190}
 TEMPORARY_CODES = {1, 2}
 THROTTLE_CODES = {4, 17, 32, 341, 613}
+# Long-lived tokens last about 60 days; anything past ten years is not a token lifetime.
+MAX_EXPIRES_IN = 10 * 366 * 86400
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,11 @@ def _token(body: dict[str, Any]) -> MetaToken:
     if not isinstance(token, str) or not token:
         raise Transient("meta answered without an access token", code="invalid_response", status=200)
     expires_in = body.get("expires_in")
-    return MetaToken(access_token=token, expires_in=int(expires_in) if isinstance(expires_in, int | float) else None)
+    if expires_in is not None and (
+        isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or not 0 < expires_in <= MAX_EXPIRES_IN
+    ):
+        raise Transient("meta answered a token with a nonsensical expires_in", code="invalid_response", status=200)
+    return MetaToken(access_token=token, expires_in=int(expires_in) if expires_in is not None else None)
 
 
 __all__ = ["MetaClient", "MetaToken", "RateLimited", "Transient", "Unauthorized"]

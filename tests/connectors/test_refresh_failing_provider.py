@@ -267,6 +267,9 @@ def test_an_html_502_from_a_proxy_is_transient_and_schedules_a_retry(providers, 
         (503, HTML_502, "text/html", "http_503"),
         (200, HTML_502, "text/html", "non_json_200"),
         (200, {"token_type": "Bearer"}, "application/json", "invalid_response"),
+        (200, {"access_token": "", "expires_in": 3599}, "application/json", "invalid_response"),
+        (200, {"access_token": "ya29.x", "expires_in": 10**20}, "application/json", "invalid_response"),
+        (200, {"access_token": "ya29.x", "expires_in": "soon"}, "application/json", "invalid_response"),
         (400, HTML_502, "text/html", "non_json_400"),
     ],
 )
@@ -283,7 +286,13 @@ def test_answers_that_say_nothing_about_the_credential_are_transient(providers, 
 
 @pytest.mark.parametrize(
     ("status", "body", "content_type"),
-    [(502, HTML_502, "text/html"), (200, "not json", "text/plain"), (500, "", "text/plain")],
+    [
+        (502, HTML_502, "text/html"),
+        (200, "not json", "text/plain"),
+        (500, "", "text/plain"),
+        (200, {"access_token": "EAAtoken", "expires_in": 10**12}, "application/json"),
+        (200, {"token_type": "bearer"}, "application/json"),
+    ],
 )
 def test_meta_token_answers_that_are_not_json_are_transient(providers, status, body, content_type):
     credential = meta_credential(providers, ttl=3 * 86400)
