@@ -487,7 +487,9 @@ def _refresh_locked(credential: ConnectorCredential, deadline: float) -> Connect
         return CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
     except (Transient, RateLimited) as exc:
         _record_failure(credential, exc)
-        return RefreshRetryable(str(exc), code=exc.code, retry_after=getattr(exc, "retry_after", None))
+        # A retry inside the window would only be answered from it: wait it out (Retry-After included).
+        window = (credential.refresh_blocked_until - timezone.now()).total_seconds()
+        return RefreshRetryable(str(exc), code=exc.code, retry_after=window)
     except Permanent as exc:
         _record_failure(credential, exc, permanent=True)
         return CredentialUnusable(str(exc), status=credential.status)

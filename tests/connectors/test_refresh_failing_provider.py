@@ -315,7 +315,7 @@ def test_google_429_schedules_the_retry_no_sooner_than_retry_after(providers):
     with pytest.raises(services.RefreshRetryable) as caught:
         services.credential_refresh(credential_id=credential.pk)
 
-    assert caught.value.extra["retry_after"] == 600
+    assert 595 <= caught.value.extra["retry_after"] <= 600
     credential.refresh_from_db()
     assert credential.last_error_code == "rate_limited"
     assert credential.next_attempt_at >= before + dt.timedelta(seconds=600)
@@ -399,3 +399,18 @@ def test_invalid_grant_is_still_terminal_with_one_alert(providers, team):
     reauth = Notification.objects.filter(kind="credential_needs_reauth")
     assert sorted(reauth.values_list("clerk_user_id", flat=True)) == ["user_admin", "user_owner"]
     assert not Notification.objects.exclude(kind="credential_needs_reauth").exists()
+
+
+def test_the_task_retries_a_failed_refresh_after_the_window_not_inside_it(providers, settings):
+    from unittest import mock
+
+    settings.CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS = 45
+    credential = google_credential(providers, expired=True)
+    providers.control.fault(TOKEN, 502, body=HTML_502, headers={"Content-Type": "text/html"})
+
+    retry = mock.patch.object(tasks.credential_refresh_task, "retry", side_effect=RuntimeError("retry"))
+    with retry as retried, pytest.raises(RuntimeError, match="retry"):
+        tasks.credential_refresh_task.run(credential.pk)
+
+    assert 40 <= retried.call_args.kwargs["countdown"] <= 45
+    assert providers.calls(TOKEN) == 1
