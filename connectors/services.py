@@ -312,7 +312,7 @@ def _lock_for_refresh(credential_id: int, deadline: float) -> ConnectorCredentia
 
     The advisory lock is the queue of refreshers; the row lock keeps revoke and reconnect out while the
     provider is called. A waiter sits in one lock queue for the whole wait, so `lock_timeout` bounds it
-    (a `FOR UPDATE` wait restarts its timer each time the row changes hands).
+    (a `FOR UPDATE` wait can restart its timer each time the row changes hands).
     """
     wait = min(float(settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS), deadline - time.monotonic())
     if wait <= 0:
