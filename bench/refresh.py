@@ -7,6 +7,9 @@ starts the provider sandbox in-process on a free loopback port, then:
 
 - storm: 50 threads call Google Ads through `credential_call` with one expired credential
   (goal: 1 token call, 50 successes);
+- failing storms: the same against a token endpoint answering 503, then one hanging past the read
+  timeout (goal: 1 token call each, 1 failure counted, status still active, every caller back within
+  CONNECTORS_REFRESH_MAX_WAIT_SECONDS);
 - sweep: N Google credentials due for refresh, selected by the sweeper's selector and refreshed by
   `--workers` threads calling the task's service, as Celery workers would (goal: all within 60 s).
 
@@ -16,6 +19,7 @@ Prints ``name: value unit`` lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -134,6 +138,41 @@ def run(args) -> None:
         print(f"refresh_storm_succeeded: {ok} callers")
         print(f"refresh_storm_token_calls: {len(control.calls('google.oauth.token'))} calls (goal 1)")
         print(f"refresh_storm_time: {storm_seconds:.2f} s")
+
+        # --- failing storms ----------------------------------------------------------------------
+        settings.CONNECTORS_HTTP_TIMEOUT = (2.0, 1.0)
+        settings.CONNECTORS_REFRESH_MAX_WAIT_SECONDS = 5.0
+
+        def failing_storm(label: str, n: int, **fault) -> None:
+            control.reset()
+            failing = credential(n, issue())
+            failing.save()
+            control.fault("google.oauth.token", times=50, **fault)
+            barrier = threading.Barrier(50)
+
+            def failing_caller(_: int) -> float:
+                try:
+                    barrier.wait()
+                    started = time.perf_counter()
+                    with contextlib.suppress(services.RefreshRetryable):
+                        services.credential_call(credential_id=failing.pk, call=lambda token: None)
+                    return time.perf_counter() - started
+                finally:
+                    connection.close()
+
+            with ThreadPoolExecutor(max_workers=50) as pool:
+                waits = list(pool.map(failing_caller, range(50)))
+            failing.refresh_from_db()
+            while fault.get("delay") and not control.calls("google.oauth.token"):
+                time.sleep(0.05)  # the hanging answer is logged once the sandbox sends it
+            print(f"refresh_{label}_token_calls: {len(control.calls('google.oauth.token'))} calls (goal 1)")
+            print(f"refresh_{label}_failures_counted: {failing.consecutive_failures} failures (goal 1)")
+            print(f"refresh_{label}_status: {failing.status} (goal active)")
+            bound = settings.CONNECTORS_REFRESH_MAX_WAIT_SECONDS
+            print(f"refresh_{label}_longest_wait: {max(waits):.2f} s (bound {bound:g} s)")
+
+        failing_storm("storm_503", 10_000_001, status=503)
+        failing_storm("storm_hang", 10_000_002, delay=3.0)
 
         # --- sweep ----------------------------------------------------------------------------
         control.reset()

@@ -303,8 +303,13 @@ CONNECTORS_GOOGLE_REFRESH_AHEAD_SECONDS = env.int("CONNECTORS_GOOGLE_REFRESH_AHE
 CONNECTORS_META_REFRESH_AHEAD_DAYS = env.int("CONNECTORS_META_REFRESH_AHEAD_DAYS", default=7)
 # Consecutive transient refresh failures before a credential turns to `error` and is alerted.
 CONNECTORS_REFRESH_MAX_FAILURES = env.int("CONNECTORS_REFRESH_MAX_FAILURES", default=5)
-# How long a caller waits for another process's refresh of the same credential (row lock).
+# How long a writer (refresh, revoke, re-encrypt) waits for the credential's row lock.
 CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS = env.int("CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS", default=30)
+# The most a refresh caller waits in all: for another caller's refresh of the credential plus its own provider call.
+CONNECTORS_REFRESH_MAX_WAIT_SECONDS = env.float("CONNECTORS_REFRESH_MAX_WAIT_SECONDS", default=30.0)
+# After a failed refresh, callers within this many seconds (or the provider's Retry-After, if longer) get the
+# same failure at once, without calling the provider; failures within one such window count once.
+CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS = env.float("CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS", default=30.0)
 CONNECTORS_API_KEY_CONNECT_RATE = env.str("CONNECTORS_API_KEY_CONNECT_RATE", default="10/min")
 
 # --- dashboards --------------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html
 
 from compliance.choices import ActorType
-from compliance.services import Actor
+from compliance.services import Actor, request_context
 from connectors import services
 from connectors.models import ConnectorCredential
 from connectors.selectors import credential_needs_attention_q
@@ -102,24 +101,32 @@ class ConnectorCredentialAdmin(admin.ModelAdmin):
     def secret(self, obj: ConnectorCredential) -> str:
         return f"••••{obj.secret_last4}" if obj.secret_last4 else "••••"
 
+    # Each action calls one service per credential with the staff user as actor; every one is audited.
+
     @admin.action(description="Refresh now (queued)")
     def refresh_now(self, request, queryset):
-        from connectors.tasks import credential_refresh_task
-
         ids = list(queryset.values_list("pk", flat=True))
-        with transaction.atomic():
-            for credential_id in ids:
-                credential_refresh_task.delay_on_commit(credential_id, force=True)
+        for credential_id in ids:
+            services.credential_refresh_request(
+                credential_id=credential_id, actor=_staff_actor(request), request_ctx=request_context(request)
+            )
         messages.success(request, f"Queued a refresh of {len(ids)} credential(s).")
 
     @admin.action(description="Revoke (forget the secrets)")
     def revoke(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         for credential_id in ids:
-            services.credential_revoke(credential_id=credential_id, actor=_staff_actor(request))
+            services.credential_revoke(
+                credential_id=credential_id, actor=_staff_actor(request), request_ctx=request_context(request)
+            )
         messages.success(request, f"Revoked {len(ids)} credential(s).")
 
     @admin.action(description="Re-encrypt under the current key")
     def reencrypt(self, request, queryset):
-        changed = sum(services.credential_reencrypt(credential_id=pk) for pk in queryset.values_list("pk", flat=True))
+        changed = sum(
+            services.credential_reencrypt(
+                credential_id=pk, actor=_staff_actor(request), request_ctx=request_context(request)
+            )
+            for pk in queryset.values_list("pk", flat=True)
+        )
         messages.success(request, f"Re-encrypted {changed} credential(s).")

@@ -1,5 +1,10 @@
 """Tell a merchant's owners and admins that a connection needs them, through the notifications outbox.
 
+Who hears what: NEEDS_REAUTH (the provider refused for good: reconnect) and EXPIRING (the token will be
+dead before we can renew it — a Meta token that re-exchange did not extend, or a failing refresh whose
+next try falls after the token's expiry) go to the merchant. FAILING (repeated transient failures the
+retries may still outrun) is an ERROR line for staff only: merchants cannot fix a provider's outage.
+
 Called inside the transaction that changes the credential's status, so the notification exists
 exactly when the status change does. Deduped per credential per kind per day by the outbox. The
 context carries plain values only — provider, account label, the reconnect URL — never a secret.
@@ -23,6 +28,11 @@ EXPIRING = "credential_expiring"
 FAILING = "failing"  # repeated transient failures: an ERROR line and admin's "needs attention"
 
 DEDUPE_WINDOW = dt.timedelta(days=1)
+_LOG_TEXT = {
+    NEEDS_REAUTH: "needs reconnecting",
+    EXPIRING: "expires before it can be renewed",
+    FAILING: "keeps failing to refresh",
+}
 
 
 def reconnect_url(credential: ConnectorCredential) -> str:
@@ -38,15 +48,12 @@ def credential_alert(*, credential: ConnectorCredential, kind: str) -> None:
         credential.provider,
         credential.external_account_id,
         credential.merchant_id,
-        {NEEDS_REAUTH: "needs reconnecting", EXPIRING: "expires soon", FAILING: "keeps failing to refresh"}[kind],
+        _LOG_TEXT[kind],
         credential.last_error_code or "-",
     )
-    notify_kind = kind
     if kind == FAILING:
-        # While its token is valid nothing is lost; the merchant hears about it once it is about to expire.
-        if credential.expires_at is None or credential.expires_at > _soon():
-            return
-        notify_kind = EXPIRING
+        return
+    notify_kind = kind
     from notifications.services import merchant_admins_notify
 
     try:
@@ -69,9 +76,3 @@ def credential_alert(*, credential: ConnectorCredential, kind: str) -> None:
             )
     except Exception:
         logger.exception("could not queue the %s alert for credential %s", notify_kind, credential.pk)
-
-
-def _soon() -> dt.datetime:
-    from django.utils import timezone
-
-    return timezone.now() + dt.timedelta(days=7)

@@ -4,6 +4,7 @@ Stored form: ``v1:<key id>:<fernet token>``. The key id (first 12 hex digits of 
 lets us decrypt with exactly the key that wrote a value and count which rows still use a retired
 key. The first key encrypts; every listed key decrypts. A value written under a key that is no
 longer listed, a tampered value or a value that is not ours raises — never returns ciphertext or "".
+Every function that sees plaintext is marked `sensitive_variables()`: error reports show none of it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 PREFIX = "v1"
 
@@ -72,6 +74,7 @@ def _split(value: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
+@sensitive_variables()
 def encrypt_secret(plaintext: str) -> str:
     if not isinstance(plaintext, str) or not plaintext:
         raise ValueError("Only non-empty strings are encrypted; store an empty field for 'no secret'.")
@@ -80,6 +83,7 @@ def encrypt_secret(plaintext: str) -> str:
     return f"{PREFIX}:{ring.primary_id}:{token.decode()}"
 
 
+@sensitive_variables()
 def decrypt_secret(value: str) -> str:
     key_id, token = _split(value)
     fernet = keyring().fernets.get(key_id)
@@ -96,6 +100,7 @@ def secret_key_id(value: str) -> str:
     return _split(value)[0]
 
 
+@sensitive_variables()
 def reencrypt_secret(value: str) -> str:
     """Rewrite `value` under the primary key (MultiFernet.rotate keeps the original timestamp)."""
     key_id, token = _split(value)
@@ -111,6 +116,7 @@ def reencrypt_secret(value: str) -> str:
     return f"{PREFIX}:{ring.primary_id}:{rotated.decode()}"
 
 
+@sensitive_variables()
 def mask_secret(plaintext: str) -> str:
     """What people may see of a secret: its last four characters at most."""
     if len(plaintext) < 12:

@@ -34,6 +34,14 @@ class ConnectorCredential(models.Model):
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="Backoff after a transient failure.")
+    # The negative cache of refresh: on the row, not in the shared cache, because it is written in the same
+    # transaction as the failure and the release of the refresh lock, so every waiter sees it the moment it
+    # gets the lock, in every process, and it cannot be evicted or lost with Redis.
+    refresh_blocked_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="After a failed refresh: until then callers get that failure without calling the provider.",
+    )
     last_error_code = models.CharField(max_length=64, blank=True)
     last_error_message = models.CharField(max_length=500, blank=True)
     connected_by = models.CharField(max_length=64, blank=True, help_text="Clerk user id who connected it.")

@@ -16,6 +16,7 @@ import secrets
 from django.core import signing
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.choices import MANAGING_ROLES
 from accounts.models import Membership, Merchant
@@ -46,6 +47,7 @@ class OAuthFailed(Exception):
         self.message = message
 
 
+@sensitive_variables("nonce", "verifier", "challenge", "state")
 def oauth_start(*, membership: Membership, provider: str, redirect_uri: str) -> str:
     if membership.role not in MANAGING_ROLES:
         raise OAuthFailed(NOT_MANAGER)
@@ -68,6 +70,7 @@ def oauth_start(*, membership: Membership, provider: str, redirect_uri: str) -> 
     return GoogleOAuthClient.authorize_url(redirect_uri=redirect_uri, state=state, code_challenge=challenge)
 
 
+@sensitive_variables("state", "payload")
 def _consume_state(*, state: str, provider: str, clerk_user_id: str) -> OAuthState:
     try:
         payload = signing.loads(state, salt=STATE_SALT, max_age=STATE_MAX_AGE)
@@ -103,6 +106,7 @@ def _consume_state(*, state: str, provider: str, clerk_user_id: str) -> OAuthSta
     return attempt
 
 
+@sensitive_variables("state", "code", "new")
 def oauth_complete(
     *,
     provider: str,
@@ -137,6 +141,7 @@ def oauth_complete(
     )
 
 
+@sensitive_variables()
 def _meta_exchange(*, code: str, redirect_uri: str) -> NewSecrets:
     client = MetaClient()
     short = client.exchange_code(code=code, redirect_uri=redirect_uri)
@@ -163,6 +168,7 @@ def _meta_exchange(*, code: str, redirect_uri: str) -> NewSecrets:
     )
 
 
+@sensitive_variables()
 def _google_exchange(*, code: str, redirect_uri: str, code_verifier: str) -> NewSecrets:
     tokens = GoogleOAuthClient().exchange_code(code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
     if not tokens.refresh_token:

@@ -1,8 +1,9 @@
 """Writes for connector credentials: connect (API key, OAuth), refresh, the authorised call, revoke.
 
-Refresh happens exactly once under concurrency: `credential_refresh` takes the credential's row lock
-(bounded by a lock timeout), then re-checks whether a refresh is still needed — callers who waited
-on the lock find the new token and return without calling the provider.
+Refresh happens once under concurrency, whether the provider answers or fails: `credential_refresh`
+queues for the credential's refresh lock, then re-checks whether a refresh is still needed — callers
+who waited find the new token, or the failure just recorded (the negative cache, `refresh_blocked_until`),
+and return without calling the provider. A caller's whole wait is bounded (see "refresh" below).
 """
 
 from __future__ import annotations
@@ -10,43 +11,47 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Merchant
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record
 from connectors import alerts
 from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus, Provider
-from connectors.clients.attentive import KEY_PATTERN as ATTENTIVE_KEY_PATTERN
 from connectors.clients.attentive import AttentiveClient
 from connectors.clients.base import Forbidden, Permanent, ProviderError, RateLimited, Transient, Unauthorized
 from connectors.clients.google import GoogleOAuthClient
-from connectors.clients.klaviyo import KEY_PATTERN as KLAVIYO_KEY_PATTERN
 from connectors.clients.klaviyo import KlaviyoClient
 from connectors.clients.meta import MetaClient
 from connectors.crypto import decrypt_secret, encrypt_secret
+from connectors.forms import (  # noqa: F401 -- the messages are re-exported for callers and tests
+    MALFORMED_ATTENTIVE_KEY,
+    MALFORMED_KLAVIYO_KEY,
+    NOT_API_KEY_PROVIDER,
+    ApiKeyConnectForm,
+)
 from connectors.models import ConnectorCredential
 from connectors.selectors import refresh_windows
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MALFORMED_KLAVIYO_KEY = "A Klaviyo private API key is 'pk_' followed by 34 letters and digits."
-MALFORMED_ATTENTIVE_KEY = "That does not look like an Attentive API key."
-NOT_API_KEY_PROVIDER = "Connect {provider} with its sign-in flow, not an API key."
 INVALID_KEY = "invalid key"
 MISSING_SCOPE = "The key is valid but lacks the {scope} scope; create a key with {scope}."
 PROVIDER_UNAVAILABLE = "{provider} is not answering right now; nothing was saved. Try again in a minute."
 PROVIDER_REFUSED = "{provider} refused the request; nothing was saved."
 CREDENTIAL_UNUSABLE = "This connection needs to be reconnected."
 REFRESH_BUSY = "Another refresh of this credential is taking too long."
+REFRESH_FAILED_RECENTLY = "The last refresh of this credential failed moments ago."
 
 # Renew a little before the provider's own expiry so a call does not race the clock.
 EXPIRY_SKEW = dt.timedelta(seconds=60)
@@ -105,10 +110,15 @@ def _audit(credential: ConnectorCredential, action: str, actor: Actor, request_c
     )
 
 
+@sensitive_variables()
 def credential_secret(credential: ConnectorCredential) -> str:
     """The secret a provider call needs: the API key, or the OAuth access token."""
     field = credential.api_key_enc if credential.auth_kind == AuthKind.API_KEY else credential.access_token_enc
     return decrypt_secret(field)
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _last4(secret: str) -> str:
@@ -119,14 +129,16 @@ def _last4(secret: str) -> str:
 class NewSecrets:
     external_account_id: str
     account_label: str
-    access_token: str = ""
-    refresh_token: str = ""
-    api_key: str = ""
+    # Never in its repr: a frame or a log line that shows this object shows no secret.
+    access_token: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
     scopes: tuple[str, ...] = ()
     expires_at: dt.datetime | None = None
     metadata: dict | None = None
 
 
+@sensitive_variables()
 @transaction.atomic
 def credential_store(
     *,
@@ -161,6 +173,7 @@ def credential_store(
     credential.status = CredentialStatus.ACTIVE
     credential.consecutive_failures = 0
     credential.next_attempt_at = None
+    credential.refresh_blocked_until = None
     credential.last_error_code = ""
     credential.last_error_message = ""
     credential.last_refreshed_at = timezone.now()
@@ -181,6 +194,7 @@ def credential_store(
 # --- API-key connect -----------------------------------------------------------------------------
 
 
+@sensitive_variables("api_key", "form")
 def credential_connect_api_key(
     *,
     merchant: Merchant,
@@ -190,19 +204,15 @@ def credential_connect_api_key(
     actor: Actor,
     request_ctx: dict | None = None,
 ) -> ConnectorCredential:
-    """Validate the key live with the provider, then store it encrypted. Nothing is stored on failure.
+    """Validate the input (ApiKeyConnectForm: field errors, no provider call), then the key live with the
+    provider, then store it encrypted. Nothing is stored on failure.
 
     The one provider call a web request makes inline: the user is waiting for "does this key work".
     """
-    api_key = (api_key or "").strip()
-    if provider == Provider.KLAVIYO:
-        if not KLAVIYO_KEY_PATTERN.match(api_key):
-            raise ValidationError({"api_key": [MALFORMED_KLAVIYO_KEY]})
-    elif provider == Provider.ATTENTIVE:
-        if not ATTENTIVE_KEY_PATTERN.match(api_key):
-            raise ValidationError({"api_key": [MALFORMED_ATTENTIVE_KEY]})
-    else:
-        raise ValidationError({"provider": [NOT_API_KEY_PROVIDER.format(provider=provider)]})
+    form = ApiKeyConnectForm(data={"provider": provider, "api_key": api_key or "", "label": label or ""})
+    if not form.is_valid():
+        raise ValidationError(form.errors.as_data())
+    provider, api_key, label = form.cleaned_data["provider"], form.cleaned_data["api_key"], form.cleaned_data["label"]
 
     try:
         return _connect_api_key_validated(
@@ -221,6 +231,7 @@ def credential_connect_api_key(
         raise
 
 
+@sensitive_variables()
 def _connect_api_key_validated(
     *, merchant: Merchant, provider: str, api_key: str, label: str, actor: Actor, request_ctx: dict | None
 ) -> ConnectorCredential:
@@ -230,7 +241,7 @@ def _connect_api_key_validated(
             accounts = KlaviyoClient().accounts(api_key=api_key)
             account = accounts[0] if accounts else {}
             account_id = str(account.get("id") or "klaviyo")
-            contact = (account.get("attributes") or {}).get("contact_information") or {}
+            contact = _dict(_dict(account.get("attributes")).get("contact_information"))
             default_label = str(contact.get("organization_name") or "Klaviyo")
         else:
             me = AttentiveClient().me(api_key=api_key)
@@ -252,24 +263,70 @@ def _connect_api_key_validated(
         merchant=merchant,
         provider=provider,
         auth_kind=AuthKind.API_KEY,
-        secrets=NewSecrets(external_account_id=account_id, account_label=label or default_label, api_key=api_key),
+        secrets=NewSecrets(
+            # The provider's words, cut to fit: what it accepted must not fail on our column sizes.
+            external_account_id=account_id[:128],
+            account_label=label or default_label,
+            api_key=api_key,
+        ),
         actor=actor,
         request_ctx=request_ctx,
     )
 
 
 # --- refresh -------------------------------------------------------------------------------------
+#
+# One refresh attempt per credential at a time, and one per failure window:
+# - single flight: callers queue on a transaction-scoped advisory lock for the credential, then take its
+#   row lock; whoever gets it first calls the provider, the others wait for its outcome;
+# - negative cache: a failed attempt writes `refresh_blocked_until` in the transaction that releases the
+#   lock, so every waiter (and every caller until then) gets that failure without calling the provider;
+# - one failure counted per window: `consecutive_failures` grows only outside `refresh_blocked_until`;
+# - bounded wait: lock waits and the provider call together stay within CONNECTORS_REFRESH_MAX_WAIT_SECONDS
+#   (lock_timeout is set to what is left before each wait; the call's timeout to what is left after it).
+
+# Below this many seconds left there is no point in starting a provider call.
+MIN_CALL_SECONDS = 0.05
 
 
-def _lock(credential_id: int) -> ConnectorCredential:
-    """Take the row lock, waiting at most CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS (inside an atomic block)."""
+def _lock_timeout(seconds: float) -> None:
+    """SET LOCAL lock_timeout; one wait for one lock cannot outlast it (an advisory lock is one wait)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('lock_timeout', %s, true)", [f"{settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS}s"]
-        )
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{max(1, int(seconds * 1000))}ms"])
+
+
+def _lock(credential_id: int, *, deadline: float | None = None) -> ConnectorCredential:
+    """Take the row lock (inside an atomic block), waiting at most CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS,
+    and never past `deadline` (time.monotonic())."""
+    wait = float(settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS)
+    if deadline is not None:
+        wait = min(wait, deadline - time.monotonic())
+        if wait <= 0:
+            raise RefreshRetryable(REFRESH_BUSY)
+    _lock_timeout(wait)
     return ConnectorCredential.objects.select_for_update().get(pk=credential_id)
 
 
+def _lock_for_refresh(credential_id: int, deadline: float) -> ConnectorCredential:
+    """Wait (until `deadline` at most) for any other refresh of this credential to finish, then lock the row.
+
+    The advisory lock is the queue of refreshers; the row lock keeps revoke and reconnect out while the
+    provider is called. A waiter sits in one lock queue for the whole wait, so `lock_timeout` bounds it
+    (a `FOR UPDATE` wait can restart its timer each time the row changes hands).
+    """
+    wait = min(float(settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS), deadline - time.monotonic())
+    if wait <= 0:
+        raise RefreshRetryable(REFRESH_BUSY)
+    _lock_timeout(wait)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"connectors.refresh:{credential_id}"])
+    credential = _lock(credential_id, deadline=deadline)
+    # What is left of the transaction (the outbox's own locks for an alert) gets the ordinary bound again.
+    _lock_timeout(float(settings.CONNECTORS_REFRESH_LOCK_TIMEOUT_SECONDS))
+    return credential
+
+
+@sensitive_variables("stale_access_token")
 def _needs_refresh(credential: ConnectorCredential, stale_access_token: str, force: bool, now: dt.datetime) -> bool:
     if stale_access_token:
         # Reactive: the provider refused `stale_access_token`. If the row holds another token, someone
@@ -281,6 +338,18 @@ def _needs_refresh(credential: ConnectorCredential, stale_access_token: str, for
         return True
     window = refresh_windows().get(credential.provider, dt.timedelta(0))
     return credential.expires_at <= now + window
+
+
+def _recent_failure(credential: ConnectorCredential, now: dt.datetime) -> RefreshRetryable | None:
+    """The failure of the last attempt while its window lasts: shared with every caller, at no provider call."""
+    if credential.refresh_blocked_until is None or now >= credential.refresh_blocked_until:
+        return None
+    return RefreshRetryable(
+        credential.last_error_message or REFRESH_FAILED_RECENTLY,
+        code=credential.last_error_code,
+        retry_after=(credential.refresh_blocked_until - now).total_seconds(),
+        shared=True,
+    )
 
 
 def _backoff(failures: int, retry_after: float | None = None) -> dt.timedelta:
@@ -295,17 +364,33 @@ def _mark_needs_reauth(credential: ConnectorCredential, error: ProviderError) ->
     credential.last_error_code = (error.code or "unauthorized")[:64]
     credential.last_error_message = str(error)[:500]
     credential.next_attempt_at = None
+    credential.refresh_blocked_until = None
     credential.save()
     _audit(credential, "credential.needs_reauth", Actor.system("credential-refresh"), reason=credential.last_error_code)
     alerts.credential_alert(credential=credential, kind=alerts.NEEDS_REAUTH)
 
 
-def _record_failure(credential: ConnectorCredential, error: ProviderError) -> None:
-    credential.consecutive_failures += 1
+def _record_failure(credential: ConnectorCredential, error: ProviderError, *, permanent: bool = False) -> None:
+    """Count the failed attempt (once per window), block callers for the window, schedule the next try.
+
+    The merchant is told only when the token will be dead before that next try (expiry < next_attempt_at):
+    a failure the retries can still outrun is nobody's business but ours (an ERROR line once it keeps on).
+    """
+    now = timezone.now()
+    in_last_window = credential.refresh_blocked_until is not None and now < credential.refresh_blocked_until
+    if not in_last_window:
+        credential.consecutive_failures += 1
+    if permanent:
+        # Our side is wrong (client id/secret, request shape): retrying will not help, people must look.
+        credential.consecutive_failures = max(credential.consecutive_failures, settings.CONNECTORS_REFRESH_MAX_FAILURES)
+    retry_after = getattr(error, "retry_after", None) or 0.0
     credential.last_error_code = (error.code or type(error).__name__)[:64]
     credential.last_error_message = str(error)[:500]
-    credential.next_attempt_at = timezone.now() + _backoff(
-        credential.consecutive_failures, getattr(error, "retry_after", None)
+    credential.refresh_blocked_until = now + dt.timedelta(
+        seconds=max(settings.CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS, retry_after)
+    )
+    credential.next_attempt_at = max(
+        now + _backoff(credential.consecutive_failures, retry_after), credential.refresh_blocked_until
     )
     turned_error = (
         credential.consecutive_failures >= settings.CONNECTORS_REFRESH_MAX_FAILURES
@@ -318,10 +403,13 @@ def _record_failure(credential: ConnectorCredential, error: ProviderError) -> No
         _audit(credential, "credential.refresh_failing", Actor.system("credential-refresh"),
                failures=credential.consecutive_failures, reason=credential.last_error_code)  # fmt: skip
         alerts.credential_alert(credential=credential, kind=alerts.FAILING)
+    if credential.expires_at is not None and credential.expires_at < credential.next_attempt_at:
+        alerts.credential_alert(credential=credential, kind=alerts.EXPIRING)
 
 
-def _apply_google(credential: ConnectorCredential) -> None:
-    tokens = GoogleOAuthClient().refresh(refresh_token=decrypt_secret(credential.refresh_token_enc))
+@sensitive_variables("tokens")
+def _apply_google(credential: ConnectorCredential, timeout: float) -> None:
+    tokens = GoogleOAuthClient().refresh(refresh_token=decrypt_secret(credential.refresh_token_enc), timeout=timeout)
     credential.access_token_enc = encrypt_secret(tokens.access_token)
     credential.secret_last4 = _last4(tokens.access_token)
     credential.expires_at = tokens.expires_at
@@ -332,50 +420,66 @@ def _apply_google(credential: ConnectorCredential) -> None:
         credential.scopes = tokens.scopes
 
 
-def _apply_meta(credential: ConnectorCredential) -> None:
-    token = MetaClient().exchange_long_lived(access_token=decrypt_secret(credential.access_token_enc))
+@sensitive_variables("token")
+def _apply_meta(credential: ConnectorCredential, timeout: float) -> None:
+    token = MetaClient().exchange_long_lived(access_token=decrypt_secret(credential.access_token_enc), timeout=timeout)
     credential.access_token_enc = encrypt_secret(token.access_token)
     credential.secret_last4 = _last4(token.access_token)
     if token.expires_in:
         credential.expires_at = timezone.now() + dt.timedelta(seconds=int(token.expires_in))
 
 
+@sensitive_variables("stale_access_token")
 def credential_refresh(*, credential_id: int, stale_access_token: str = "", force: bool = False) -> ConnectorCredential:
     """Renew the credential's access token if it still needs it; returns the credential as stored.
 
     Raises CredentialUnusable when the provider refuses for good (status needs_reauth, alerted once),
-    RefreshRetryable for transient failures (counted; the token stays in use while it is valid).
+    RefreshRetryable for transient failures (counted once per window; the token stays in use while it
+    is valid), for a failure of the last CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS (`extra["shared"]`,
+    no provider call; `force` — admin's "Refresh now" — skips that), and when the wait for another
+    caller's refresh would pass CONNECTORS_REFRESH_MAX_WAIT_SECONDS (REFRESH_BUSY, not counted).
     """
+    deadline = time.monotonic() + settings.CONNECTORS_REFRESH_MAX_WAIT_SECONDS
+    if not force:
+        # Fast path: while a failure is fresh, nobody even queues for the lock.
+        unlocked = ConnectorCredential.objects.get(pk=credential_id)
+        if unlocked.status in USABLE_STATUSES and (failure := _recent_failure(unlocked, timezone.now())):
+            raise failure
     outcome: ConnectorError | None = None
     try:
         with transaction.atomic():
-            credential = _lock(credential_id)
+            credential = _lock_for_refresh(credential_id, deadline)
             if credential.status not in USABLE_STATUSES:
                 raise CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
             now = timezone.now()
             if credential.auth_kind != AuthKind.OAUTH or not _needs_refresh(credential, stale_access_token, force, now):
                 return credential
+            if not force and (failure := _recent_failure(credential, now)):
+                raise failure  # the attempt we queued behind failed: its failure is ours, uncounted
             if credential.expires_at is None:
                 # A never-expiring token was refused: no refresh can help.
                 _mark_needs_reauth(credential, Unauthorized("token refused", code="token_refused"))
                 outcome = CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
             else:
-                outcome = _refresh_locked(credential)
+                outcome = _refresh_locked(credential, deadline)
     except OperationalError as exc:
-        # lock_timeout: another process holds the refresh for too long; try again later.
+        # lock_timeout: another caller's refresh outlasts our wait; not a failure of the provider.
         raise RefreshRetryable(REFRESH_BUSY) from exc
     if outcome is not None:
         raise outcome
     return credential
 
 
-def _refresh_locked(credential: ConnectorCredential) -> ConnectorError | None:
-    """Call the provider with the row locked; record the result. Returns the error to raise after commit."""
+def _refresh_locked(credential: ConnectorCredential, deadline: float) -> ConnectorError | None:
+    """Call the provider with the credential locked; record the result. Returns the error to raise after commit."""
+    left = deadline - time.monotonic()
+    if left < MIN_CALL_SECONDS:
+        return RefreshRetryable(REFRESH_BUSY)
     try:
         if credential.provider == Provider.GOOGLE_ADS:
-            _apply_google(credential)
+            _apply_google(credential, timeout=left)
         elif credential.provider == Provider.META:
-            _apply_meta(credential)
+            _apply_meta(credential, timeout=left)
         else:
             return None
     except Unauthorized as exc:
@@ -383,18 +487,17 @@ def _refresh_locked(credential: ConnectorCredential) -> ConnectorError | None:
         return CredentialUnusable(CREDENTIAL_UNUSABLE, status=credential.status)
     except (Transient, RateLimited) as exc:
         _record_failure(credential, exc)
-        return RefreshRetryable(str(exc), retry_after=getattr(exc, "retry_after", None))
+        # A retry inside the window would only be answered from it: wait it out (Retry-After included).
+        window = (credential.refresh_blocked_until - timezone.now()).total_seconds()
+        return RefreshRetryable(str(exc), code=exc.code, retry_after=window)
     except Permanent as exc:
-        # Our side is wrong (client id/secret, request shape): retrying will not help, people must look.
-        credential.consecutive_failures = max(
-            credential.consecutive_failures, settings.CONNECTORS_REFRESH_MAX_FAILURES - 1
-        )
-        _record_failure(credential, exc)
+        _record_failure(credential, exc, permanent=True)
         return CredentialUnusable(str(exc), status=credential.status)
     was_failing = credential.status == CredentialStatus.ERROR
     credential.status = CredentialStatus.ACTIVE
     credential.consecutive_failures = 0
     credential.next_attempt_at = None
+    credential.refresh_blocked_until = None
     credential.last_error_code = ""
     credential.last_error_message = ""
     credential.last_refreshed_at = timezone.now()
@@ -415,6 +518,8 @@ def _refresh_locked(credential: ConnectorCredential) -> ConnectorError | None:
 # --- the authorised call -------------------------------------------------------------------------
 
 
+# All of it: the `call` it runs holds the secret under a name of its own.
+@sensitive_variables()
 def credential_call(*, credential_id: int, call: Callable[[str], T]) -> T:
     """Run `call(secret)` for a credential: refresh first if the token has expired, and on an auth failure
     refresh once (under the lock) and retry once. A second refusal marks the credential needs_reauth.
@@ -455,6 +560,7 @@ def credential_mark_needs_reauth(*, credential_id: int, error: ProviderError) ->
 # --- revoke and re-encrypt -----------------------------------------------------------------------
 
 
+@sensitive_variables("google_token")
 @transaction.atomic
 def credential_revoke(*, credential_id: int, actor: Actor, request_ctx: dict | None = None) -> ConnectorCredential:
     """Forget the secrets and mark the credential revoked. The provider-side revoke runs as a task."""
@@ -482,27 +588,44 @@ def _reencrypt_fields(row, fields: tuple[str, ...]) -> list[str]:
     from connectors.crypto import reencrypt_secret
 
     changed = []
-    for field in fields:
-        value = getattr(row, field)
+    for name in fields:
+        value = getattr(row, name)
         if value:
             new = reencrypt_secret(value)
             if new != value:
-                setattr(row, field, new)
-                changed.append(field)
+                setattr(row, name, new)
+                changed.append(name)
     return changed
 
 
-def credential_reencrypt(*, credential_id: int) -> bool:
-    """Rewrite the credential's secrets under the primary key; True when anything changed."""
+@transaction.atomic
+def credential_reencrypt(*, credential_id: int, actor: Actor, request_ctx: dict | None = None) -> bool:
+    """Rewrite the credential's secrets under the primary key (row locked); True when anything changed.
+
+    Audited whether or not anything changed: the record says who looked at which credential's secrets.
+    """
+    from connectors.crypto import keyring
     from connectors.models import SECRET_FIELDS
 
     credential = _lock(credential_id)
     changed = _reencrypt_fields(credential, SECRET_FIELDS["ConnectorCredential"])
     if changed:
         credential.save(update_fields=[*changed, "updated_at"])
+    _audit(credential, "credential.reencrypted", actor, request_ctx, fields=changed, key_id=keyring().primary_id)
     return bool(changed)
 
 
+@transaction.atomic
+def credential_refresh_request(*, credential_id: int, actor: Actor, request_ctx: dict | None = None) -> None:
+    """Someone (staff) asks for a refresh now: audited, and a forced refresh task runs after commit."""
+    from connectors.tasks import credential_refresh_task
+
+    credential = ConnectorCredential.objects.get(pk=credential_id)
+    _audit(credential, "credential.refresh_requested", actor, request_ctx)
+    credential_refresh_task.delay_on_commit(credential_id, force=True)
+
+
+@sensitive_variables()
 def google_token_revoke(*, encrypted_token: str) -> None:
     try:
         GoogleOAuthClient().revoke(token=decrypt_secret(encrypted_token))

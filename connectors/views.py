@@ -1,12 +1,19 @@
-"""Merchant pages: the connections list, API-key connect form, OAuth start and callback, disconnect."""
+"""Merchant pages: the connections list, API-key connect form, OAuth start and callback, disconnect.
+
+Input is validated by a form (connectors.forms) before any provider is called. The API key (a POST
+parameter) and every local that holds a key, code or token are marked sensitive, so Django's error
+reports show none of them. (The callback's query string itself, code included, is shown by Django's
+reporter in its GET section whatever the marks say; the code is single-use and short-lived.)
+"""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.choices import MANAGING_ROLES
@@ -14,6 +21,7 @@ from accounts.views import clerk_login_required, merchant_member_required
 from compliance.services import request_context
 from connectors import oauth, services
 from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, Provider
+from connectors.forms import ApiKeyConnectForm, OAuthCallbackForm
 from connectors.selectors import credential_get, credential_list
 
 CONNECTED = "{provider} connected: {label}."
@@ -48,25 +56,30 @@ def connector_list(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
+@sensitive_post_parameters("api_key")
+@sensitive_variables("form")
 @require_POST
 @merchant_member_required
 def api_key_connect(request: HttpRequest) -> HttpResponse:
-    provider = request.POST.get("provider", "")
-    values = {"provider": provider, "label": request.POST.get("label", "")}
+    form = ApiKeyConnectForm(request.POST)
+    # What the page shows back (never the key); NUL would only garble it.
+    values = {name: str(form.data.get(name, "")).replace("\x00", "") for name in ("provider", "label")}
     if request.membership.role not in MANAGING_ROLES:
         return _page(request, form_errors={"form": [oauth.NOT_MANAGER]}, form_values=values, status=403)
+    if not form.is_valid():
+        return _page(request, form_errors=_field_errors(form.errors), form_values=values, status=400)
     try:
         credential = services.credential_connect_api_key(
             merchant=request.merchant,
-            provider=provider,
-            api_key=request.POST.get("api_key", ""),
-            label=values["label"],
+            provider=form.cleaned_data["provider"],
+            api_key=form.cleaned_data["api_key"],
+            label=form.cleaned_data["label"],
             actor=services.clerk_actor(request.clerk.user_id),
             request_ctx=request_context(request),
         )
     except ValidationError as exc:
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"form": exc.messages}
-        return _page(request, form_errors=errors, form_values=values, status=400)
+        return _page(request, form_errors=_field_errors(errors), form_values=values, status=400)
     except (services.ApiKeyRejected, services.ApiKeyMissingScope) as exc:
         return _page(request, form_errors={"api_key": [exc.message]}, form_values=values, status=422)
     except services.ProviderUnavailable as exc:
@@ -75,6 +88,11 @@ def api_key_connect(request: HttpRequest) -> HttpResponse:
         request, CONNECTED.format(provider=credential.get_provider_display(), label=credential.account_label)
     )
     return redirect("connectors:list", merchant_id=request.merchant.pk)
+
+
+def _field_errors(errors) -> dict[str, list[str]]:
+    """Form errors as the template reads them: per field, and the form's own under "form"."""
+    return {("form" if field == NON_FIELD_ERRORS else field): list(messages_) for field, messages_ in errors.items()}
 
 
 @require_POST
@@ -89,17 +107,22 @@ def oauth_start(request: HttpRequest, provider: str) -> HttpResponse:
     return redirect(url)
 
 
+@sensitive_variables("query", "credential")
 @require_GET
 @clerk_login_required
 def oauth_callback(request: HttpRequest, provider: str) -> HttpResponse:
     if provider not in OAUTH_PROVIDERS:
         return render(request, "connectors/oauth_failed.html", {"message": oauth.STATE_INVALID}, status=404)
+    query = OAuthCallbackForm(request.GET)
+    if not query.is_valid():
+        # Nothing is looked up or sent to the provider for a query that could not be genuine.
+        return render(request, "connectors/oauth_failed.html", {"message": oauth.STATE_INVALID}, status=400)
     try:
         credential = oauth.oauth_complete(
             provider=provider,
-            state=request.GET.get("state", ""),
-            code=request.GET.get("code", ""),
-            error=request.GET.get("error", ""),
+            state=query.cleaned_data["state"],
+            code=query.cleaned_data["code"],
+            error=query.cleaned_data["error"],
             clerk_user_id=request.clerk.user_id,
             redirect_uri=_callback_uri(request, provider),
             actor=services.clerk_actor(request.clerk.user_id),

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
@@ -44,6 +46,7 @@ class ApiKeyConnectApi(APIView):
     permission_classes = [IsClerkUser]
     throttle_classes = [ApiKeyConnectThrottle]
 
+    @method_decorator(sensitive_variables("serializer", "data"))  # both hold the API key
     def post(self, request):
         serializer = ApiKeyConnectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -3,10 +3,18 @@
 Callers catch the error types, never status codes. A log line names the provider, method, path
 (never the query string: Meta carries tokens there), status and duration, and is redacted again
 with the values the call was given as secrets.
+
+Transient versus terminal is decided here, once, for every provider (`_json_object`): a 429 is
+rate limiting (with its Retry-After), any 5xx is transient, and so is any answer whose body is not
+the JSON object the provider speaks (an HTML 502 from a proxy, an empty 500, a truncated 200) —
+such an answer says nothing about the credential. Only a provider's own, parsed refusal (Google's
+`invalid_grant`, Meta's code 190) may end a credential.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -14,7 +22,9 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
+from urllib3.util import Timeout
 
 from config.logging import REDACTED, redact
 
@@ -63,10 +73,29 @@ def _session() -> requests.Session:
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    """Retry-After in seconds: a number of seconds or an HTTP date (RFC 9110 §10.2.3); None if unreadable."""
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def call_timeout(limit: float | None) -> tuple[float, float] | Timeout:
+    """CONNECTORS_HTTP_TIMEOUT (connect, read); with `limit`, connecting and reading together take at most
+    that many seconds (urllib3's `total`), so a caller with a deadline can pass what it has left."""
+    connect, read = settings.CONNECTORS_HTTP_TIMEOUT
+    if limit is None:
+        return connect, read
+    return Timeout(total=max(0.001, limit), connect=connect, read=read)
 
 
 class BaseClient:
@@ -82,6 +111,8 @@ class BaseClient:
             session = cls._shared_session
         self.session = session
 
+    # Every local here (and in requests and urllib3 below) can hold a token: hidden from error reports.
+    @sensitive_variables()
     def _request(
         self,
         method: str,
@@ -89,11 +120,15 @@ class BaseClient:
         *,
         secrets: Iterable[str] = (),
         params: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | bytes | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> requests.Response:
-        """Send one request and return the response for any status; transport failures raise Transient."""
+        """Send one request and return the response for any status; transport failures raise Transient.
+
+        `timeout` (seconds, connect and read together) may only shorten CONNECTORS_HTTP_TIMEOUT.
+        """
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         started = time.monotonic()
         try:
@@ -104,7 +139,7 @@ class BaseClient:
                 data=data,
                 json=json,
                 headers=dict(headers or {}),
-                timeout=settings.CONNECTORS_HTTP_TIMEOUT,
+                timeout=call_timeout(timeout),
                 allow_redirects=False,
             )
         except requests.Timeout as exc:
@@ -130,6 +165,29 @@ class BaseClient:
             return response.json()
         except ValueError:
             return None
+
+    def _json_object(self, response: requests.Response) -> dict[str, Any]:
+        """The JSON object the provider answered, or the typed error for an answer that cannot be one.
+
+        429 → RateLimited (Retry-After honoured), 5xx → Transient, a body that is not a JSON object at
+        any status → Transient. What is left is the provider's own answer, for its client to map.
+        """
+        status = response.status_code
+        if status == 429:
+            raise RateLimited(
+                f"{self.provider} is rate limiting us",
+                code="rate_limited",
+                status=status,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        if status >= 500:
+            raise Transient(f"{self.provider} answered {status}", code=f"http_{status}", status=status)
+        body = self._json(response)
+        if not isinstance(body, dict):
+            raise Transient(
+                f"{self.provider} answered {status} without a JSON object", code=f"non_json_{status}", status=status
+            )
+        return body
 
     def _raise_common(self, response: requests.Response, message: str) -> None:
         """The mapping every provider shares: 429, 5xx, then anything else >= 400."""

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from connectors.clients.base import BaseClient, Forbidden, Unauthorized
 
@@ -20,6 +21,7 @@ class KlaviyoClient(BaseClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(base_url=kwargs.pop("base_url", settings.KLAVIYO_API_URL), **kwargs)
 
+    @sensitive_variables()
     def accounts(self, *, api_key: str) -> list[dict[str, Any]]:
         response = self._request(
             "GET",
@@ -31,9 +33,14 @@ class KlaviyoClient(BaseClient):
             },
             secrets=(api_key,),
         )
-        body = self._json(response) or {}
-        errors = body.get("errors") if isinstance(body, dict) else None
-        code = str(errors[0].get("code", "")) if errors else ""
+        # Klaviyo answers JSON:API; an HTML 401/403 is Cloudflare in front of it, not a verdict on the key.
+        body = self._json_object(response)
+        errors = body.get("errors")
+        code = (
+            str(errors[0].get("code", ""))
+            if isinstance(errors, list) and errors and isinstance(errors[0], dict)
+            else ""
+        )
         if response.status_code == 401:
             raise Unauthorized("Klaviyo refused the key", code=code or "authentication_failed", status=401)
         if response.status_code == 403:
@@ -44,4 +51,5 @@ class KlaviyoClient(BaseClient):
                 detail={"missing_scope": ACCOUNTS_SCOPE},
             )
         self._raise_common(response, f"Klaviyo refused the request ({code})")
-        return body.get("data", [])
+        data = body.get("data", [])
+        return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []

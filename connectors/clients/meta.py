@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from connectors.clients.base import BaseClient, Permanent, RateLimited, Transient, Unauthorized, retry_after_seconds
 
@@ -15,11 +16,13 @@ from connectors.clients.base import BaseClient, Permanent, RateLimited, Transien
 TOKEN_ERROR_CODES = {102, 190}
 TEMPORARY_CODES = {1, 2}
 THROTTLE_CODES = {4, 17, 32, 341, 613}
+# Long-lived tokens last about 60 days; anything past ten years is not a token lifetime.
+MAX_EXPIRES_IN = 10 * 366 * 86400
 
 
 @dataclass(frozen=True)
 class MetaToken:
-    access_token: str
+    access_token: str = field(repr=False)
     expires_in: int | None  # None: Meta gave no expiry
 
 
@@ -45,13 +48,17 @@ class MetaClient(BaseClient):
         )
         return f"{settings.META_DIALOG_URL.rstrip('/')}/{settings.META_GRAPH_VERSION}/dialog/oauth?{query}"
 
-    def _get(self, path: str, *, params: dict[str, Any], secrets: tuple[str, ...]) -> Any:
-        response = self._request("GET", f"/{self.version}{path}", params=params, secrets=(*secrets, self.app_secret))
+    @sensitive_variables()
+    def _get(self, path: str, *, params: dict[str, Any], secrets: tuple[str, ...], timeout: float | None = None) -> Any:
+        response = self._request(
+            "GET", f"/{self.version}{path}", params=params, secrets=(*secrets, self.app_secret), timeout=timeout
+        )
         return self._parse(response)
 
-    def _parse(self, response: requests.Response) -> Any:
-        body = self._json(response)
-        error = body.get("error") if isinstance(body, dict) else None
+    def _parse(self, response: requests.Response) -> dict[str, Any]:
+        # 429, any 5xx and any answer that is not a JSON object (a proxy's HTML page) are transient.
+        body = self._json_object(response)
+        error = body.get("error")
         if response.status_code < 400 and not error:
             return body
         if not isinstance(error, dict):
@@ -74,6 +81,7 @@ class MetaClient(BaseClient):
             raise Transient(message, code=reason, status=response.status_code)
         raise Permanent(message, code=reason, status=response.status_code)
 
+    @sensitive_variables()
     def exchange_code(self, *, code: str, redirect_uri: str) -> MetaToken:
         body = self._get(
             "/oauth/access_token",
@@ -85,9 +93,11 @@ class MetaClient(BaseClient):
             },
             secrets=(code,),
         )
-        return MetaToken(access_token=body["access_token"], expires_in=body.get("expires_in"))
+        return _token(body)
 
-    def exchange_long_lived(self, *, access_token: str) -> MetaToken:
+    @sensitive_variables()
+    def exchange_long_lived(self, *, access_token: str, timeout: float | None = None) -> MetaToken:
+        """`timeout` shortens the configured one (a caller with a deadline passes what it has left)."""
         body = self._get(
             "/oauth/access_token",
             params={
@@ -97,9 +107,11 @@ class MetaClient(BaseClient):
                 "fb_exchange_token": access_token,
             },
             secrets=(access_token,),
+            timeout=timeout,
         )
-        return MetaToken(access_token=body["access_token"], expires_in=body.get("expires_in"))
+        return _token(body)
 
+    @sensitive_variables()
     def debug_token(self, *, access_token: str) -> dict[str, Any]:
         app_token = f"{self.app_id}|{self.app_secret}"
         body = self._get(
@@ -109,6 +121,7 @@ class MetaClient(BaseClient):
         )
         return body.get("data", {})
 
+    @sensitive_variables()
     def ad_accounts(self, *, access_token: str) -> list[dict[str, Any]]:
         body = self._get(
             "/me/adaccounts",
@@ -117,6 +130,7 @@ class MetaClient(BaseClient):
         )
         return body.get("data", [])
 
+    @sensitive_variables()
     def insights(self, *, access_token: str, ad_account_id: str, date_preset: str = "last_7d") -> list[dict]:
         body = self._get(
             f"/{ad_account_id}/insights",
@@ -124,6 +138,18 @@ class MetaClient(BaseClient):
             secrets=(access_token,),
         )
         return body.get("data", [])
+
+
+def _token(body: dict[str, Any]) -> MetaToken:
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise Transient("meta answered without an access token", code="invalid_response", status=200)
+    expires_in = body.get("expires_in")
+    if expires_in is not None and (
+        isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or not 0 < expires_in <= MAX_EXPIRES_IN
+    ):
+        raise Transient("meta answered a token with a nonsensical expires_in", code="invalid_response", status=200)
+    return MetaToken(access_token=token, expires_in=int(expires_in) if expires_in is not None else None)
 
 
 __all__ = ["MetaClient", "MetaToken", "RateLimited", "Transient", "Unauthorized"]

@@ -178,3 +178,26 @@ def test_the_pkce_verifier_is_stored_encrypted(client, clerk, owner, providers):
     attempt = OAuthState.objects.get()
     assert attempt.code_verifier_enc.startswith("v1:")
     assert len(decrypt_secret(attempt.code_verifier_enc)) >= 43
+
+
+@pytest.mark.parametrize(
+    ("provider", "route", "status", "body"),
+    [
+        ("google_ads", "google.oauth.token", 502, "<html><body>502 Bad Gateway</body></html>"),
+        ("google_ads", "google.oauth.token", 200, "<html>not a token</html>"),
+        ("google_ads", "google.oauth.token", 200, {"access_token": "ya29.x", "expires_in": "an hour"}),
+        ("meta", "meta.oauth.access_token", 200, "not json"),
+        ("meta", "meta.oauth.access_token", 200, {"token_type": "bearer"}),
+    ],
+)
+def test_a_code_exchange_answer_that_is_not_a_token_is_a_failed_sign_in_not_a_500(
+    client, clerk, owner, providers, provider, route, status, body
+):
+    callback = consent(start(client, clerk, owner, provider))
+    providers.control.fault(route, status, body=body)
+
+    response = client.get(callback, **clerk.auth_header("user_owner"))
+
+    assert response.status_code == 400
+    assert "Nothing was saved" in response.content.decode()
+    assert not ConnectorCredential.objects.exists()

@@ -19,6 +19,7 @@ from connectors.clients.meta import MetaClient
 from connectors.crypto import decrypt_secret
 from connectors.models import ConnectorCredential
 from tests.connectors.factories import google_credential, meta_credential
+from tests.connectors.test_refresh_failing_provider import end_failure_window
 
 pytestmark = pytest.mark.django_db
 
@@ -137,12 +138,14 @@ def test_transient_token_endpoint_failure_counts_and_keeps_the_credential_usable
         assert credential.consecutive_failures == expected
         assert credential.status == CredentialStatus.ACTIVE
         assert credential.next_attempt_at > timezone.now()
+        end_failure_window(credential)  # one failure counts per window (test_refresh_failing_provider.py)
     assert ads_search(credential.pk)  # the token still works while it is valid
 
     with pytest.raises(services.RefreshRetryable):
         services.credential_refresh(credential_id=credential.pk)
     credential.refresh_from_db()
     assert credential.status == CredentialStatus.ERROR
+    end_failure_window(credential)
 
     services.credential_refresh(credential_id=credential.pk)  # the provider is back
     credential.refresh_from_db()

@@ -115,3 +115,73 @@ def test_invalid_faults_are_refused(control: SandboxControl, payload: dict, mess
 
     assert caught.value.status_code == 400
     assert message in caught.value.body
+
+
+# --- what proxies and overloaded token endpoints answer (issue 12, item 13) -------------------------
+
+HTML_502 = (
+    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>"
+)
+GOOGLE_REFRESH = {"grant_type": "refresh_token", "refresh_token": "1//x", "client_id": "c", "client_secret": "s"}
+
+
+def test_google_token_endpoint_answers_an_html_502_like_a_proxy(server: SandboxServer, control: SandboxControl) -> None:
+    control.fault("google.oauth.token", 502, body=HTML_502, headers={"Content-Type": "text/html; charset=UTF-8"})
+
+    answer = requests.post(f"{server.url}/google/token", data=GOOGLE_REFRESH, timeout=5)
+
+    assert answer.status_code == 502
+    assert answer.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert answer.text == HTML_502
+    with pytest.raises(ValueError):
+        answer.json()
+    assert [(c["status"], c["faulted"]) for c in control.calls("google.oauth.token")] == [(502, True)]
+
+
+@pytest.mark.parametrize("body", ["", "upstream connect error or disconnect/reset before headers"])
+def test_token_endpoints_answer_a_non_json_500(server: SandboxServer, control: SandboxControl, body: str) -> None:
+    control.fault("google.oauth.token", 500, body=body)
+    control.fault("meta.oauth.access_token", 500, body=body)
+
+    google = requests.post(f"{server.url}/google/token", data=GOOGLE_REFRESH, timeout=5)
+    meta = requests.get(f"{server.url}/meta/graph/v25.0/oauth/access_token", timeout=5)
+
+    for answer in (google, meta):
+        assert answer.status_code == 500
+        assert answer.headers["Content-Type"].startswith("text/plain")
+        assert answer.text == body
+
+
+def test_google_token_endpoint_answers_429_with_retry_after(server: SandboxServer, control: SandboxControl) -> None:
+    control.fault("google.oauth.token", 429, headers={"Retry-After": 120})
+
+    first = requests.post(f"{server.url}/google/token", data=GOOGLE_REFRESH, timeout=5)
+    second = requests.post(f"{server.url}/google/token", data=GOOGLE_REFRESH, timeout=5)
+
+    assert first.status_code == 429
+    assert first.headers["Retry-After"] == "120"
+    assert set(first.json()) == {"error", "error_description"}  # the token endpoint's RFC 6749 shape
+    assert second.status_code == 400  # the fault is spent: the real handler refuses the unknown token
+    assert second.json()["error"] == "invalid_grant"
+
+
+def test_meta_token_endpoint_answers_429_with_retry_after(server: SandboxServer, control: SandboxControl) -> None:
+    control.fault("meta.oauth.access_token", 429, headers={"Retry-After": "Wed, 21 Oct 2037 07:28:00 GMT"})
+
+    answer = requests.get(f"{server.url}/meta/graph/v25.0/oauth/access_token", timeout=5)
+
+    assert answer.status_code == 429
+    assert answer.headers["Retry-After"] == "Wed, 21 Oct 2037 07:28:00 GMT"
+    assert answer.json()["error"]["code"] == 4  # Graph's throttling code
+
+
+def test_a_token_endpoint_hangs_past_the_client_read_timeout(server: SandboxServer, control: SandboxControl) -> None:
+    control.fault("google.oauth.token", delay=0.6)
+
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(f"{server.url}/google/token", data=GOOGLE_REFRESH, timeout=(1.0, 0.2))
+    deadline = time.monotonic() + 5
+    while not control.calls("google.oauth.token") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the sandbox logs the call once it has sent its slow answer
+    [call] = control.calls("google.oauth.token")
+    assert call["faulted"] and call["duration_ms"] >= 600
