@@ -6,6 +6,7 @@ import logging
 import random
 
 from celery import shared_task
+from django.conf import settings
 
 from connectors import services
 from connectors.clients.base import RateLimited, Transient
@@ -36,7 +37,13 @@ def credential_refresh_task(self, credential_id: int, force: bool = False) -> No
         if self.request.retries >= self.max_retries:
             logger.warning("credential %s refresh: giving up after %s retries", credential_id, self.request.retries)
             return
-        raise self.retry(exc=exc, countdown=_countdown(self.request.retries, exc.extra.get("retry_after"))) from None
+        countdown = _countdown(self.request.retries, exc.extra.get("retry_after"))
+        if countdown > settings.TASK_MAX_COUNTDOWN_SECONDS:
+            # A provider asking for a longer wait than the broker may hold a message (config/celery.py): the
+            # failure set next_attempt_at no sooner than its Retry-After, and the sweeper takes it up then.
+            logger.info("credential %s refresh: waiting %.0f s for the sweeper", credential_id, countdown)
+            return
+        raise self.retry(exc=exc, countdown=countdown) from None
 
 
 @shared_task(name="connectors.credential_refresh_sweep", acks_late=True)
@@ -48,6 +55,7 @@ def credential_refresh_sweep_task() -> int:
 @shared_task(
     name="connectors.google_token_revoke",
     bind=True,
+    acks_late=True,  # idempotent (see below): a worker killed mid-call must not lose the revoke
     max_retries=3,
     autoretry_for=(Transient, RateLimited),
     retry_backoff=30,

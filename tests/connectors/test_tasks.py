@@ -71,6 +71,18 @@ def test_refresh_task_retries_transient_failures_with_a_countdown(providers):
     assert 15 <= countdown <= 30
 
 
+def test_a_retry_after_longer_than_the_broker_holds_is_left_to_the_sweeper(providers, settings):
+    credential = google_credential(providers, expired=True)
+    providers.control.fault("google.oauth.token", 429, headers={"Retry-After": "3600"})
+    with mock.patch.object(tasks.credential_refresh_task, "retry") as retry:
+        tasks.credential_refresh_task.run(credential.pk)
+    assert retry.call_count == 0  # no message parked in the broker past its visibility timeout
+    credential.refresh_from_db()
+    assert credential.next_attempt_at >= timezone.now() + dt.timedelta(seconds=3590)
+    assert credential.pk not in credential_ids_due_for_refresh()
+    assert credential.pk in credential_ids_due_for_refresh(now=credential.next_attempt_at)
+
+
 def _project_tasks():
     for name, task in sorted(app.tasks.items()):
         module = getattr(task.run, "__module__", "") or ""
