@@ -128,6 +128,11 @@ def _session_token(request) -> str | None:
     return request.COOKIES.get(settings.CLERK_SESSION_COOKIE)
 
 
+def token_from_cookie(request) -> bool:
+    """True when the token judged for this request is the `__session` cookie (so the request needs CSRF)."""
+    return not request.headers.get("Authorization") and settings.CLERK_SESSION_COOKIE in request.COOKIES
+
+
 def clerk_identity_from_request(request) -> ClerkIdentity | ClerkRejection | None:
     """Verify the request's Clerk session token.
 
