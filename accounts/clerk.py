@@ -1,7 +1,13 @@
 """Clerk session-token verification.
 
 Tokens are verified offline with the official SDK (`authenticate_request` with the instance's PEM
-public key): no network call per request, and the `azp` claim must name one of our origins.
+public key): no network call per request, and the `azp` claim must name one of our origins. The SDK is
+told to accept session tokens only: a bearer shaped like a machine token (`mt_`, `m2m_`, `oat_`, `ak_`)
+would otherwise be posted to Clerk's API for verification, from every request that carries one.
+
+What the SDK leaves unchecked is checked here, after it (`_claims_problem`): PyJWT accepts a token
+without `exp` (it would never expire) or `iat`, and the SDK counts a `pending` session as signed in
+where Clerk's own SDKs treat it as signed out.
 
 A browser sends the same token with every request until Clerk's frontend renews it (about once a
 minute), and the SDK parses the PEM key and checks the RSA signature each time. A token that verified
@@ -13,6 +19,7 @@ Nothing else about a token changes while it is valid: Clerk session tokens canno
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -47,18 +54,69 @@ class ClerkRejection:
     reason: str
 
 
+# Rejection reasons of our own, beside the SDK's (TOKEN_EXPIRED, TOKEN_INVALID_SIGNATURE, ...).
+TOKEN_WITHOUT_EXPIRY = "TOKEN_WITHOUT_EXPIRY"
+TOKEN_WITHOUT_ISSUED_AT = "TOKEN_WITHOUT_ISSUED_AT"
+TOKEN_IAT_IN_THE_FUTURE = "TOKEN_IAT_IN_THE_FUTURE"
+TOKEN_NOT_ACTIVE_YET = "TOKEN_NOT_ACTIVE_YET"
+TOKEN_EXPIRED = "TOKEN_EXPIRED"
+TOKEN_INVALID_AUTHORIZED_PARTIES = "TOKEN_INVALID_AUTHORIZED_PARTIES"
+TOKEN_WITHOUT_SUBJECT = "TOKEN_WITHOUT_SUBJECT"
+SESSION_NOT_ACTIVE = "SESSION_NOT_ACTIVE"
+# Clerk's session status claim: `active` is signed in; `pending` (sign-in tasks left to do, such as choosing
+# an organisation) is signed out to Clerk's own SDKs, and so it is here.
+ACTIVE_SESSION_STATUS = "active"
+
+
 def _options() -> AuthenticateRequestOptions:
     if not settings.CLERK_JWT_KEY:
         raise ImproperlyConfigured(
             "CLERK_JWT_KEY (or CLERK_JWT_KEY_FILE) is not set: session tokens cannot be verified"
         )
+    if not settings.CLERK_AUTHORIZED_PARTIES:
+        raise ImproperlyConfigured("CLERK_AUTHORIZED_PARTIES is empty: no session token's azp could be accepted")
     return AuthenticateRequestOptions(
         jwt_key=settings.CLERK_JWT_KEY,
         authorized_parties=list(settings.CLERK_AUTHORIZED_PARTIES),
         # Never fall back to fetching JWKS over the network with the secret key.
         secret_key=None,
         clock_skew_in_ms=settings.CLERK_CLOCK_SKEW_MS,
+        # Session tokens only: any other token type is refused before the SDK would call Clerk to verify it.
+        accepts_token=["session_token"],
     )
+
+
+def _is_timestamp(value: Any) -> bool:
+    # PyJWT takes int("1700000000") for a number; a claim of the wrong JSON type is refused here.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _claims_problem(payload: dict[str, Any], *, authorized_parties: list[str], leeway_seconds: float) -> str | None:
+    """Why a token the SDK verified must still not sign anyone in, or None.
+
+    The SDK checks the signature, and exp/nbf/iat only where present; the token must carry exp and iat, and
+    its times must make sense under the same clock-skew leeway the SDK applies.
+    """
+    now = time.time()
+    exp, iat, nbf = payload.get("exp"), payload.get("iat"), payload.get("nbf")
+    if not _is_timestamp(exp):
+        return TOKEN_WITHOUT_EXPIRY
+    if not _is_timestamp(iat):
+        return TOKEN_WITHOUT_ISSUED_AT
+    if iat > now + leeway_seconds:
+        return TOKEN_IAT_IN_THE_FUTURE
+    if nbf is not None and (not _is_timestamp(nbf) or nbf > now + leeway_seconds):
+        return TOKEN_NOT_ACTIVE_YET
+    if exp <= now - leeway_seconds:
+        return TOKEN_EXPIRED
+    if "sts" in payload and payload["sts"] != ACTIVE_SESSION_STATUS:
+        return SESSION_NOT_ACTIVE
+    # The SDK checks azp only when handed a list; checked here whatever the SDK does with it.
+    if not isinstance(payload.get("azp"), str) or payload["azp"] not in authorized_parties:
+        return TOKEN_INVALID_AUTHORIZED_PARTIES
+    if not isinstance(payload.get("sub"), str) or not payload["sub"]:
+        return TOKEN_WITHOUT_SUBJECT
+    return None
 
 
 def _session_token(request) -> str | None:
@@ -68,6 +126,11 @@ def _session_token(request) -> str | None:
         # The SDK would take any Authorization header as a token; other schemes are not ours to judge.
         return authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
     return request.COOKIES.get(settings.CLERK_SESSION_COOKIE)
+
+
+def token_from_cookie(request) -> bool:
+    """True when the token judged for this request is the `__session` cookie (so the request needs CSRF)."""
+    return not request.headers.get("Authorization") and settings.CLERK_SESSION_COOKIE in request.COOKIES
 
 
 def clerk_identity_from_request(request) -> ClerkIdentity | ClerkRejection | None:
@@ -90,12 +153,18 @@ def clerk_identity_from_request(request) -> ClerkIdentity | ClerkRejection | Non
         reason = getattr(state.reason, "name", None) or str(state.reason)
         return ClerkRejection(reason=reason)
     payload = state.payload
-    if not payload.get("sub"):
-        return ClerkRejection(reason="TOKEN_WITHOUT_SUBJECT")
-    identity = ClerkIdentity(
-        user_id=payload["sub"], session_id=payload.get("sid", ""), claims=MappingProxyType(payload)
+    problem = _claims_problem(
+        payload,
+        authorized_parties=options.authorized_parties,
+        leeway_seconds=options.clock_skew_in_ms / 1000,
     )
-    _verified.put(key, identity, expires_at=payload.get("exp"))
+    if problem:
+        return ClerkRejection(reason=problem)
+    sid = payload.get("sid")
+    identity = ClerkIdentity(
+        user_id=payload["sub"], session_id=sid if isinstance(sid, str) else "", claims=MappingProxyType(payload)
+    )
+    _verified.put(key, identity, expires_at=payload["exp"])
     return identity
 
 
@@ -125,9 +194,7 @@ class _VerifiedTokens:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: tuple, identity: ClerkIdentity, *, expires_at: Any) -> None:
-        if not isinstance(expires_at, int | float):
-            return  # a token without a numeric exp is verified on every request
+    def put(self, key: tuple, identity: ClerkIdentity, *, expires_at: float) -> None:
         with self._lock:
             self._entries[key] = (float(expires_at), identity)
             self._entries.move_to_end(key)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -236,6 +237,14 @@ CLERK_AUTHORIZED_PARTIES = env.list(
     "CLERK_AUTHORIZED_PARTIES",
     default=[f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"] if DEV else [],
 )
+# Every token's azp is checked against these; a production without them could sign nobody in, so it stops. Each
+# is an origin exactly as a browser sends it (scheme://host[:port]): anything else would never match an azp.
+if not CLERK_AUTHORIZED_PARTIES and not DEV:
+    _stop("CLERK_AUTHORIZED_PARTIES is required: the origins (e.g. https://app.example.com) users sign in from")
+for _party in CLERK_AUTHORIZED_PARTIES:
+    _split = urlsplit(_party)
+    if _split.scheme not in ("http", "https") or not _split.netloc or _party != f"{_split.scheme}://{_split.netloc}":
+        _stop(f"CLERK_AUTHORIZED_PARTIES entry {_party!r} is not an origin (scheme://host[:port], no path)")
 CLERK_SIGN_IN_URL = env.str("CLERK_SIGN_IN_URL", default="")
 # How far our clock may be off Clerk's when judging a token's exp/nbf/iat (the SDK's own default).
 CLERK_CLOCK_SKEW_MS = env.int("CLERK_CLOCK_SKEW_MS", default=5000)

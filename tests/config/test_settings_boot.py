@@ -65,3 +65,24 @@ def test_deploy_check_has_no_warnings_in_a_production_like_environment():
     result = _run(_production_env(), "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_production_refuses_to_boot_without_authorized_parties():
+    env = _production_env()
+    del env["CLERK_AUTHORIZED_PARTIES"]
+    result = _run(env, "check")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: CLERK_AUTHORIZED_PARTIES is required: the origins (e.g. https://app.example.com) "
+        "users sign in from"
+    ]
+
+
+@pytest.mark.parametrize("party", ["app.example.com", "https://app.example.com/", "https://app.example.com/x"])
+def test_an_authorized_party_that_is_not_an_origin_is_refused(party):
+    result = _run(_production_env(CLERK_AUTHORIZED_PARTIES=f"https://ok.example.com,{party}"), "check")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"configuration error: CLERK_AUTHORIZED_PARTIES entry {party!r} is not an origin "
+        "(scheme://host[:port], no path)"
+    ]
