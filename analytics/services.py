@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -141,12 +142,28 @@ def _finish(run: DbtRun, started: float) -> None:
     )
 
 
+# A merchant's raw schema named in a failure's message (relation and permission errors, and raw_union's
+# "raw table raw_<key>.<table> lacks the columns ..."): the failure concerns that store.
+_RAW_SCHEMA_RE = re.compile(r"\braw_([a-z][a-z0-9_]{0,50})\b")
+
+
 def _affected_merchants(run: DbtRun) -> list[Merchant]:
+    """The stores a failed run concerns, whose owners and admins are told.
+
+    Freshness errors concern the stores whose sources are stale. A failure whose message names stores' raw
+    schemas concerns those stores: the other stores' data was fine, and the staff alert covers the rest. Any
+    failure that names no store (a broken model, a run that could not start) concerns every merchant of the
+    run: their dashboards were not refreshed and nothing says why one store more than another.
+    """
     stale_keys = {f["merchant_key"] for f in run.freshness if f["status"] in FRESHNESS_ERROR_STATUSES}
-    if stale_keys:
+    if stale_keys and not run.failures:
         return list(Merchant.objects.filter(key__in=stale_keys, is_active=True))
-    # A failed model or a run that could not start leaves every merchant's dashboards out of date.
-    return list(Merchant.objects.filter(pk__in=run.merchant_ids, is_active=True))
+    merchants = Merchant.objects.filter(pk__in=run.merchant_ids, is_active=True)
+    keys = set(merchants.values_list("key", flat=True))
+    named = [keys.intersection(_RAW_SCHEMA_RE.findall(f["message"] or "")) for f in run.failures]
+    if named and all(named):
+        return list(merchants.filter(key__in=set().union(*named, stale_keys)).order_by("pk"))
+    return list(merchants.order_by("pk"))
 
 
 def _alert(run: DbtRun) -> None:

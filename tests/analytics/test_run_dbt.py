@@ -88,3 +88,112 @@ def test_stale_source_is_a_freshness_error_with_one_notification_per_recipient(s
         (stale_merchant.clerk_user_id, NotificationKind.DATA_STALE)
     ]
     assert Notification.objects.filter(staff_user=staff, kind=NotificationKind.DATA_STALE).count() == 1
+
+
+SHOPIFY_ONLY = ("shopify_orders", "shopify_order_refunds", "shopify_customers", "shopify_shop")
+
+
+@pytest.fixture
+def stores_with_and_without_data():
+    """Three active stores: one with data, one installed before its first sync (no raw schema at all), and one
+    that connected Shopify only (its schema lacks every Klaviyo, Attentive, ad, rate and session table)."""
+    full = MembershipFactory(role=Role.OWNER, merchant__key="full_shop").merchant
+    new = MembershipFactory(role=Role.OWNER, merchant__key="new_shop").merchant
+    partial = MembershipFactory(role=Role.OWNER, merchant__key="partial_shop").merchant
+    params = warehouse_connection_params()
+    end = dt.date.today()
+    with psycopg.connect(**params) as conn:
+        for merchant, seed in ((full, 5), (partial, 6)):
+            generate_demo_data(
+                conn, merchant_key=merchant.key, shop_domain=merchant.shop_domain, timezone=merchant.timezone,
+                currency=merchant.currency, days=4, orders_per_day=5, seed=seed, end_date=end,
+            )  # fmt: skip
+        for (table,) in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw_partial_shop'"
+        ).fetchall():
+            if table not in SHOPIFY_ONLY:
+                conn.execute(f'drop table raw_partial_shop."{table}"')
+        conn.commit()
+    yield full, new, partial
+    with psycopg.connect(**params, autocommit=True) as conn:
+        for key in ("full_shop", "partial_shop", "new_shop"):
+            conn.execute(f"DROP SCHEMA IF EXISTS raw_{key} CASCADE")
+
+
+def _raw_revenue_orders(conn, merchant) -> list[tuple]:
+    """Revenue orders per local date, straight from the raw rows (latest version of each order)."""
+    return conn.execute(
+        f"""
+        select (created_at at time zone %s)::date, count(*), sum(total_line_items_price - total_discounts)
+        from (select distinct on (id) * from raw_{merchant.key}.shopify_orders
+              order by id, updated_at desc, _airbyte_extracted_at desc) as o
+        where not coalesce(test, false) and cancelled_at is null
+        group by 1 order by 1""",
+        [merchant.timezone],
+    ).fetchall()
+
+
+def test_stores_without_data_build_as_empty_and_alert_nobody(stores_with_and_without_data):
+    full, new, partial = stores_with_and_without_data
+    call_command("run_dbt", "build")
+
+    run = DbtRun.objects.get()
+    assert run.status == DbtRunStatus.SUCCESS, run.failures or run.error
+    assert run.merchant_ids == [full.pk, new.pk, partial.pk]
+    assert not Notification.objects.exists()
+    with psycopg.connect(**warehouse_connection_params()) as conn:
+        for merchant in (full, partial):
+            expected = _raw_revenue_orders(conn, merchant)
+            assert expected
+            got = conn.execute(
+                "select date_day, orders, net_revenue + refunds from analytics.fct_daily_summary"
+                " where merchant_id = %s and orders > 0 order by 1",
+                [merchant.pk],
+            ).fetchall()
+            assert got == expected, merchant.key
+        per_store = dict(
+            conn.execute(
+                "select m.merchant_id,"
+                " (select count(*) from analytics.fct_sessions s where s.merchant_id = m.merchant_id)"
+                " + (select count(*) from analytics.fct_messages f where f.merchant_id = m.merchant_id)"
+                " + (select count(*) from analytics.fct_ad_spend_daily a where a.merchant_id = m.merchant_id)"
+                " from analytics.dim_merchants m"
+            ).fetchall()
+        )
+        assert per_store[full.pk] > 0 and per_store[partial.pk] == 0 and per_store[new.pk] == 0
+        assert conn.execute(
+            "select count(*) from analytics.fct_orders where merchant_id = %s", [new.pk]
+        ).fetchone() == (0,)
+
+    # Freshness checks the tables a store has: nothing to say yet about a store before its first sync, or
+    # about a connector a store has not connected.
+    call_command("run_dbt", "source", "freshness")
+    fresh = DbtRun.objects.get(command="source freshness")
+    assert fresh.status == DbtRunStatus.SUCCESS, fresh.freshness
+    by_store = {}
+    for f in fresh.freshness:
+        by_store.setdefault(f["merchant_key"], set()).add(f["source"].removeprefix("source.analytics.raw."))
+    # (the sources with a freshness expectation)
+    assert by_store["partial_shop"] == {"shopify_orders", "shopify_customers"}
+    assert {"shopify_orders", "klaviyo_events", "web_sessions"} <= by_store["full_shop"]
+    assert "new_shop" not in by_store
+    assert not Notification.objects.exists()
+
+
+def test_a_failure_naming_one_store_alerts_that_store_only(stores_with_and_without_data):
+    staff = get_user_model().objects.create_user("ops", "ops@example.com", "pw-ops-12345", is_staff=True)
+    with psycopg.connect(**warehouse_connection_params()) as conn:
+        # an older connector version: the table is there without a column the models read
+        conn.execute("alter table raw_partial_shop.shopify_orders drop column landing_site")
+        conn.commit()
+
+    with pytest.raises(CommandError, match="failed"):
+        call_command("run_dbt", "build")
+
+    run = DbtRun.objects.get()
+    assert run.status == DbtRunStatus.FAILED
+    assert [f["unique_id"] for f in run.failures] == ["model.analytics.stg_shopify__orders"]
+    assert "raw_partial_shop.shopify_orders lacks the columns landing_site" in run.failures[0]["message"]
+    told = Notification.objects.filter(merchant__isnull=False)
+    assert list(told.values_list("merchant__key", "kind")) == [("partial_shop", NotificationKind.DBT_RUN_FAILED)]
+    assert Notification.objects.filter(staff_user=staff, kind=NotificationKind.DBT_RUN_FAILED).count() == 1
