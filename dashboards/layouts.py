@@ -49,6 +49,37 @@ WIDGET_BAD_TITLE = f"Widget {{position}}: title must be text of at most {MAX_TIT
 WIDGET_BAD_WIDTH = "Widget {position}: width must be one of {choices}."
 
 
+def _layout_json_schema() -> dict:
+    """The rules below as a JSON Schema, for the API's documentation (and the clients generated from it).
+    `layout_validate` stays the authority: the size limit in bytes is not expressible here."""
+    options = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
+            "width": {"type": "string", "enum": list(WidgetWidth.values), "default": WidgetWidth.NORMAL},
+        },
+    }
+    widgets = [
+        {
+            "type": "object",
+            "title": kind,
+            "required": ["type", "metric"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "enum": [kind]},
+                "metric": {"type": "string", "enum": list(metrics)},
+                "options": options,
+            },
+        }
+        for kind, metrics in WIDGET_METRICS.items()
+    ]
+    return {"type": "array", "maxItems": MAX_WIDGETS, "items": {"oneOf": widgets}}
+
+
+LAYOUT_JSON_SCHEMA = _layout_json_schema()
+
+
 def layout_validate(layout: Any) -> list[dict]:
     """Return the layout normalised (options always present), or raise ValidationError({"layout": [...]})."""
     if not isinstance(layout, list):
@@ -67,10 +98,11 @@ def layout_validate(layout: Any) -> list[dict]:
         if unknown:
             errors.append(WIDGET_UNKNOWN_KEYS.format(position=position, keys=", ".join(sorted(unknown))))
         kind, metric, options = widget.get("type"), widget.get("metric"), widget.get("options", {})
-        if kind not in WIDGET_METRICS:
+        # Any JSON can arrive here: a non-string type or metric (an object, a list) is unknown, not unhashable.
+        if not isinstance(kind, str) or kind not in WIDGET_METRICS:
             errors.append(WIDGET_UNKNOWN_TYPE.format(position=position, value=kind, choices=", ".join(WIDGET_METRICS)))
             continue
-        if metric not in WIDGET_METRICS[kind]:
+        if not isinstance(metric, str) or metric not in WIDGET_METRICS[kind]:
             choices = ", ".join(WIDGET_METRICS[kind])
             errors.append(WIDGET_UNKNOWN_METRIC.format(position=position, value=metric, type=kind, choices=choices))
         if not isinstance(options, dict) or set(options) - OPTION_KEYS:

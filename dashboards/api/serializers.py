@@ -1,8 +1,16 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from dashboards.layouts import LAYOUT_JSON_SCHEMA
 from dashboards.models import DashboardTemplate
 from dashboards.periods import COMPARISONS, PRESETS
 from dashboards.selectors import ATTRIBUTION_MODELS
+
+
+@extend_schema_field(LAYOUT_JSON_SCHEMA)
+class LayoutField(serializers.JSONField):
+    """Any JSON on input (dashboards.layouts validates it and names the widget at fault), documented with the
+    layout's rules."""
 
 
 class DateRangeQuerySerializer(serializers.Serializer):
@@ -69,7 +77,7 @@ class EngagementResponseSerializer(MetricsResponseSerializer):
 class DashboardTemplateSerializer(serializers.ModelSerializer):
     """Input is passed to the services unvalidated beyond types: layout rules live in dashboards.layouts."""
 
-    layout = serializers.JSONField(help_text="Ordered widgets: [{type, metric, options: {title, width}}].")
+    layout = LayoutField(help_text="Ordered widgets: [{type, metric, options: {title, width}}].")
     version = serializers.IntegerField(
         required=False, help_text="Read-only on create; on update, the version you read (stale → 409)."
     )
@@ -85,7 +93,7 @@ class DashboardTemplateSerializer(serializers.ModelSerializer):
 class DashboardTemplateUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-    layout = serializers.JSONField(required=False)
+    layout = LayoutField(required=False)
     version = serializers.IntegerField(help_text="The version you read; a stale one answers 409.")
 
 
@@ -106,4 +114,4 @@ class StarterTemplateSerializer(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     description = serializers.CharField()
-    layout = serializers.JSONField()
+    layout = LayoutField()

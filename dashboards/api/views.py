@@ -18,6 +18,7 @@ from accounts.models import Merchant
 from accounts.selectors import membership_get
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
+from config.api import error_responses
 from dashboards import selectors
 from dashboards.api import serializers as s
 from dashboards.cache import cached, marts_version
@@ -32,6 +33,8 @@ from dashboards.services import (
 )
 
 MODEL_UNKNOWN = "Unknown attribution model; choose one of: {choices}."
+
+METRICS_ERRORS = error_responses(400, 401, 404, 503)  # 400: the range or a choice; 503: marts not built yet
 
 
 def jsonable(value: Any) -> Any:
@@ -101,7 +104,11 @@ class MetricsApiView(MerchantApiView):
 
 
 class OverviewApi(MetricsApiView):
-    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.OverviewResponseSerializer, tags=["metrics"])
+    @extend_schema(
+        parameters=[s.DateRangeQuerySerializer],
+        responses={200: s.OverviewResponseSerializer, **METRICS_ERRORS},
+        tags=["metrics"],
+    )
     def get(self, request, merchant_id: int):
         """KPIs with the change against the comparison period, and the daily series."""
         dr = self.date_range()
@@ -117,7 +124,11 @@ class OverviewApi(MetricsApiView):
 class LtvApi(MetricsApiView):
     default_preset = "last_12_months"
 
-    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.LtvResponseSerializer, tags=["metrics"])
+    @extend_schema(
+        parameters=[s.DateRangeQuerySerializer],
+        responses={200: s.LtvResponseSerializer, **METRICS_ERRORS},
+        tags=["metrics"],
+    )
     def get(self, request, merchant_id: int):
         """Cohorts whose first month falls in the range (default: the last 12 months), month by month."""
         dr = self.date_range()
@@ -128,7 +139,9 @@ class LtvApi(MetricsApiView):
 
 class AttributionApi(MetricsApiView):
     @extend_schema(
-        parameters=[s.AttributionQuerySerializer], responses=s.AttributionResponseSerializer, tags=["metrics"]
+        parameters=[s.AttributionQuerySerializer],
+        responses={200: s.AttributionResponseSerializer, **METRICS_ERRORS},
+        tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
         """Channels and campaigns under one attribution model."""
@@ -152,7 +165,9 @@ class AttributionApi(MetricsApiView):
 
 class AttributionCompareApi(MetricsApiView):
     @extend_schema(
-        parameters=[s.DateRangeQuerySerializer], responses=s.AttributionCompareResponseSerializer, tags=["metrics"]
+        parameters=[s.DateRangeQuerySerializer],
+        responses={200: s.AttributionCompareResponseSerializer, **METRICS_ERRORS},
+        tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
         """Every attribution model side by side, by channel: attributed revenue and ROAS."""
@@ -168,7 +183,11 @@ class AttributionCompareApi(MetricsApiView):
 
 
 class EngagementApi(MetricsApiView):
-    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.EngagementResponseSerializer, tags=["metrics"])
+    @extend_schema(
+        parameters=[s.DateRangeQuerySerializer],
+        responses={200: s.EngagementResponseSerializer, **METRICS_ERRORS},
+        tags=["metrics"],
+    )
     def get(self, request, merchant_id: int):
         """Email and SMS: totals by channel, provider and campaign/flow, top messages, daily trend."""
         dr = self.date_range()
@@ -190,7 +209,10 @@ def conflict_response(exc: DashboardTemplateConflict) -> Response:
 
 
 class DashboardTemplateListApi(MerchantApiView):
-    @extend_schema(responses=s.DashboardTemplateSerializer(many=True), tags=["dashboard templates"])
+    @extend_schema(
+        responses={200: s.DashboardTemplateSerializer(many=True), **error_responses(401, 404)},
+        tags=["dashboard templates"],
+    )
     def get(self, request, merchant_id: int):
         """The merchant's saved templates (starter templates are built in and not listed here)."""
         templates = selectors.dashboard_template_list(merchant=self.merchant)
@@ -198,7 +220,7 @@ class DashboardTemplateListApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateSerializer,
-        responses={201: s.DashboardTemplateSerializer, 409: None},
+        responses={201: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int):
@@ -220,7 +242,10 @@ class DashboardTemplateListApi(MerchantApiView):
 
 
 class StarterTemplateListApi(MerchantApiView):
-    @extend_schema(responses=s.StarterTemplateSerializer(many=True), tags=["dashboard templates"])
+    @extend_schema(
+        responses={200: s.StarterTemplateSerializer(many=True), **error_responses(401, 404)},
+        tags=["dashboard templates"],
+    )
     def get(self, request, merchant_id: int):
         """The built-in starter templates (acquisition, retention, email & SMS); save one to customise it."""
         return Response([{"key": key, **starter} for key, starter in STARTER_TEMPLATES.items()])
@@ -230,13 +255,15 @@ class DashboardTemplateDetailApi(MerchantApiView):
     def template(self, template_id: int):
         return selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
 
-    @extend_schema(responses=s.DashboardTemplateSerializer, tags=["dashboard templates"])
+    @extend_schema(
+        responses={200: s.DashboardTemplateSerializer, **error_responses(401, 404)}, tags=["dashboard templates"]
+    )
     def get(self, request, merchant_id: int, template_id: int):
         return Response(s.DashboardTemplateSerializer(self.template(template_id)).data)
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses={200: s.DashboardTemplateSerializer, 409: None},
+        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
         tags=["dashboard templates"],
     )
     def patch(self, request, merchant_id: int, template_id: int):
@@ -261,13 +288,13 @@ class DashboardTemplateDetailApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses={200: s.DashboardTemplateSerializer, 409: None},
+        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
         tags=["dashboard templates"],
     )
     def put(self, request, merchant_id: int, template_id: int):
         return self.patch(request, merchant_id, template_id)
 
-    @extend_schema(responses={204: None}, tags=["dashboard templates"])
+    @extend_schema(responses={204: None, **error_responses(401, 403, 404)}, tags=["dashboard templates"])
     def delete(self, request, merchant_id: int, template_id: int):
         dashboard_template_delete(
             template=self.template(template_id), actor=self.actor(), request_context=request_context(request)
@@ -279,7 +306,7 @@ class DashboardTemplateApplyApi(MerchantApiView):
     @extend_schema(
         request=None,
         parameters=[s.DateRangeQuerySerializer],
-        responses=s.DashboardApplyResponseSerializer,
+        responses={200: s.DashboardApplyResponseSerializer, **error_responses(400, 401, 403, 404, 503)},
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int, template_id: int):
