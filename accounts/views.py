@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 LAST_MERCHANT_COOKIE = "last_merchant"
 SIGN_IN_REQUIRED = "Please sign in."
+NO_SUCH_DEMO_USER = "No such demo user."
 NOT_AUTHORIZED_PARTY = "This address ({origin}) is not an authorised origin for sign-in (CLERK_AUTHORIZED_PARTIES)."
 
 
@@ -106,13 +107,14 @@ def _dev_sign_in_post(request: HttpRequest, next_url: str) -> HttpResponse:
     if origin not in settings.CLERK_AUTHORIZED_PARTIES:
         messages.error(request, NOT_AUTHORIZED_PARTY.format(origin=origin))
         return redirect("accounts:sign_in")
+    user_id = request.POST.get("user_id", "").strip()
     try:
-        token = dev_sign_in.dev_session_token_mint(user_id=request.POST.get("user_id", ""), authorized_party=origin)
+        token = dev_sign_in.dev_session_token_mint(user_id=user_id, authorized_party=origin) if user_id else None
     except dev_sign_in.SandboxUnavailable as exc:
         messages.error(request, str(exc))
         return redirect("accounts:sign_in")
     if token is None:
-        messages.error(request, "No such demo user.")
+        messages.error(request, NO_SUCH_DEMO_USER)
         return redirect("accounts:sign_in")
     response = redirect(next_url)
     response.set_cookie(

@@ -1,9 +1,11 @@
 """The local sign-in: pick a demo user, the sandbox mints a Clerk token, the normal path verifies it."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Merchant
+from accounts.views import NO_SUCH_DEMO_USER
 from compliance.models import AuditEvent
 from tests.accounts.factories import MembershipFactory
 
@@ -64,3 +66,13 @@ def test_unknown_demo_user_is_refused(client, clerk):
     assert "No such demo user." in response.content.decode()
     assert "__session" not in client.cookies or client.cookies["__session"].value == ""
     assert not Merchant.objects.exists()
+
+
+@pytest.mark.parametrize("data", [{}, {"user_id": ""}, {"user_id": "  "}, {"user_id": "user\x00nul"}])
+def test_a_post_without_a_usable_user_is_refused_not_a_500(clerk, data):
+    # Was a 500: the sandbox's 422 for a missing user id went through raise_for_status.
+    client = Client(raise_request_exception=False)
+    response = client.post(reverse("accounts:sign_in"), data, follow=True)
+    assert response.status_code == 200
+    assert NO_SUCH_DEMO_USER in response.content.decode()
+    assert "__session" not in client.cookies or not client.cookies["__session"].value
