@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -19,6 +18,7 @@ from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from dashboards import selectors
 from dashboards.cache import cached, marts_version
+from dashboards.exports import csv_lines
 from dashboards.layouts import PAGE_LAYOUTS, STARTER_TEMPLATES, WIDGET_METRICS
 from dashboards.periods import COMPARISONS, PRESETS, DateRange, Period, date_range_parse
 from dashboards.services import (
@@ -323,11 +323,7 @@ def engagement(request: HttpRequest) -> HttpResponse:
 
 
 # --- CSV export -------------------------------------------------------------------------------------
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+# Every table goes through dashboards.exports.csv_lines, which neutralises formulas in text cells.
 
 
 def _overview_csv(merchant, dr: DateRange, params) -> Iterable[list]:
@@ -475,16 +471,10 @@ def export_csv(request: HttpRequest, table: str) -> HttpResponse:
     except ValidationError as exc:
         lines = [f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()]
         return HttpResponse("\n".join(lines) + "\n", status=400, content_type="text/plain; charset=utf-8")
-    writer = csv.writer(_Echo())
     # Materialise the query before streaming so a database error is a 500 here, not a truncated download.
     rows = list(rows_of(request.merchant, dr, request.GET))
-
-    def stream() -> Iterator[str]:
-        for row in rows:
-            yield writer.writerow(row)
-
     name = f"{request.merchant.key}-{table}-{dr.current.start}-{dr.current.end}.csv"
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
