@@ -82,7 +82,7 @@ google as (
         max(c.campaign_name) as campaign_name,
         c.date_day,
         max(a.currency) as account_currency,
-        sum(c.cost) as spend_account_currency,
+        round(sum(c.cost_micros) / 1000000.0, 2) as spend_account_currency,
         sum(c.impressions) as impressions,
         sum(c.clicks) as clicks,
         sum(c.conversions) as conversions,
