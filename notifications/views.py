@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
@@ -24,6 +25,7 @@ USER_EVENTS = frozenset({"user.updated", "user.deleted"})
 
 @csrf_exempt  # authenticated by the Svix signature, not a browser session
 @require_POST
+@sensitive_variables("secret", "verifier")  # the Svix signing secret, in any error report of this view
 def clerk_webhook(request: HttpRequest) -> HttpResponse:
     secret = settings.CLERK_WEBHOOK_SECRET
     if not secret:
