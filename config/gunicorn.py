@@ -15,10 +15,13 @@ Command-line options override what is set here (devtools adds --reload and --wor
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import runpy
 
 from gunicorn import glogging
 
+from config.boot import exit_on_settings_error
 from config.logging import REDACTED, redact, redact_path, redact_query, redact_url
 
 logger_class = "config.gunicorn.RedactingLogger"
@@ -63,13 +66,16 @@ class RedactingLogger(glogging.Logger):
 
 
 def _check_settings() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    from django.conf import settings
+    """Run the settings module once, in a namespace of its own, for its checks (config/boot.py).
 
-    from config.boot import exit_on_settings_error
-
+    Not imported as Django's settings: workers forked later must import it themselves, or `--reload` would keep
+    serving the settings the master read at start."""
+    module = os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings")
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise SystemExit(f"configuration error: DJANGO_SETTINGS_MODULE {module} was not found")
     with exit_on_settings_error():
-        settings.INSTALLED_APPS  # noqa: B018  (loading the settings is the check)
+        runpy.run_path(spec.origin, run_name="gunicorn_settings_check")
 
 
 _check_settings()

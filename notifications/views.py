@@ -58,6 +58,7 @@ def clerk_webhook(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt  # RFC 8058 one-click unsubscribe POSTs come from mail providers, without our cookies
 @require_http_methods(["GET", "POST"])
+@sensitive_variables("token")  # whoever holds it can unsubscribe its recipient
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "GET":
         # GET only shows a button: link scanners follow GET links and must not unsubscribe anyone.
