@@ -7,7 +7,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.response import Response
@@ -32,6 +33,25 @@ from dashboards.services import (
 )
 
 MODEL_UNKNOWN = "Unknown attribution model; choose one of: {choices}."
+
+# The 4xx and 5xx each operation really answers (tests/dashboards/test_bad_input.py asks for each).
+_FIELD_ERRORS = OpenApiTypes.OBJECT  # {"field": ["message", ...]}
+ERRORS = {
+    400: OpenApiResponse(_FIELD_ERRORS, description="Refused input: each parameter or field with its messages."),
+    401: OpenApiResponse(s.DetailSerializer, description="No Clerk session token, or one that was rejected."),
+    403: OpenApiResponse(s.DetailSerializer, description="Cookie-authenticated without a valid CSRF token."),
+    404: OpenApiResponse(s.DetailSerializer, description="Not a member of this merchant, or no such template."),
+    409: OpenApiResponse(_FIELD_ERRORS, description="The name is taken, or the version is stale."),
+    415: OpenApiResponse(s.DetailSerializer, description="A body that is not JSON, form or multipart data."),
+    503: OpenApiResponse(s.DetailSerializer, description="The analytics models have not been built yet."),
+}
+
+
+def responses(ok: dict, *codes: int) -> dict:
+    return {**ok, **{code: ERRORS[code] for code in codes}}
+
+
+METRICS_ERRORS = (400, 401, 404, 503)
 
 
 def jsonable(value: Any) -> Any:
@@ -101,7 +121,11 @@ class MetricsApiView(MerchantApiView):
 
 
 class OverviewApi(MetricsApiView):
-    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.OverviewResponseSerializer, tags=["metrics"])
+    @extend_schema(
+        parameters=[s.DateRangeQuerySerializer],
+        responses=responses({200: s.OverviewResponseSerializer}, *METRICS_ERRORS),
+        tags=["metrics"],
+    )
     def get(self, request, merchant_id: int):
         """KPIs with the change against the comparison period, and the daily series."""
         dr = self.date_range()
@@ -117,7 +141,11 @@ class OverviewApi(MetricsApiView):
 class LtvApi(MetricsApiView):
     default_preset = "last_12_months"
 
-    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.LtvResponseSerializer, tags=["metrics"])
+    @extend_schema(
+        parameters=[s.DateRangeQuerySerializer],
+        responses=responses({200: s.LtvResponseSerializer}, *METRICS_ERRORS),
+        tags=["metrics"],
+    )
     def get(self, request, merchant_id: int):
         """Cohorts whose first month falls in the range (default: the last 12 months), month by month."""
         dr = self.date_range()
@@ -128,7 +156,9 @@ class LtvApi(MetricsApiView):
 
 class AttributionApi(MetricsApiView):
     @extend_schema(
-        parameters=[s.AttributionQuerySerializer], responses=s.AttributionResponseSerializer, tags=["metrics"]
+        parameters=[s.AttributionQuerySerializer],
+        responses=responses({200: s.AttributionResponseSerializer}, *METRICS_ERRORS),
+        tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
         """Channels and campaigns under one attribution model."""
@@ -152,7 +182,9 @@ class AttributionApi(MetricsApiView):
 
 class AttributionCompareApi(MetricsApiView):
     @extend_schema(
-        parameters=[s.DateRangeQuerySerializer], responses=s.AttributionCompareResponseSerializer, tags=["metrics"]
+        parameters=[s.DateRangeQuerySerializer],
+        responses=responses({200: s.AttributionCompareResponseSerializer}, *METRICS_ERRORS),
+        tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
         """Every attribution model side by side, by channel: attributed revenue and ROAS."""
@@ -168,7 +200,11 @@ class AttributionCompareApi(MetricsApiView):
 
 
 class EngagementApi(MetricsApiView):
-    @extend_schema(parameters=[s.DateRangeQuerySerializer], responses=s.EngagementResponseSerializer, tags=["metrics"])
+    @extend_schema(
+        parameters=[s.DateRangeQuerySerializer],
+        responses=responses({200: s.EngagementResponseSerializer}, *METRICS_ERRORS),
+        tags=["metrics"],
+    )
     def get(self, request, merchant_id: int):
         """Email and SMS: totals by channel, provider and campaign/flow, top messages, daily trend."""
         dr = self.date_range()
@@ -190,7 +226,9 @@ def conflict_response(exc: DashboardTemplateConflict) -> Response:
 
 
 class DashboardTemplateListApi(MerchantApiView):
-    @extend_schema(responses=s.DashboardTemplateSerializer(many=True), tags=["dashboard templates"])
+    @extend_schema(
+        responses=responses({200: s.DashboardTemplateSerializer(many=True)}, 401, 404), tags=["dashboard templates"]
+    )
     def get(self, request, merchant_id: int):
         """The merchant's saved templates (starter templates are built in and not listed here)."""
         templates = selectors.dashboard_template_list(merchant=self.merchant)
@@ -198,7 +236,7 @@ class DashboardTemplateListApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateSerializer,
-        responses={201: s.DashboardTemplateSerializer, 409: None},
+        responses=responses({201: s.DashboardTemplateSerializer}, 400, 401, 403, 404, 409, 415),
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int):
@@ -220,7 +258,9 @@ class DashboardTemplateListApi(MerchantApiView):
 
 
 class StarterTemplateListApi(MerchantApiView):
-    @extend_schema(responses=s.StarterTemplateSerializer(many=True), tags=["dashboard templates"])
+    @extend_schema(
+        responses=responses({200: s.StarterTemplateSerializer(many=True)}, 401, 404), tags=["dashboard templates"]
+    )
     def get(self, request, merchant_id: int):
         """The built-in starter templates (acquisition, retention, email & SMS); save one to customise it."""
         return Response([{"key": key, **starter} for key, starter in STARTER_TEMPLATES.items()])
@@ -230,13 +270,13 @@ class DashboardTemplateDetailApi(MerchantApiView):
     def template(self, template_id: int):
         return selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
 
-    @extend_schema(responses=s.DashboardTemplateSerializer, tags=["dashboard templates"])
+    @extend_schema(responses=responses({200: s.DashboardTemplateSerializer}, 401, 404), tags=["dashboard templates"])
     def get(self, request, merchant_id: int, template_id: int):
         return Response(s.DashboardTemplateSerializer(self.template(template_id)).data)
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses={200: s.DashboardTemplateSerializer, 409: None},
+        responses=responses({200: s.DashboardTemplateSerializer}, 400, 401, 403, 404, 409, 415),
         tags=["dashboard templates"],
     )
     def patch(self, request, merchant_id: int, template_id: int):
@@ -261,13 +301,13 @@ class DashboardTemplateDetailApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses={200: s.DashboardTemplateSerializer, 409: None},
+        responses=responses({200: s.DashboardTemplateSerializer}, 400, 401, 403, 404, 409, 415),
         tags=["dashboard templates"],
     )
     def put(self, request, merchant_id: int, template_id: int):
         return self.patch(request, merchant_id, template_id)
 
-    @extend_schema(responses={204: None}, tags=["dashboard templates"])
+    @extend_schema(responses=responses({204: None}, 401, 403, 404), tags=["dashboard templates"])
     def delete(self, request, merchant_id: int, template_id: int):
         dashboard_template_delete(
             template=self.template(template_id), actor=self.actor(), request_context=request_context(request)
@@ -279,7 +319,7 @@ class DashboardTemplateApplyApi(MerchantApiView):
     @extend_schema(
         request=None,
         parameters=[s.DateRangeQuerySerializer],
-        responses=s.DashboardApplyResponseSerializer,
+        responses=responses({200: s.DashboardApplyResponseSerializer}, 400, 401, 403, 404, 503),
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int, template_id: int):
