@@ -413,6 +413,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- error reports -----------------------------------------------------------------------------
+# Django's reports (technical 500 page, mailed reports) hide the request's secrets too: the OAuth callback's and
+# webhooks' query strings, secret-named GET/POST parameters, Clerk's session cookie (config/reporting.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.SafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.reporting.SafeExceptionReporter"
+
 # --- logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
