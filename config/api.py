@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, pagination, parsers
+from rest_framework import exceptions, fields, pagination, parsers
 
 # No document our API takes nests deeper than a handful of levels (a layout is list → widget → options).
 # Python's json raises RecursionError (a 500) near 1,000 levels; far below that we refuse with a 400.
@@ -91,6 +91,19 @@ class JSONParser(parsers.JSONParser):
             return json_loads(stream.read().decode(encoding))
         except ValueError as exc:  # includes UnicodeDecodeError and json.JSONDecodeError
             raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+
+
+class JSONField(fields.JSONField):
+    """DRF's JSONField, reading JSON text with json_loads. A form or multipart body carries the JSON as text,
+    which DRF's own field hands to json.loads: 10,000 brackets there were a RecursionError (a 500)."""
+
+    def to_internal_value(self, data):
+        if self.binary or getattr(data, "is_json_string", False):
+            try:
+                return json_loads(data)
+            except ValueError:
+                self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 # --- pagination ---------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.api import JSONField
 from config.validators import prohibit_surrogates
 from dashboards.models import DashboardTemplate
 from dashboards.periods import COMPARISONS, EARLIEST_DATE, LATEST_DATE, PRESETS
@@ -78,7 +79,7 @@ TEXT_VALIDATORS = [prohibit_surrogates]
 class DashboardTemplateSerializer(serializers.ModelSerializer):
     """Input is passed to the services unvalidated beyond types: layout rules live in dashboards.layouts."""
 
-    layout = serializers.JSONField(help_text="Ordered widgets: [{type, metric, options: {title, width}}].")
+    layout = JSONField(help_text="Ordered widgets: [{type, metric, options: {title, width}}].")
     version = serializers.IntegerField(
         required=False,
         min_value=1,
@@ -97,7 +98,7 @@ class DashboardTemplateSerializer(serializers.ModelSerializer):
 class DashboardTemplateUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=100, validators=TEXT_VALIDATORS)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000, validators=TEXT_VALIDATORS)
-    layout = serializers.JSONField(required=False)
+    layout = JSONField(required=False)
     version = serializers.IntegerField(
         min_value=1, max_value=VERSION_MAX, help_text="The version you read; a stale one answers 409."
     )

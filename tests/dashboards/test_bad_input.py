@@ -9,6 +9,7 @@ names and layouts (PostgreSQL and the UTF-8 encoder refuse them), `?offset=` bey
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -149,6 +150,22 @@ def test_api_refuses_json_nested_too_deep_with_a_400(client, bearer, alpine, own
         assert config_api.JSON_TOO_DEEP in response.json()["detail"]
     body = json.dumps({"name": "Deep", "layout": json.loads(nested(config_api.MAX_JSON_DEPTH - 1))})
     assert post_json(client, templates_url(alpine), body, bearer).status_code == 400  # a layout error, not a parse one
+    assert DashboardTemplate.objects.count() == 1
+
+
+@pytest.mark.parametrize("depth", [10_000, config_api.MAX_JSON_DEPTH + 1])
+def test_a_form_encoded_layout_nested_too_deep_is_a_field_error(client, bearer, alpine, owner, depth):
+    """A form or multipart body carries the layout as JSON text; the serializer's field parses it."""
+    template = a_template(alpine, owner)
+    data = {"name": "Deep", "layout": nested(depth), "version": "1"}
+    response = client.post(templates_url(alpine), data, **bearer)  # multipart
+    assert response.status_code == 400
+    assert list(response.json()) == ["layout"]
+    response = client.patch(
+        templates_url(alpine, f"{template.pk}/"), urlencode(data), "application/x-www-form-urlencoded", **bearer
+    )
+    assert response.status_code == 400
+    assert list(response.json()) == ["layout"]
     assert DashboardTemplate.objects.count() == 1
 
 
