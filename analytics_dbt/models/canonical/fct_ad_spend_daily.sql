@@ -17,7 +17,9 @@
 {%- if is_incremental() %}
     {%- set since = "(select coalesce(max(date_day), '-infinity'::date) - " ~ (var('meta_restatement_days') | int)
         ~ " from " ~ this ~ ")" %}
-    {%- set last_run = "(select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from " ~ this ~ ")" %}
+    {#- rows extracted before the last run started but committed after it count as landed since (raw_commit_lag) -#}
+    {%- set last_run = "((select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from " ~ this ~ ") - "
+        ~ raw_commit_lag() ~ ")" %}
 {%- endif %}
 with
 {%- if since %}
