@@ -31,6 +31,7 @@ from clerk_backend_api.security import authenticate_request
 from clerk_backend_api.security.types import AuthenticateRequestOptions, AuthStatus
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ def _claims_problem(payload: dict[str, Any], *, authorized_parties: list[str], l
     return None
 
 
+@sensitive_variables("authorization")
 def _session_token(request) -> str | None:
     """The bearer token, else the `__session` cookie, else None (the precedence of the SDK)."""
     authorization = request.headers.get("Authorization", "")
@@ -133,6 +135,7 @@ def token_from_cookie(request) -> bool:
     return not request.headers.get("Authorization") and settings.CLERK_SESSION_COOKIE in request.COOKIES
 
 
+@sensitive_variables("token", "key", "state")
 def clerk_identity_from_request(request) -> ClerkIdentity | ClerkRejection | None:
     """Verify the request's Clerk session token.
 
@@ -171,6 +174,7 @@ def clerk_identity_from_request(request) -> ClerkIdentity | ClerkRejection | Non
 class _BearerOnly:
     """What the SDK reads from a request: its headers. Only the token we chose is in them."""
 
+    @sensitive_variables("token")
     def __init__(self, token: str) -> None:
         self.headers = {"Authorization": f"Bearer {token}"}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 DEV_SESSION_TTL_SECONDS = 8 * 60 * 60
 _TIMEOUT = 5
@@ -49,6 +50,7 @@ def demo_user_list() -> list[DemoUser]:
     return [DemoUser(id=u["id"], name=u["name"], email=u["email_address"] or "") for u in response.json()]
 
 
+@sensitive_variables("response")  # it holds the minted session token
 def dev_session_token_mint(*, user_id: str, authorized_party: str) -> str | None:
     """A session token for the user, or None when the sandbox has no such user."""
     response = _sandbox(

@@ -10,9 +10,11 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import dev_sign_in
+from accounts.forms import DevSignInForm, safe_next_path
 from accounts.selectors import MERCHANT_NOT_FOUND, member_list, membership_list
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record, request_context
@@ -81,15 +83,20 @@ def merchant_home(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def sign_in(request: HttpRequest) -> HttpResponse:
-    next_url = request.POST.get("next") or request.GET.get("next") or "/"
-    if not next_url.startswith("/") or next_url.startswith("//"):
-        next_url = "/"
     if not dev_sign_in.dev_sign_in_enabled():
         if settings.CLERK_SIGN_IN_URL:
             return HttpResponseRedirect(settings.CLERK_SIGN_IN_URL)
         return render(request, "accounts/sign_in_unconfigured.html", status=503)
     if request.method == "POST":
-        return _dev_sign_in_post(request, next_url)
+        form = DevSignInForm(request.POST)
+        if form.is_valid():
+            return _dev_sign_in_post(request, form)
+        return _dev_sign_in_page(request, form, status=400)
+    return _dev_sign_in_page(request, None, status=200)
+
+
+def _dev_sign_in_page(request: HttpRequest, form: DevSignInForm | None, *, status: int) -> HttpResponse:
+    next_url = form.cleaned_data.get("next", "/") if form is not None else safe_next_path(request.GET.get("next", ""))
     try:
         users = dev_sign_in.demo_user_list()
     except dev_sign_in.SandboxUnavailable as exc:
@@ -98,25 +105,26 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/dev_sign_in.html",
-        {"users": users, "next": next_url, "rejection": request.clerk_rejection},
+        {"users": users, "next": next_url or "/", "form": form, "rejection": request.clerk_rejection},
+        status=status,
     )
 
 
-def _dev_sign_in_post(request: HttpRequest, next_url: str) -> HttpResponse:
+@sensitive_variables("token")
+def _dev_sign_in_post(request: HttpRequest, form: DevSignInForm) -> HttpResponse:
     origin = f"{request.scheme}://{request.get_host()}"
     if origin not in settings.CLERK_AUTHORIZED_PARTIES:
         messages.error(request, NOT_AUTHORIZED_PARTY.format(origin=origin))
         return redirect("accounts:sign_in")
-    user_id = request.POST.get("user_id", "").strip()
     try:
-        token = dev_sign_in.dev_session_token_mint(user_id=user_id, authorized_party=origin) if user_id else None
+        token = dev_sign_in.dev_session_token_mint(user_id=form.cleaned_data["user_id"], authorized_party=origin)
     except dev_sign_in.SandboxUnavailable as exc:
         messages.error(request, str(exc))
         return redirect("accounts:sign_in")
     if token is None:
         messages.error(request, NO_SUCH_DEMO_USER)
         return redirect("accounts:sign_in")
-    response = redirect(next_url)
+    response = redirect(form.cleaned_data["next"])
     response.set_cookie(
         settings.CLERK_SESSION_COOKIE,
         token,

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Merchant
@@ -107,6 +107,7 @@ def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) 
             started_at=timezone.now(),
             merchant_ids=[m["id"] for m in merchants],
         )
+        dbt_runs_interrupted_reap(by=run)
         started = time.monotonic()
         try:
             dbt_args = list(args) if "--warn-error-options" in args else [*args, *STRICT_SELECTION]
@@ -129,6 +130,60 @@ def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) 
     if run.status != DbtRunStatus.SUCCESS:
         _alert(run)
     return run
+
+
+INTERRUPTED_REASON = (
+    "interrupted: the process running it ended before it recorded how the run ended (killed, out of memory, "
+    "a deploy); found by run #{by} at {at}. Its changes may be partly applied: the next build picks them up."
+)
+
+
+def dbt_runs_interrupted_reap(*, by: DbtRun) -> list[DbtRun]:
+    """Mark every other run still `running` as `interrupted`, record it, and tell staff once per run.
+
+    Called by a run that holds the dbt lock: the lock is a session-level advisory lock that goes with the
+    session of the process holding it, so while `by` holds it no other run can be alive. A row still
+    `running` is one whose process died before `_finish` (SIGKILL, OOM, a host lost); without this it stays
+    `running` forever and that night's build is skipped without anyone hearing of it.
+    """
+    from compliance.services import Actor, audit_event_record
+    from notifications.choices import NotificationKind
+    from notifications.services import staff_notify
+
+    now = timezone.now()
+    reaped = []
+    with transaction.atomic():
+        stale = list(DbtRun.objects.select_for_update().filter(status=DbtRunStatus.RUNNING).exclude(pk=by.pk))
+        for run in stale:
+            run.status = DbtRunStatus.INTERRUPTED
+            run.finished_at = now
+            run.error = INTERRUPTED_REASON.format(by=by.pk, at=now.isoformat(timespec="seconds"))
+            run.save(update_fields=["status", "finished_at", "error"])
+            audit_event_record(
+                action="dbt_run.interrupted",
+                actor=Actor.system("run_dbt"),
+                target_type="analytics.dbtrun",
+                target_id=run.pk,
+                metadata={"command": run.command, "started_at": run.started_at.isoformat(), "found_by_run": by.pk},
+            )
+            staff_notify(
+                kind=NotificationKind.DBT_RUN_FAILED,
+                context={
+                    "dbt_run_id": run.pk,
+                    "command": run.command,
+                    "status": run.status,
+                    "failed_nodes": [],
+                    "stale_sources": [],
+                    "error": run.error,
+                },
+                dedupe_key=f"dbt_run_interrupted:{run.pk}",
+            )
+            logger.error(
+                "dbt run interrupted",
+                extra={"dbt_run": run.pk, "command": run.command, "found_by_run": by.pk},
+            )
+            reaped.append(run)
+    return reaped
 
 
 def _finish(run: DbtRun, started: float) -> None:

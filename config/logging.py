@@ -2,6 +2,13 @@
 
 Redaction runs twice on purpose: the filter cleans the message (so any handler is safe), and the
 formatters clean the final line, which also covers tracebacks and `extra` fields.
+
+URLs are redacted by one rule wherever they are written (`redact_query`, `redact_url`): Django's request
+logs and a request's repr here, gunicorn's access log (config/gunicorn.py) and Django's error reports
+(config/reporting.py). The query string of the OAuth callback and the webhooks is dropped whole (it is the
+authorization code and state, or a provider's signature); anywhere else a parameter named like a secret
+(code, state, token, signature, hmac, key, ...) keeps its name and loses its value; and the unsubscribe
+token in its path is hidden.
 """
 
 from __future__ import annotations
@@ -10,8 +17,22 @@ import datetime as dt
 import json
 import logging
 import re
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "[REDACTED]"
+
+# Paths whose whole query string is secret: the OAuth callback (?code=...&state=...) and every webhook.
+SECRET_QUERY_PATHS = re.compile(r"^/(?:connectors/oauth/[^/]+/callback/?|webhooks/)")
+# Query parameters that hold a secret wherever they appear, compared case-insensitively.
+SECRET_QUERY_PARAMETERS = frozenset(
+    {
+        "code", "state", "token", "access_token", "refresh_token", "id_token", "fb_exchange_token", "code_verifier",
+        "signature", "sig", "hmac", "key", "api_key", "apikey", "secret", "client_secret", "password",
+        "__clerk_ticket", "ticket", "__session", "session", "auth", "authorization", "jwt",
+    }
+)  # fmt: skip
+# Path segments that are secrets themselves: the one-click unsubscribe token.
+_SECRET_PATH_SEGMENT = re.compile(r"(/notifications/unsubscribe/)[^/?#\s\"']+")
 
 # Order matters: key/value forms first, so the value is replaced whatever shape it has.
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -43,8 +64,54 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+def redact_query(path: str, query: str) -> str:
+    """The query string of a request to `path`, safe to write down (raw or decoded, `&` or `;` separated)."""
+    if not query:
+        return query
+    if SECRET_QUERY_PATHS.match(path):
+        return REDACTED
+    parts = []
+    for part in re.split(r"([&;])", query):
+        name, sep, _value = part.partition("=")
+        if sep and unquote_plus(name).strip().lower() in SECRET_QUERY_PARAMETERS:
+            part = f"{name}={REDACTED}"
+        parts.append(part)
+    return "".join(parts)
+
+
+def redact_path(path: str) -> str:
+    return _SECRET_PATH_SEGMENT.sub(r"\1" + REDACTED, path)
+
+
+def redact_url(url: str) -> str:
+    """A URL (absolute, or a path with its query), safe to write down; the fragment is dropped."""
+    if not url:
+        return url
+    split = urlsplit(url)
+    query = redact_query(unquote(split.path), split.query)
+    return urlunsplit((split.scheme, split.netloc, redact_path(split.path), query, ""))
+
+
+# A URL inside free text (a request line, a repr, a Referer): a path starting with "/" or an absolute URL,
+# up to whitespace or a quote.
+_URL_IN_TEXT = re.compile(r"""(?:\bhttps?://[^\s/'"<>]+)?(?<![\w/])/[^\s'"<>]*""")
+
+
+# Any remaining `?name=value` / `&name=value` of a secret name, in text no URL pattern recognised.
+_SECRET_PARAMETER_IN_TEXT = re.compile(
+    r"(?i)([?&;](?:" + "|".join(re.escape(name) for name in sorted(SECRET_QUERY_PARAMETERS)) + r")=)[^&;\s'\"#]*"
+)
+
+
+def _redact_urls(text: str) -> str:
+    return _URL_IN_TEXT.sub(
+        lambda m: redact_url(m.group(0)) if ("?" in m.group(0) or "/unsubscribe/" in m.group(0)) else m.group(0), text
+    )
+
+
 def redact(text: str) -> str:
     """Return `text` with every secret-looking value replaced by a marker."""
+    text = _SECRET_PARAMETER_IN_TEXT.sub(r"\1" + REDACTED, _redact_urls(text))
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

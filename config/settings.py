@@ -3,17 +3,21 @@
 Production is the default. `DJANGO_DEV=1` (set by `make run` and `make test`) relaxes the rules that
 only make sense on a real deployment: secrets get throwaway local values and DEBUG turns on.
 Every variable is listed in the README with its default and meaning.
+
+A production process checks, while these settings load, every setting it cannot serve without (a secret
+that is missing or malformed, a key that does not parse, hosts and origins): it stops with one line naming
+the setting (config/boot.py), rather than booting and failing on the first request that needs it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import environ
+
+from config import boot
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = BASE_DIR / ".local"
@@ -26,19 +30,18 @@ DEV = env.bool("DJANGO_DEV", default=False)
 
 
 def _stop(message: str) -> None:
-    """Stop the boot with one clear line rather than a traceback deep inside Django."""
-    sys.stderr.write(f"configuration error: {message}\n")
-    raise SystemExit(2)
+    """Stop the boot with one clear line (manage.py and gunicorn print it alone) rather than a traceback
+    deep inside Django, or a process that boots and fails on its first request."""
+    raise boot.SettingsError(message)
 
 
-def _required_secret(name: str, dev_default: str) -> str:
-    value = env.str(name, default="")
-    if value:
-        return value
-    if DEV:
-        return dev_default
-    _stop(f"{name} is required (set it in the environment, or DJANGO_DEV=1 for local development)")
-    return ""  # unreachable; keeps type checkers calm
+def _check(problem: str | None) -> None:
+    if problem:
+        _stop(problem)
+
+
+def _secret(name: str, dev_default: str) -> str:
+    return env.str(name, default="") or (dev_default if DEV else "")
 
 
 def _dev_fernet_key(label: str) -> str:
@@ -46,17 +49,22 @@ def _dev_fernet_key(label: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(f"local-dev-only:{label}".encode()).digest()).decode()
 
 
-SECRET_KEY = _required_secret("SECRET_KEY", "local-dev-only-" + hashlib.sha256(b"secret-key").hexdigest())
+SECRET_KEY = _secret("SECRET_KEY", "local-dev-only-" + hashlib.sha256(b"secret-key").hexdigest())
+if not DEV:
+    _check(boot.secret_key_problem(SECRET_KEY))
 FIELD_ENCRYPTION_KEYS = [
-    k.strip()
-    for k in _required_secret("FIELD_ENCRYPTION_KEYS", _dev_fernet_key("field-encryption")).split(",")
-    if k.strip()
+    k.strip() for k in _secret("FIELD_ENCRYPTION_KEYS", _dev_fernet_key("field-encryption")).split(",") if k.strip()
 ]
+# In every environment: a malformed key would otherwise fail only when a secret is first read or written.
+_check(boot.fernet_keys_problem(FIELD_ENCRYPTION_KEYS))
 DEBUG = env.bool("DEBUG", default=DEV)
 
 PORT = env.int("PORT", default=8000)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"] if DEV else [])
+if not DEV:
+    _check(boot.allowed_hosts_problem(ALLOWED_HOSTS))
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+_check(boot.origins_problem("CSRF_TRUSTED_ORIGINS", CSRF_TRUSTED_ORIGINS))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -227,12 +235,17 @@ LOGIN_URL = "accounts:sign_in"
 # Clerk: merchant users' session tokens are verified offline with the instance's PEM public key.
 CLERK_API_URL = env.str("CLERK_API_URL", default="https://api.clerk.com/v1")
 CLERK_SECRET_KEY = env.str("CLERK_SECRET_KEY", default="")
-CLERK_JWT_KEY = env.str("CLERK_JWT_KEY", default="")
+_check(boot.clerk_secret_key_problem(CLERK_SECRET_KEY))
+# multiline: a key pasted on one line with \n escapes (as .env files and secret stores often hold it) works too.
+CLERK_JWT_KEY = env.str("CLERK_JWT_KEY", default="", multiline=True)
 if not CLERK_JWT_KEY and env.str("CLERK_JWT_KEY_FILE", default=""):
     _key_file = Path(env.str("CLERK_JWT_KEY_FILE"))
     if not _key_file.is_file():
         _stop(f"CLERK_JWT_KEY_FILE points at {_key_file}, which does not exist")
     CLERK_JWT_KEY = _key_file.read_text()
+# Without it every signed-in request would fail; set, it must parse (a broken paste fails here, not per request).
+if CLERK_JWT_KEY or not DEV:
+    _check(boot.clerk_jwt_key_problem(CLERK_JWT_KEY))
 CLERK_AUTHORIZED_PARTIES = env.list(
     "CLERK_AUTHORIZED_PARTIES",
     default=[f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"] if DEV else [],
@@ -241,10 +254,7 @@ CLERK_AUTHORIZED_PARTIES = env.list(
 # is an origin exactly as a browser sends it (scheme://host[:port]): anything else would never match an azp.
 if not CLERK_AUTHORIZED_PARTIES and not DEV:
     _stop("CLERK_AUTHORIZED_PARTIES is required: the origins (e.g. https://app.example.com) users sign in from")
-for _party in CLERK_AUTHORIZED_PARTIES:
-    _split = urlsplit(_party)
-    if _split.scheme not in ("http", "https") or not _split.netloc or _party != f"{_split.scheme}://{_split.netloc}":
-        _stop(f"CLERK_AUTHORIZED_PARTIES entry {_party!r} is not an origin (scheme://host[:port], no path)")
+_check(boot.origins_problem("CLERK_AUTHORIZED_PARTIES", CLERK_AUTHORIZED_PARTIES))
 CLERK_SIGN_IN_URL = env.str("CLERK_SIGN_IN_URL", default="")
 # How far our clock may be off Clerk's when judging a token's exp/nbf/iat (the SDK's own default).
 CLERK_CLOCK_SKEW_MS = env.int("CLERK_CLOCK_SKEW_MS", default=5000)
@@ -275,6 +285,7 @@ CLERK_WEBHOOK_SECRET = env.str(
     if DEV
     else "",
 )
+_check(boot.clerk_webhook_secret_problem(CLERK_WEBHOOK_SECRET))
 # Absolute links in emails (unsubscribe, reconnect) start with this.
 APP_BASE_URL = env.str(
     "APP_BASE_URL",
@@ -381,10 +392,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # JSON bodies only (anything else: 415). A form cannot carry a layout, and no cross-site <form> can send
-    # JSON without a CORS preflight.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Bounded limit/offset and a JSON parser that refuses over-deep documents: bad input is a 400 (config/api.py).
+    "DEFAULT_PAGINATION_CLASS": "config.api.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -400,6 +414,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- error reports -----------------------------------------------------------------------------
+# Django's reports (technical 500 page, mailed reports) hide the request's secrets too: the OAuth callback's and
+# webhooks' query strings, secret-named GET/POST parameters, Clerk's session cookie (config/reporting.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.SafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.reporting.SafeExceptionReporter"
 
 # --- logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -2,9 +2,10 @@ from django.contrib import admin
 from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from config import health
+from config.docs import SwaggerView
 
 admin.site.site_header = "Marketing analytics — operations"
 admin.site.site_title = "Operations"
@@ -17,7 +18,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("accounts.api.urls")),
     path("api/", include("connectors.api.urls")),
     path("api/", include("dashboards.api.urls")),

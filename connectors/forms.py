@@ -3,7 +3,8 @@
 `ApiKeyConnectForm` is the gate of every API-key connect: the page binds it to the POST, and
 `services.credential_connect_api_key` runs it again for every other caller (the JSON API), so no
 provider is called for input that could not be stored. Django's CharField already refuses NUL
-characters (PostgreSQL cannot store them); lone surrogates (which cannot be encoded) are refused too.
+characters (PostgreSQL cannot store them); lone surrogates (which cannot be encoded) are refused too
+(config.validators, shared with the dashboards' forms and serializers).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from config.validators import prohibit_surrogates
 from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, Provider
 from connectors.clients.attentive import KEY_PATTERN as ATTENTIVE_KEY_PATTERN
 from connectors.clients.klaviyo import KEY_PATTERN as KLAVIYO_KEY_PATTERN
@@ -19,17 +21,11 @@ MALFORMED_KLAVIYO_KEY = "A Klaviyo private API key is 'pk_' followed by 34 lette
 MALFORMED_ATTENTIVE_KEY = "That does not look like an Attentive API key."
 NOT_API_KEY_PROVIDER = "Connect {provider} with its sign-in flow, not an API key."
 UNKNOWN_PROVIDER = "Choose {choices}."
-SURROGATES = "This value contains characters that are not valid text."
 
 KEY_PATTERNS = {
     Provider.KLAVIYO: (KLAVIYO_KEY_PATTERN, MALFORMED_KLAVIYO_KEY),
     Provider.ATTENTIVE: (ATTENTIVE_KEY_PATTERN, MALFORMED_ATTENTIVE_KEY),
 }
-
-
-def prohibit_surrogates(value: str) -> None:
-    if any("\ud800" <= char <= "\udfff" for char in value):
-        raise ValidationError(SURROGATES, code="surrogates")
 
 
 class ApiKeyConnectForm(forms.Form):

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from config.validators import has_surrogates
 from dashboards.choices import WidgetType, WidgetWidth
 from dashboards.selectors import ATTRIBUTION_MODELS, OVERVIEW_KPIS
 
@@ -45,7 +46,10 @@ WIDGET_UNKNOWN_KEYS = "Widget {position}: unknown keys {keys}."
 WIDGET_UNKNOWN_TYPE = "Widget {position}: unknown type {value!r}; choose one of {choices}."
 WIDGET_UNKNOWN_METRIC = "Widget {position}: unknown metric {value!r} for {type}; choose one of {choices}."
 WIDGET_BAD_OPTIONS = "Widget {position}: options must be an object with only {choices}."
-WIDGET_BAD_TITLE = f"Widget {{position}}: title must be text of at most {MAX_TITLE_LENGTH} characters."
+WIDGET_BAD_TITLE = (
+    f"Widget {{position}}: title must be text of at most {MAX_TITLE_LENGTH} characters, without NUL characters or"
+    " lone surrogates."
+)
 WIDGET_BAD_WIDTH = "Widget {position}: width must be one of {choices}."
 
 
@@ -81,12 +85,21 @@ LAYOUT_JSON_SCHEMA = _layout_json_schema()
 
 
 def layout_validate(layout: Any) -> list[dict]:
-    """Return the layout normalised (options always present), or raise ValidationError({"layout": [...]})."""
+    """Return the layout normalised (options always present), or raise ValidationError({"layout": [...]}).
+
+    Any value at all is answered with one or the other: the API and the pages pass whatever JSON they were
+    sent. Only the title is free text, and it is what reaches jsonb: PostgreSQL refuses NUL there, and a
+    lone surrogate cannot be encoded. Messages quote input with repr(), which escapes both.
+    """
     if not isinstance(layout, list):
         raise ValidationError({"layout": [LAYOUT_NOT_A_LIST]})
     if len(layout) > MAX_WIDGETS:
         raise ValidationError({"layout": [LAYOUT_TOO_MANY]})
-    if len(json.dumps(layout, separators=(",", ":")).encode()) > MAX_LAYOUT_BYTES:
+    try:
+        size = len(json.dumps(layout, separators=(",", ":")).encode())
+    except (RecursionError, TypeError, ValueError):  # nested too deep, or not JSON at all (a Python caller)
+        size = MAX_LAYOUT_BYTES + 1
+    if size > MAX_LAYOUT_BYTES:
         raise ValidationError({"layout": [LAYOUT_TOO_BIG]})
     errors: list[str] = []
     normalised: list[dict] = []
@@ -96,9 +109,10 @@ def layout_validate(layout: Any) -> list[dict]:
             continue
         unknown = set(widget) - {"type", "metric", "options"}
         if unknown:
-            errors.append(WIDGET_UNKNOWN_KEYS.format(position=position, keys=", ".join(sorted(unknown))))
+            keys = ", ".join(repr(key) for key in sorted(unknown, key=str))
+            errors.append(WIDGET_UNKNOWN_KEYS.format(position=position, keys=keys))
         kind, metric, options = widget.get("type"), widget.get("metric"), widget.get("options", {})
-        # Any JSON can arrive here: a non-string type or metric (an object, a list) is unknown, not unhashable.
+        # Membership tests below hash the value: a list or an object here must be an error, not a TypeError.
         if not isinstance(kind, str) or kind not in WIDGET_METRICS:
             errors.append(WIDGET_UNKNOWN_TYPE.format(position=position, value=kind, choices=", ".join(WIDGET_METRICS)))
             continue
@@ -109,10 +123,10 @@ def layout_validate(layout: Any) -> list[dict]:
             errors.append(WIDGET_BAD_OPTIONS.format(position=position, choices=", ".join(sorted(OPTION_KEYS))))
             continue
         title = options.get("title", "")
-        if not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH:
+        if not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH or "\x00" in title or has_surrogates(title):
             errors.append(WIDGET_BAD_TITLE.format(position=position))
         width = options.get("width", WidgetWidth.NORMAL)
-        if width not in WidgetWidth.values:
+        if not isinstance(width, str) or width not in WidgetWidth.values:
             errors.append(WIDGET_BAD_WIDTH.format(position=position, choices=", ".join(WidgetWidth.values)))
         normalised.append({"type": kind, "metric": metric, "options": dict(options)})
     if errors:

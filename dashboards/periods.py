@@ -15,8 +15,15 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone as dj_timezone
 
 MAX_RANGE_DAYS = 731  # two years, leap day included
+# The dates a range may name. Wide enough for any store's history (Shopify opened in 2006), and far enough
+# from date.min and date.max that every date computed from a range stays a date: the comparison periods
+# (up to MAX_RANGE_DAYS before, or a year before), the twelve cohort months before the end
+# (selectors.cohort_period), the day after the end for timestamp bounds. Year 1 made all of them raise.
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2099, 12, 31)
 
 DATE_INVALID = "Enter a date as YYYY-MM-DD."
+DATE_OUT_OF_RANGE = f"Enter a date between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}."
 RANGE_REVERSED = "The end date is before the start date."
 RANGE_TOO_LONG = f"A date range can cover at most 2 years ({MAX_RANGE_DAYS} days)."
 RANGE_INCOMPLETE = "Give both a start and an end date, or neither."
@@ -118,10 +125,13 @@ def date_range_parse(
     current: Period | None = None
     if raw_start or raw_end:
         start, end = _parse_date(raw_start), _parse_date(raw_end)
-        if raw_start and start is None:
-            errors["start"] = [DATE_INVALID]
-        if raw_end and end is None:
-            errors["end"] = [DATE_INVALID]
+        for field, raw, value in (("start", raw_start, start), ("end", raw_end, end)):
+            if raw and value is None:
+                errors[field] = [DATE_INVALID]
+            elif value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+                errors[field] = [DATE_OUT_OF_RANGE]
+        if errors.get("start") or errors.get("end"):
+            start = end = None  # reported; no range checks over dates that are refused
         if start and end:
             if end < start:
                 errors["end"] = [RANGE_REVERSED]
@@ -129,7 +139,7 @@ def date_range_parse(
                 errors["end"] = [RANGE_TOO_LONG]
             else:
                 current = Period(start=start, end=end)
-        elif not errors:
+        elif not (raw_start and raw_end):
             errors["start" if not raw_start else "end"] = [RANGE_INCOMPLETE]
         preset = ""
     elif preset and preset not in PRESETS:

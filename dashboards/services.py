@@ -9,12 +9,16 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Merchant
 from compliance.services import Actor, audit_event_record
+from config.validators import has_surrogates
 from dashboards.layouts import layout_validate
 from dashboards.models import DashboardTemplate
 
 NAME_TAKEN = "A dashboard template with this name already exists."
 VERSION_STALE = "This template was changed by someone else (now version {current}); reload it and try again."
 NAME_REQUIRED = "Give the template a name."
+NAME_MAX_LENGTH = 100  # DashboardTemplate.name
+NAME_TOO_LONG = f"At most {NAME_MAX_LENGTH} characters."
+TEXT_NOT_STORABLE = "Text may not contain NUL characters or lone surrogates."
 
 
 class DashboardTemplateConflict(Exception):
@@ -26,12 +30,20 @@ class DashboardTemplateConflict(Exception):
         self.message = message
 
 
+def _storable(field: str, value: str) -> str:
+    """The forms and serializers refuse these already; every other caller meets the same rule here, before
+    PostgreSQL (which refuses NUL) or the UTF-8 encoder (which refuses lone surrogates) would, with a 500."""
+    if "\x00" in value or has_surrogates(value):
+        raise ValidationError({field: [TEXT_NOT_STORABLE]})
+    return value
+
+
 def _clean_name(name: str) -> str:
-    name = (name or "").strip()
+    name = _storable("name", (name or "").strip())
     if not name:
         raise ValidationError({"name": [NAME_REQUIRED]})
-    if len(name) > 100:
-        raise ValidationError({"name": ["At most 100 characters."]})
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError({"name": [NAME_TOO_LONG]})
     return name
 
 
@@ -62,6 +74,7 @@ def dashboard_template_create(
     request_context: dict | None = None,
 ) -> DashboardTemplate:
     name = _clean_name(name)
+    description = _storable("description", description or "")
     layout = layout_validate(layout)
     if _name_taken(merchant, name):
         raise DashboardTemplateConflict(NAME_TAKEN, field="name")
@@ -93,6 +106,7 @@ def dashboard_template_update(
 ) -> DashboardTemplate:
     """Optimistic concurrency: `version` must be the one the caller read, else DashboardTemplateConflict."""
     name = _clean_name(name) if name is not None else None
+    description = _storable("description", description) if description is not None else None
     layout = layout_validate(layout) if layout is not None else None
     try:
         with transaction.atomic():

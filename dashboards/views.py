@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -17,8 +16,11 @@ from django.views.decorators.http import require_POST
 from accounts.views import merchant_member_required
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
+from config.validators import has_surrogates
 from dashboards import selectors
 from dashboards.cache import cached, marts_version
+from dashboards.exports import csv_lines
+from dashboards.forms import DashboardTemplateEditForm, DashboardTemplateSaveForm
 from dashboards.layouts import PAGE_LAYOUTS, STARTER_TEMPLATES, WIDGET_METRICS
 from dashboards.periods import COMPARISONS, PRESETS, DateRange, Period, date_range_parse
 from dashboards.services import (
@@ -323,11 +325,7 @@ def engagement(request: HttpRequest) -> HttpResponse:
 
 
 # --- CSV export -------------------------------------------------------------------------------------
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+# Every table goes through dashboards.exports.csv_lines, which neutralises formulas in text cells.
 
 
 def _overview_csv(merchant, dr: DateRange, params) -> Iterable[list]:
@@ -475,16 +473,10 @@ def export_csv(request: HttpRequest, table: str) -> HttpResponse:
     except ValidationError as exc:
         lines = [f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()]
         return HttpResponse("\n".join(lines) + "\n", status=400, content_type="text/plain; charset=utf-8")
-    writer = csv.writer(_Echo())
     # Materialise the query before streaming so a database error is a 500 here, not a truncated download.
     rows = list(rows_of(request.merchant, dr, request.GET))
-
-    def stream() -> Iterator[str]:
-        for row in rows:
-            yield writer.writerow(row)
-
     name = f"{request.merchant.key}-{table}-{dr.current.start}-{dr.current.end}.csv"
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
@@ -605,12 +597,29 @@ def template_apply(request: HttpRequest) -> HttpResponse:
     return redirect("dashboards:template_detail", request.merchant.pk, template.pk)
 
 
+def _form_error_text(form) -> str:
+    return " ".join(message for messages_ in form.errors.values() for message in messages_)
+
+
+def _back_url(request: HttpRequest) -> str:
+    """Where a failed save returns to: the page it came from if that is one of ours, else the template list."""
+    back = request.POST.get("back", "")
+    if "\x00" in back or has_surrogates(back) or not url_has_allowed_host_and_scheme(back, {request.get_host()}):
+        return reverse("dashboards:template_list", args=[request.merchant.pk])
+    return back
+
+
 @require_POST
 @merchant_member_required
 def template_save(request: HttpRequest) -> HttpResponse:
     """ "Save as template" from a built-in page, a starter or another template."""
-    source = request.POST.get("source", "")
-    kind, _, key = source.partition(":")
+    form = DashboardTemplateSaveForm(request.POST)
+    if not form.is_valid():
+        if "source" in form.errors:
+            raise Http404("Nothing to save from.")
+        messages.error(request, f"Not saved: {_form_error_text(form)}")
+        return redirect(_back_url(request))
+    kind, _, key = form.cleaned_data["source"].partition(":")
     if kind == "page" and key in PAGE_LAYOUTS:
         layout = PAGE_LAYOUTS[key]
     elif kind == "starter" and key in STARTER_TEMPLATES:
@@ -622,8 +631,8 @@ def template_save(request: HttpRequest) -> HttpResponse:
     try:
         template = dashboard_template_create(
             merchant=request.merchant,
-            name=request.POST.get("name", ""),
-            description=request.POST.get("description", ""),
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
             layout=layout,
             actor=_actor(request),
             request_context=request_context(request),
@@ -631,10 +640,7 @@ def template_save(request: HttpRequest) -> HttpResponse:
     except (ValidationError, DashboardTemplateConflict) as exc:
         text = exc.message if isinstance(exc, DashboardTemplateConflict) else " ".join(exc.messages)
         messages.error(request, f"Not saved: {text}")
-        back = request.POST.get("back", "")
-        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-            back = reverse("dashboards:template_list", args=[request.merchant.pk])
-        return redirect(back)
+        return redirect(_back_url(request))
     messages.success(request, f"Saved “{template.name}”.")
     return redirect("dashboards:template_detail", request.merchant.pk, template.pk)
 
@@ -645,19 +651,17 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
     """Rename or re-lay out a template; the form carries the version it was read at (stale → refused)."""
     template = selectors.dashboard_template_get(merchant=request.merchant, template_id=template_id)
     detail = reverse("dashboards:template_detail", args=[request.merchant.pk, template.pk])
-    try:
-        layout = json.loads(request.POST.get("layout", ""))
-        version = int(request.POST.get("version", ""))
-    except (ValueError, TypeError):
-        messages.error(request, "Not saved: the layout must be JSON and the form must carry a version.")
+    form = DashboardTemplateEditForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Not saved: {_form_error_text(form)}")
         return redirect(detail)
     try:
         template = dashboard_template_update(
             template=template,
-            version=version,
-            name=request.POST.get("name", template.name),
-            description=request.POST.get("description", ""),
-            layout=layout,
+            version=form.cleaned_data["version"],
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            layout=form.cleaned_data["layout"],
             actor=_actor(request),
             request_context=request_context(request),
         )

@@ -225,7 +225,8 @@ def cmd_run(args: list[str]) -> None:
     manage(env, "seed_demo_data")
 
     web_cmd = [
-        PY, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}", "--workers", "2",
+        PY, "-m", "gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application",
+        "--bind", f"127.0.0.1:{PORT}", "--workers", "2",
         "--reload", "--access-logfile", "-", "--graceful-timeout", "5",
     ]  # fmt: skip
     if start_service("web", web_cmd, env):

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
@@ -24,6 +25,7 @@ USER_EVENTS = frozenset({"user.updated", "user.deleted"})
 
 @csrf_exempt  # authenticated by the Svix signature, not a browser session
 @require_POST
+@sensitive_variables("secret", "verifier")  # the Svix signing secret, in any error report of this view
 def clerk_webhook(request: HttpRequest) -> HttpResponse:
     secret = settings.CLERK_WEBHOOK_SECRET
     if not secret:
@@ -56,6 +58,7 @@ def clerk_webhook(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt  # RFC 8058 one-click unsubscribe POSTs come from mail providers, without our cookies
 @require_http_methods(["GET", "POST"])
+@sensitive_variables("token")  # whoever holds it can unsubscribe its recipient
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "GET":
         # GET only shows a button: link scanners follow GET links and must not unsubscribe anyone.

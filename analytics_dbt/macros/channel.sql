@@ -6,8 +6,8 @@
   sms          utm_medium sms
   affiliate    utm_medium affiliate
   other_paid   any other utm_medium cpc/ppc/paid*/display
-  organic_social  fbclid without a paid medium, or a referrer on a social network
-  organic_search  referrer on a search engine
+  organic_social  fbclid without a paid medium, or a referrer on a social network (var social_referrer_domains)
+  organic_search  referrer on a search engine (var search_referrer_domains)
   referral     any other external referrer, or utm_medium referral
   direct       nothing of the above
 -#}
@@ -22,11 +22,28 @@ case
     when lower({{ utm_medium }}) = 'sms' then 'sms'
     when lower({{ utm_medium }}) = 'affiliate' then 'affiliate'
     when lower({{ utm_medium }}) in ('cpc', 'ppc', 'cpm', 'display') or lower({{ utm_medium }}) like 'paid%' then 'other_paid'
-    when {{ fbclid }} is not null
-        or {{ referrer_host }} ~ '(^|\.)(facebook|instagram|tiktok|pinterest|twitter|x|linkedin|youtube|reddit)\.com$'
+    when {{ fbclid }} is not null or {{ referrer_host }} ~ {{ referrer_domain_regex(var('social_referrer_domains')) }}
         then 'organic_social'
-    when {{ referrer_host }} ~ '(^|\.)(google|bing|duckduckgo|yahoo|ecosia|baidu|yandex)\.[a-z.]+$' then 'organic_search'
+    when {{ referrer_host }} ~ {{ referrer_domain_regex(var('search_referrer_domains')) }} then 'organic_search'
     when {{ referrer_host }} is not null or lower({{ utm_medium }}) = 'referral' then 'referral'
     else 'direct'
 end
+{%- endmacro %}
+
+{#- A regex literal matching a host that is one of `domains` or a subdomain of one (domain suffix, never a
+    substring). `name.*` stands for the name under any one- or two-part top-level domain. -#}
+{% macro referrer_domain_regex(domains) -%}
+{%- set parts = [] -%}
+{%- for raw_domain in domains -%}
+    {%- set d = raw_domain | string | lower | trim -%}
+    {%- if not modules.re.match('^[a-z0-9-]+(\\.[a-z0-9-]+)*(\\.\\*)?$', d) -%}
+        {{ exceptions.raise_compiler_error("invalid referrer domain " ~ d) }}
+    {%- endif -%}
+    {%- if d.endswith('.*') -%}
+        {%- do parts.append(d[:-2] | replace('.', '\\.') ~ '\\.[a-z]{2,3}(\\.[a-z]{2})?') -%}
+    {%- else -%}
+        {%- do parts.append(d | replace('.', '\\.')) -%}
+    {%- endif -%}
+{%- endfor -%}
+'(^|\.)({{ parts | join('|') }})$'
 {%- endmacro %}

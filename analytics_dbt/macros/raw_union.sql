@@ -7,8 +7,9 @@
   relation with the raw table's columns and types, so models still compile and build.
   A table present but lacking a column the models read stops the model with an error naming the merchant's
   schema (services._affected_merchants tells that store, not every store).
-  `incremental_on`: on incremental runs read only rows newer than what this model holds for that merchant
-  (the column must exist in both).
+  `incremental_on`: on incremental runs read only rows newer than what this model holds for that merchant, less
+  the var raw_commit_lag_hours (macros/incremental.sql: rows commit after they were extracted; the column must
+  exist in both).
 -#}
 {% macro raw_union(table, incremental_on=none) %}
 {%- set cols = raw_tables()[table] -%}
@@ -21,9 +22,7 @@ where false
 select {{ m['id'] | int }}::integer as merchant_id{% for c in cols %}, r.{{ adapter.quote(c[0]) }}{% endfor %}
 from {{ adapter.quote(merchant_schema(m)) }}.{{ adapter.quote(table) }} as r
 {%- if incremental_on is not none and is_incremental() %}
-where r.{{ incremental_on }} > (
-    select coalesce(max({{ incremental_on }}), '-infinity'::timestamptz) from {{ this }} where merchant_id = {{ m['id'] | int }}
-)
+where {{ later_than('r.' ~ incremental_on, watermark(incremental_on, m['id']) ~ ' - ' ~ raw_commit_lag()) }}
 {%- endif %}
 {% if not loop.last %}union all{% endif %}
 {%- endfor %}

@@ -1,14 +1,16 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api import JSONField
+from config.validators import prohibit_surrogates
 from dashboards.layouts import LAYOUT_JSON_SCHEMA
 from dashboards.models import DashboardTemplate
-from dashboards.periods import COMPARISONS, PRESETS
+from dashboards.periods import COMPARISONS, EARLIEST_DATE, LATEST_DATE, PRESETS
 from dashboards.selectors import ATTRIBUTION_MODELS
 
 
 @extend_schema_field(LAYOUT_JSON_SCHEMA)
-class LayoutField(serializers.JSONField):
+class LayoutField(JSONField):
     """Any JSON on input (dashboards.layouts validates it and names the widget at fault), documented with the
     layout's rules."""
 
@@ -16,7 +18,10 @@ class LayoutField(serializers.JSONField):
 class DateRangeQuerySerializer(serializers.Serializer):
     """Documentation of the range parameters; validation is dashboards.periods.date_range_parse (shared with pages)."""
 
-    start = serializers.DateField(required=False, help_text="First day (YYYY-MM-DD, shop time zone). With `end`.")
+    start = serializers.DateField(
+        required=False,
+        help_text=f"First day (YYYY-MM-DD, shop time zone), from {EARLIEST_DATE} to {LATEST_DATE}. With `end`.",
+    )
     end = serializers.DateField(required=False, help_text="Last day, inclusive. At most 2 years after `start`.")
     preset = serializers.ChoiceField(
         choices=list(PRESETS), required=False, help_text="Used when no dates are given; default last_30_days."
@@ -74,12 +79,20 @@ class EngagementResponseSerializer(MetricsResponseSerializer):
     daily = serializers.ListField(child=serializers.DictField())
 
 
+VERSION_MAX = 2**31 - 1  # DashboardTemplate.version is a PositiveIntegerField
+# DRF's CharField refuses NUL; these refuse lone surrogates, which JSON can carry and UTF-8 cannot encode.
+TEXT_VALIDATORS = [prohibit_surrogates]
+
+
 class DashboardTemplateSerializer(serializers.ModelSerializer):
     """Input is passed to the services unvalidated beyond types: layout rules live in dashboards.layouts."""
 
     layout = LayoutField(help_text="Ordered widgets: [{type, metric, options: {title, width}}].")
     version = serializers.IntegerField(
-        required=False, help_text="Read-only on create; on update, the version you read (stale → 409)."
+        required=False,
+        min_value=1,
+        max_value=VERSION_MAX,
+        help_text="Read-only on create; on update, the version you read (stale → 409).",
     )
 
     class Meta:
@@ -87,14 +100,16 @@ class DashboardTemplateSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "layout", "version", "created_by", "updated_by", "created_at",
                   "updated_at"]  # fmt: skip
         read_only_fields = ["id", "created_by", "updated_by", "created_at", "updated_at"]
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs = {"name": {"validators": TEXT_VALIDATORS}, "description": {"validators": TEXT_VALIDATORS}}
 
 
 class DashboardTemplateUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    name = serializers.CharField(required=False, max_length=100, validators=TEXT_VALIDATORS)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000, validators=TEXT_VALIDATORS)
     layout = LayoutField(required=False)
-    version = serializers.IntegerField(help_text="The version you read; a stale one answers 409.")
+    version = serializers.IntegerField(
+        min_value=1, max_value=VERSION_MAX, help_text="The version you read; a stale one answers 409."
+    )
 
 
 class AppliedWidgetSerializer(serializers.Serializer):

@@ -25,6 +25,28 @@ T_ORDER = dt.datetime(2026, 3, 20, 18, 0, tzinfo=UTC)  # 11:00 in Los Angeles
 EXTRACTED = dt.datetime(2026, 3, 25, 0, 0, tzinfo=UTC)
 
 
+REFERRER_CHANNELS = [
+    ("https://t.co/AbC123", "organic_social"),
+    ("https://x.com/shop/status/1", "organic_social"),
+    ("https://www.snapchat.com/", "organic_social"),
+    ("https://l.facebook.com/l.php?u=x", "organic_social"),
+    ("https://lm.facebook.com/", "organic_social"),
+    ("https://m.facebook.com/", "organic_social"),
+    ("https://lnkd.in/abc", "organic_social"),
+    ("https://www.threads.net/@shop", "organic_social"),
+    ("https://www.pinterest.co.uk/pin/1", "organic_social"),
+    ("https://www.google.co.uk/", "organic_search"),
+    ("https://duckduckgo.com/", "organic_search"),
+    ("https://www.ecosia.org/search?q=x", "organic_search"),
+    ("https://search.yahoo.co.jp/", "organic_search"),
+    ("https://yandex.ru/", "organic_search"),
+    ("https://notgoogle.com/", "referral"),
+    ("https://box.com/", "referral"),
+    ("https://google.evil-example.net/", "referral"),
+    ("https://blog.example.com/post", "referral"),
+]
+
+
 class Raw:
     """Writes raw rows the way Airbyte lands them (metadata filled in)."""
 
@@ -335,9 +357,23 @@ def build_golden_raw(conn) -> None:
             subscriber_phone="+15550000001",
         )
 
+    # Referrers, classified by domain suffix (never by substring).
+    for i, (referrer, _) in enumerate(REFERRER_CHANNELS):
+        raw.session(f"sref-{i}", None, dt.datetime(2026, 2, 20, 18, 0, tzinfo=UTC), anonymous_id=f"anon-ref-{i}",
+                    referrer=referrer)  # fmt: skip
+
     # The other merchant: 23:30 UTC on 1 March is already 2 March in Berlin; same order id, other shop.
     create_raw_schema(conn, OTHER["key"])
-    Raw(conn, OTHER).order(1001, 901, dt.datetime(2026, 3, 1, 23, 30, tzinfo=UTC), gross="60.00")
+    other = Raw(conn, OTHER)
+    other.order(1001, 901, dt.datetime(2026, 3, 1, 23, 30, tzinfo=UTC), gross="60.00")
+    # Google Ads in micros, one row per network x device: 3 x 1.005 is 3.015 -> 3.02 (not 3 x 1.01 = 3.03).
+    other.add("google_ads_customer", customer_id=666, customer_currency_code="EUR", segments_date=dt.date(2026, 3, 1))
+    for device in ("MOBILE", "DESKTOP", "TABLET"):
+        other.add(
+            "google_ads_campaign", customer_id=666, campaign_id=88, campaign_name="Cents",
+            segments_date=dt.date(2026, 3, 2), segments_ad_network_type="SEARCH", segments_device=device,
+            metrics_cost_micros=1_005_000,
+        )  # fmt: skip
     conn.commit()
 
 
@@ -492,7 +528,7 @@ def test_ad_spend_restated_and_converted_to_shop_currency(golden):
         golden,
         """
         select platform, date_day, spend_account_currency, fx_rate, spend, currency, conversions_value
-        from analytics.fct_ad_spend_daily order by platform""",
+        from analytics.fct_ad_spend_daily where merchant_id = 7 order by platform""",
     )
     assert got == [
         (
@@ -606,3 +642,21 @@ def test_merchants_are_kept_apart_each_in_its_timezone(golden):
     ]
     day = rows(golden, "select date_day, orders, currency from analytics.fct_daily_summary where merchant_id = 8")
     assert day == [(dt.date(2026, 3, 2), 1, "EUR")]
+
+
+def test_google_ads_cost_is_summed_in_micros_and_divided_once(golden):
+    got = rows(
+        golden,
+        "select spend_account_currency, spend, currency from analytics.fct_ad_spend_daily"
+        " where merchant_id = 8 and campaign_id = '88'",
+    )
+    assert got == [(Decimal("3.02"), Decimal("3.02"), "EUR")]
+
+
+def test_referrers_are_classified_by_domain_suffix(golden):
+    got = rows(
+        golden,
+        "select referrer, channel from analytics.fct_sessions where session_id like 'sref-%%'"
+        " order by substring(session_id from 6)::int",
+    )
+    assert got == REFERRER_CHANNELS

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from analytics.dbt_runner import dbt_invoke
+import re
+
+import yaml
+
+from analytics.dbt_runner import PROJECT_DIR, dbt_invoke
 from analytics.raw_schema import DBT_MACRO_PATH, render_dbt_macro
 
 from .conftest import connect
@@ -29,3 +33,16 @@ def test_empty_merchant_list_parses_and_builds_empty_relations(scratch_db_factor
             "('merchant_id', 'net_revenue', 'order_date') order by 1"
         ).fetchall()
         assert columns == [("merchant_id", "integer"), ("net_revenue", "numeric"), ("order_date", "date")]
+
+
+def test_metrics_doc_lists_the_referrer_domains_the_models_use():
+    project_vars = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    doc = (PROJECT_DIR.parent / "docs" / "metrics.md").read_text()
+    listed = re.search(r"<!-- referrer-domains:start -->(.*)<!-- referrer-domains:end -->", doc, re.S).group(1)
+    lists = dict(re.findall(r"^- (Social networks|Search engines): (.+)$", listed, re.M))
+    assert lists["Social networks"].split(", ") == project_vars["social_referrer_domains"]
+    assert lists["Search engines"].split(", ") == project_vars["search_referrer_domains"]
+    for common in ("t.co", "x.com", "snapchat.com", "threads.net", "lnkd.in", "linkedin.com", "reddit.com"):
+        assert common in project_vars["social_referrer_domains"]
+    for common in ("google.*", "bing.com", "duckduckgo.com", "yahoo.*", "baidu.com", "yandex.*", "ecosia.org"):
+        assert common in project_vars["search_referrer_domains"]

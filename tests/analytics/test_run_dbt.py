@@ -8,6 +8,8 @@ import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
 
 from accounts.choices import Role
 from analytics.choices import DbtRunStatus
@@ -15,8 +17,10 @@ from analytics.demo_data import generate_demo_data
 from analytics.models import DbtRun
 from analytics.selectors import warehouse_connection_params
 from analytics.services import DBT_LOCK_KEY
+from compliance.models import AuditEvent
 from notifications.choices import NotificationKind
 from notifications.models import Notification
+from notifications.services import notification_deliver
 from tests.accounts.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
@@ -197,3 +201,42 @@ def test_a_failure_naming_one_store_alerts_that_store_only(stores_with_and_witho
     told = Notification.objects.filter(merchant__isnull=False)
     assert list(told.values_list("merchant__key", "kind")) == [("partial_shop", NotificationKind.DBT_RUN_FAILED)]
     assert Notification.objects.filter(staff_user=staff, kind=NotificationKind.DBT_RUN_FAILED).count() == 1
+
+
+def test_a_killed_run_is_marked_interrupted_by_the_next_run_and_staff_hear_once(
+    smtp_sink, settings, django_capture_on_commit_callbacks, client
+):
+    settings.APP_BASE_URL = "https://app.example.com"
+    staff = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-ops-12345")
+    # what a SIGKILLed `run_dbt build` leaves: its row still `running`, its lock gone with its session
+    killed = DbtRun.objects.create(
+        command="build", args=["build"], started_at=timezone.now() - dt.timedelta(hours=9), merchant_ids=[]
+    )
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command("run_dbt", "run", "--select", "dim_merchants")
+        call_command("run_dbt", "run", "--select", "dim_merchants")  # the next night: reported once only
+
+    killed.refresh_from_db()
+    assert killed.status == DbtRunStatus.INTERRUPTED
+    first, second = DbtRun.objects.exclude(pk=killed.pk).order_by("id")
+    assert first.status == second.status == DbtRunStatus.SUCCESS
+    assert first.started_at <= killed.finished_at <= first.finished_at
+    assert killed.error.startswith("interrupted: the process running it ended") and f"run #{first.pk}" in killed.error
+    audit = AuditEvent.objects.get(action="dbt_run.interrupted")
+    assert (audit.target_id, audit.metadata["found_by_run"]) == (str(killed.pk), first.pk)
+
+    [alert] = Notification.objects.all()
+    assert (alert.staff_user, alert.kind, alert.merchant) == (staff, NotificationKind.DBT_RUN_FAILED, None)
+    assert len(callbacks) == 1
+    assert notification_deliver(notification_id=alert.pk).status == "sent"
+    [message] = smtp_sink.messages()
+    assert message["rcpt_tos"] == ["ops@example.com"]
+    assert message["subject"] == f"[Ops] dbt build interrupted (run #{killed.pk})"
+    assert "ended before it recorded how the run ended" in message["text"]
+
+    client.force_login(staff)
+    changelist = reverse("admin:analytics_dbtrun_changelist")
+    page = client.get(changelist, {"status": DbtRunStatus.INTERRUPTED}).content.decode()
+    assert "Interrupted" in page and reverse("admin:analytics_dbtrun_change", args=[killed.pk]) in page
+    assert reverse("admin:analytics_dbtrun_change", args=[first.pk]) not in page

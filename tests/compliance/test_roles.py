@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
@@ -152,6 +154,14 @@ def _test_database_url(variable: str) -> str:
     return url._replace(path="/" + settings.DATABASES["default"]["NAME"]).geturl()
 
 
+CLERK_PEM = (
+    rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+
+
 def _manage(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR") if k in os.environ}
     env.update(
@@ -162,6 +172,7 @@ def _manage(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedPr
         REDIS_URL="redis://127.0.0.1:6379/0",
         ALLOWED_HOSTS="app.example.com",
         CLERK_AUTHORIZED_PARTIES="https://app.example.com",
+        CLERK_JWT_KEY=CLERK_PEM,
     )
     env.update(env_overrides)
     return subprocess.run(

@@ -6,9 +6,15 @@ import sys
 
 import pytest
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 
 ROOT = settings.BASE_DIR
+_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+CLERK_PEM = (
+    _RSA.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+)
 
 
 def _run(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -30,6 +36,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "ALLOWED_HOSTS": "app.example.com",
         "CLERK_AUTHORIZED_PARTIES": "https://app.example.com",
+        "CLERK_JWT_KEY": CLERK_PEM,
     }
     env.update(overrides)
     return env
@@ -85,4 +92,116 @@ def test_an_authorized_party_that_is_not_an_origin_is_refused(party):
     assert result.stderr.strip().splitlines() == [
         f"configuration error: CLERK_AUTHORIZED_PARTIES entry {party!r} is not an origin "
         "(scheme://host[:port], no path)"
+    ]
+
+
+# --- every setting production cannot serve without (issue 12 item 7) ---------------------------------------
+
+SECRET = "s3cr3t-value-that-must-not-be-echoed"
+EC_PEM = (
+    ec.generate_private_key(ec.SECP256R1())
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+PRIVATE_PEM = _RSA.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+FERNET_HINT = (
+    "(32 url-safe base64-encoded bytes: python -c 'from cryptography.fernet import Fernet; "
+    "print(Fernet.generate_key().decode())')"
+)
+
+BAD_PRODUCTION_SETTINGS = {
+    "no Clerk key": (
+        {"CLERK_JWT_KEY": None},
+        "CLERK_JWT_KEY (or CLERK_JWT_KEY_FILE) is required: Clerk's PEM public key (dashboard, API keys)",
+    ),
+    "Clerk key not a PEM": (
+        {"CLERK_JWT_KEY": SECRET},
+        "CLERK_JWT_KEY is not a PEM public key (-----BEGIN PUBLIC KEY----- ...)",
+    ),
+    "Clerk key truncated": (
+        {"CLERK_JWT_KEY": CLERK_PEM[:200]},
+        "CLERK_JWT_KEY is not a PEM public key (-----BEGIN PUBLIC KEY----- ...)",
+    ),
+    "Clerk key is the private key": (
+        {"CLERK_JWT_KEY": PRIVATE_PEM},
+        "CLERK_JWT_KEY is not a PEM public key (-----BEGIN PUBLIC KEY----- ...)",
+    ),
+    "Clerk key not RSA": (
+        {"CLERK_JWT_KEY": EC_PEM},
+        "CLERK_JWT_KEY is not an RSA public key: Clerk signs session tokens with RS256",
+    ),
+    "Clerk key file missing": (
+        {"CLERK_JWT_KEY": None, "CLERK_JWT_KEY_FILE": "/nonexistent/clerk.pem"},
+        "CLERK_JWT_KEY_FILE points at /nonexistent/clerk.pem, which does not exist",
+    ),
+    "malformed encryption key": (
+        {"FIELD_ENCRYPTION_KEYS": SECRET},
+        f"FIELD_ENCRYPTION_KEYS entry 1 of 1 is not a Fernet key {FERNET_HINT}",
+    ),
+    "second encryption key malformed": (
+        {"FIELD_ENCRYPTION_KEYS": f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()[:-2]}"},
+        f"FIELD_ENCRYPTION_KEYS entry 2 of 2 is not a Fernet key {FERNET_HINT}",
+    ),
+    "weak secret key": (
+        {"SECRET_KEY": SECRET},
+        "SECRET_KEY is too weak: use at least 50 random characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))')",
+    ),
+    "no allowed hosts": (
+        {"ALLOWED_HOSTS": None},
+        "ALLOWED_HOSTS is required: the host names the app answers (e.g. app.example.com)",
+    ),
+    "any host": ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS must name the app's hosts, not '*' (Host-header attacks)"),
+    "Clerk secret key malformed": (
+        {"CLERK_SECRET_KEY": SECRET},
+        "CLERK_SECRET_KEY is not a Clerk secret key (sk_live_... or sk_test_...)",
+    ),
+    "webhook secret malformed": (
+        {"CLERK_WEBHOOK_SECRET": "whsec_" + SECRET},
+        "CLERK_WEBHOOK_SECRET is not a Svix signing secret (whsec_ and base64)",
+    ),
+    "trusted origin not an origin": (
+        {"CSRF_TRUSTED_ORIGINS": "app.example.com"},
+        "CSRF_TRUSTED_ORIGINS entry 'app.example.com' is not an origin (scheme://host[:port], no path)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("overrides", "line"), BAD_PRODUCTION_SETTINGS.values(), ids=BAD_PRODUCTION_SETTINGS.keys())
+def test_production_does_not_boot_with_a_setting_it_cannot_serve_with(overrides, line):
+    env = _production_env()
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    result = _run(env, "check")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [f"configuration error: {line}"]
+    assert SECRET not in result.stderr
+
+
+def test_production_boots_with_the_clerk_key_from_a_file(tmp_path):
+    key_file = tmp_path / "clerk.pem"
+    key_file.write_text(CLERK_PEM)
+    env = _production_env(CLERK_JWT_KEY_FILE=str(key_file))
+    del env["CLERK_JWT_KEY"]
+    result = _run(env, "check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_boots_with_the_clerk_key_on_one_line_with_escaped_line_breaks():
+    result = _run(_production_env(CLERK_JWT_KEY=CLERK_PEM.replace("\n", "\\n")), "check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_malformed_encryption_key_stops_local_development_too():
+    env = _production_env(DJANGO_DEV="1", FIELD_ENCRYPTION_KEYS=SECRET)
+    result = _run(env, "check")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"configuration error: FIELD_ENCRYPTION_KEYS entry 1 of 1 is not a Fernet key {FERNET_HINT}"
     ]

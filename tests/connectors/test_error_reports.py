@@ -3,8 +3,8 @@ and clients that hold decrypted secrets carry none of them (issue 12, item 8).
 
 Each test makes a real request (or service call) fail deep inside those frames — the encryption keys
 turned malformed after the provider accepted the secret, so `encrypt_secret` raises where the plaintext is
-in hand — and renders the report Django would mail or show (`ExceptionReporter`, with the default
-`SafeExceptionReporterFilter`), as text and as HTML.
+in hand — and renders the report Django would mail or show (the configured reporter and filter,
+config/reporting.py), as text and as HTML.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.signals import got_request_exception
 from django.test import Client
-from django.views.debug import ExceptionReporter
+from django.views.debug import ExceptionReporter, get_exception_reporter_class
 
 from accounts.choices import Role
 from connectors import services
@@ -43,7 +43,7 @@ def reports(settings):
     rendered: list[dict] = []
 
     def render(sender, request, **kwargs):
-        reporter = ExceptionReporter(request, *sys.exc_info())
+        reporter = get_exception_reporter_class(request)(request, *sys.exc_info())
         rendered.append(
             {
                 "text": reporter.get_traceback_text(),
@@ -125,8 +125,10 @@ def test_oauth_callback_error_report_carries_no_token(clerk, owner, providers, r
     functions = {frame["function"] for frame in report["frames"]}
     assert {"oauth_callback", "oauth_complete", "credential_store", "encrypt_secret"} <= functions
     assert_absent(report, PLANTED_SHORT, PLANTED_LONG, settings.META_APP_SECRET)
-    # The code is in the URL, which Django's report shows as it is (the request's repr and GET section);
-    # no variable of our own frames shows it.
+    # Nor the code and state, which came in the URL: the report shows the callback's query redacted, in its
+    # URL, GET section, META and the request's repr (config/reporting.py).
+    assert_absent(report, code, state)
+    assert "/connectors/oauth/meta/callback/?[REDACTED]" in report["text"]
     ours = [f for f in report["frames"] if f["function"] in {"oauth_callback", "oauth_complete", "credential_store"}]
     assert len(ours) == 3
     for frame in ours:

@@ -54,7 +54,7 @@ def test_create_list_retrieve(api, owner):
     [
         ([LAYOUT[0], {"type": "pie", "metric": "orders"}], "Widget 2: unknown type 'pie'"),
         ([{"type": "kpi", "metric": "profit"}], "Widget 1: unknown metric 'profit' for kpi"),
-        ([LAYOUT[0], LAYOUT[1], {"type": "kpi", "metric": "mer", "colour": "red"}], "Widget 3: unknown keys colour"),
+        ([LAYOUT[0], LAYOUT[1], {"type": "kpi", "metric": "mer", "colour": "red"}], "Widget 3: unknown keys 'colour'"),
         ([{"type": "kpi", "metric": "mer", "options": {"width": "huge"}}], "Widget 1: width must be one of"),
         ({"type": "kpi"}, layouts.LAYOUT_NOT_A_LIST),
         ([LAYOUT[0]] * 51, layouts.LAYOUT_TOO_MANY),

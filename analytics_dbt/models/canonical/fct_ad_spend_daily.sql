@@ -17,7 +17,9 @@
 {%- if is_incremental() %}
     {%- set since = "(select coalesce(max(date_day), '-infinity'::date) - " ~ (var('meta_restatement_days') | int)
         ~ " from " ~ this ~ ")" %}
-    {%- set last_run = "(select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from " ~ this ~ ")" %}
+    {#- rows extracted before the last run started but committed after it count as landed since (raw_commit_lag) -#}
+    {%- set last_run = "((select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from " ~ this ~ ") - "
+        ~ raw_commit_lag() ~ ")" %}
 {%- endif %}
 with
 {%- if since %}
@@ -82,7 +84,7 @@ google as (
         max(c.campaign_name) as campaign_name,
         c.date_day,
         max(a.currency) as account_currency,
-        sum(c.cost) as spend_account_currency,
+        round(sum(c.cost_micros) / 1000000.0, 2) as spend_account_currency,
         sum(c.impressions) as impressions,
         sum(c.clicks) as clicks,
         sum(c.conversions) as conversions,

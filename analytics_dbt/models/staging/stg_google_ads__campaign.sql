@@ -12,7 +12,9 @@ select
     segments_device as device,
     coalesce(metrics_clicks, 0) as clicks,
     coalesce(metrics_impressions, 0) as impressions,
-    (coalesce(metrics_cost_micros, 0) / 1000000.0)::numeric(14, 2) as cost,
+    -- cost stays in micros: a campaign-day is the sum of its segment rows, divided once (rounding each
+    -- row to cents first would drift by up to half a cent per row)
+    coalesce(metrics_cost_micros, 0) as cost_micros,
     coalesce(metrics_conversions, 0) as conversions,
     coalesce(metrics_conversions_value, 0) as conversions_value,
     _airbyte_extracted_at
