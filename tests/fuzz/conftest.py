@@ -31,6 +31,11 @@ CREDENTIAL_A, CREDENTIAL_B = 930_101, 930_102
 MISSING_ID = 999_999_937  # no row has it
 USER_A, USER_B = "user_fuzz_alice", "user_fuzz_bob"
 
+
+def mart_merchant_name(index: int) -> str:
+    return MART_MERCHANTS[index]["name"]
+
+
 # (operation, status) → responses seen by the schemathesis run, summarised at the end of the session.
 STATUSES: collections.Counter[tuple[str, int]] = collections.Counter()
 
