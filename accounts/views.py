@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 LAST_MERCHANT_COOKIE = "last_merchant"
 SIGN_IN_REQUIRED = "Please sign in."
+NO_SUCH_DEMO_USER = "No such demo user."
 NOT_AUTHORIZED_PARTY = "This address ({origin}) is not an authorised origin for sign-in (CLERK_AUTHORIZED_PARTIES)."
 
 
@@ -121,7 +122,7 @@ def _dev_sign_in_post(request: HttpRequest, form: DevSignInForm) -> HttpResponse
         messages.error(request, str(exc))
         return redirect("accounts:sign_in")
     if token is None:
-        messages.error(request, "No such demo user.")
+        messages.error(request, NO_SUCH_DEMO_USER)
         return redirect("accounts:sign_in")
     response = redirect(form.cleaned_data["next"])
     response.set_cookie(

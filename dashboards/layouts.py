@@ -53,6 +53,37 @@ WIDGET_BAD_TITLE = (
 WIDGET_BAD_WIDTH = "Widget {position}: width must be one of {choices}."
 
 
+def _layout_json_schema() -> dict:
+    """The rules below as a JSON Schema, for the API's documentation (and the clients generated from it).
+    `layout_validate` stays the authority: the size limit in bytes is not expressible here."""
+    options = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
+            "width": {"type": "string", "enum": list(WidgetWidth.values), "default": WidgetWidth.NORMAL},
+        },
+    }
+    widgets = [
+        {
+            "type": "object",
+            "title": kind,
+            "required": ["type", "metric"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "enum": [kind]},
+                "metric": {"type": "string", "enum": list(metrics)},
+                "options": options,
+            },
+        }
+        for kind, metrics in WIDGET_METRICS.items()
+    ]
+    return {"type": "array", "maxItems": MAX_WIDGETS, "items": {"oneOf": widgets}}
+
+
+LAYOUT_JSON_SCHEMA = _layout_json_schema()
+
+
 def layout_validate(layout: Any) -> list[dict]:
     """Return the layout normalised (options always present), or raise ValidationError({"layout": [...]}).
 

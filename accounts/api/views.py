@@ -4,8 +4,10 @@ from rest_framework.generics import ListAPIView, RetrieveAPIView
 from accounts.api.permissions import IsClerkUser
 from accounts.api.serializers import MerchantSerializer
 from accounts.selectors import membership_get, membership_list, merchant_list_for_user
+from config.api import error_responses
 
 
+@extend_schema(responses={200: MerchantSerializer, **error_responses(400, 401)})
 class MerchantListApi(ListAPIView):
     """The merchants you are a member of."""
 
@@ -23,7 +25,7 @@ class MerchantListApi(ListAPIView):
         return {**context, "roles": {m.merchant_id: m.role for m in memberships}}
 
 
-@extend_schema(responses=MerchantSerializer)
+@extend_schema(responses={200: MerchantSerializer, **error_responses(401, 404)})
 class MerchantDetailApi(RetrieveAPIView):
     """One merchant you are a member of; any other id answers 404."""
 

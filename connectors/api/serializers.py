@@ -11,6 +11,13 @@ class ApiKeyConnectSerializer(serializers.Serializer):
     label = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 
+class ApiKeyRefusedSerializer(serializers.Serializer):
+    """422: why the provider did not accept the key (nothing was stored)."""
+
+    api_key = serializers.ListField(child=serializers.CharField())
+    missing_scope = serializers.CharField(required=False, help_text="The scope the key lacks, when that is why.")
+
+
 class CredentialSerializer(serializers.ModelSerializer):
     """A credential as API clients see it: secrets never, the last four characters of the main one."""
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import ListAPIView
@@ -15,8 +15,9 @@ from accounts.api.permissions import IsClerkUser
 from accounts.choices import MANAGING_ROLES
 from accounts.selectors import membership_get
 from compliance.services import request_context
+from config.api import ProviderUnavailableSerializer, error_responses
 from connectors import services
-from connectors.api.serializers import ApiKeyConnectSerializer, CredentialSerializer
+from connectors.api.serializers import ApiKeyConnectSerializer, ApiKeyRefusedSerializer, CredentialSerializer
 from connectors.oauth import NOT_MANAGER
 from connectors.selectors import credential_list
 
@@ -34,7 +35,15 @@ class ApiKeyConnectThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": user_id} if user_id else None
 
 
-@extend_schema(request=ApiKeyConnectSerializer, responses={201: CredentialSerializer})
+@extend_schema(
+    request=ApiKeyConnectSerializer,
+    responses={
+        201: CredentialSerializer,
+        **error_responses(400, 401, 403, 404, 415, 429),
+        422: OpenApiResponse(ApiKeyRefusedSerializer, "The provider refused the key, or it lacks a scope."),
+        503: OpenApiResponse(ProviderUnavailableSerializer, "The provider is unavailable; try again later."),
+    },
+)
 class ApiKeyConnectApi(APIView):
     """Connect Klaviyo or Attentive with an API key, validated live with the provider before it is stored.
 
@@ -80,6 +89,7 @@ class ApiKeyConnectApi(APIView):
         return Response(CredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(responses={200: CredentialSerializer(many=True), **error_responses(401, 404)})
 class CredentialListApi(ListAPIView):
     """The merchant's connections (secrets never included)."""
 

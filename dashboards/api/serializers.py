@@ -1,10 +1,18 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api import JSONField
 from config.validators import prohibit_surrogates
+from dashboards.layouts import LAYOUT_JSON_SCHEMA
 from dashboards.models import DashboardTemplate
 from dashboards.periods import COMPARISONS, EARLIEST_DATE, LATEST_DATE, PRESETS
 from dashboards.selectors import ATTRIBUTION_MODELS
+
+
+@extend_schema_field(LAYOUT_JSON_SCHEMA)
+class LayoutField(JSONField):
+    """Any JSON on input (dashboards.layouts validates it and names the widget at fault), documented with the
+    layout's rules."""
 
 
 class DateRangeQuerySerializer(serializers.Serializer):
@@ -79,7 +87,7 @@ TEXT_VALIDATORS = [prohibit_surrogates]
 class DashboardTemplateSerializer(serializers.ModelSerializer):
     """Input is passed to the services unvalidated beyond types: layout rules live in dashboards.layouts."""
 
-    layout = JSONField(help_text="Ordered widgets: [{type, metric, options: {title, width}}].")
+    layout = LayoutField(help_text="Ordered widgets: [{type, metric, options: {title, width}}].")
     version = serializers.IntegerField(
         required=False,
         min_value=1,
@@ -98,7 +106,7 @@ class DashboardTemplateSerializer(serializers.ModelSerializer):
 class DashboardTemplateUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=100, validators=TEXT_VALIDATORS)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000, validators=TEXT_VALIDATORS)
-    layout = JSONField(required=False)
+    layout = LayoutField(required=False)
     version = serializers.IntegerField(
         min_value=1, max_value=VERSION_MAX, help_text="The version you read; a stale one answers 409."
     )
@@ -121,10 +129,4 @@ class StarterTemplateSerializer(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     description = serializers.CharField()
-    layout = serializers.JSONField()
-
-
-class DetailSerializer(serializers.Serializer):
-    """An error that concerns the whole request rather than a field."""
-
-    detail = serializers.CharField()
+    layout = LayoutField()

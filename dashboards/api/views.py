@@ -7,8 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.response import Response
@@ -19,6 +18,7 @@ from accounts.models import Merchant
 from accounts.selectors import membership_get
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
+from config.api import error_responses
 from dashboards import selectors
 from dashboards.api import serializers as s
 from dashboards.cache import cached, marts_version
@@ -34,24 +34,7 @@ from dashboards.services import (
 
 MODEL_UNKNOWN = "Unknown attribution model; choose one of: {choices}."
 
-# The 4xx and 5xx each operation really answers (tests/dashboards/test_bad_input.py asks for each).
-_FIELD_ERRORS = OpenApiTypes.OBJECT  # {"field": ["message", ...]}
-ERRORS = {
-    400: OpenApiResponse(_FIELD_ERRORS, description="Refused input: each parameter or field with its messages."),
-    401: OpenApiResponse(s.DetailSerializer, description="No Clerk session token, or one that was rejected."),
-    403: OpenApiResponse(s.DetailSerializer, description="Cookie-authenticated without a valid CSRF token."),
-    404: OpenApiResponse(s.DetailSerializer, description="Not a member of this merchant, or no such template."),
-    409: OpenApiResponse(_FIELD_ERRORS, description="The name is taken, or the version is stale."),
-    415: OpenApiResponse(s.DetailSerializer, description="A body that is not JSON, form or multipart data."),
-    503: OpenApiResponse(s.DetailSerializer, description="The analytics models have not been built yet."),
-}
-
-
-def responses(ok: dict, *codes: int) -> dict:
-    return {**ok, **{code: ERRORS[code] for code in codes}}
-
-
-METRICS_ERRORS = (400, 401, 404, 503)
+METRICS_ERRORS = error_responses(400, 401, 404, 503)  # 400: the range or a choice; 503: marts not built yet
 
 
 def jsonable(value: Any) -> Any:
@@ -123,7 +106,7 @@ class MetricsApiView(MerchantApiView):
 class OverviewApi(MetricsApiView):
     @extend_schema(
         parameters=[s.DateRangeQuerySerializer],
-        responses=responses({200: s.OverviewResponseSerializer}, *METRICS_ERRORS),
+        responses={200: s.OverviewResponseSerializer, **METRICS_ERRORS},
         tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
@@ -143,7 +126,7 @@ class LtvApi(MetricsApiView):
 
     @extend_schema(
         parameters=[s.DateRangeQuerySerializer],
-        responses=responses({200: s.LtvResponseSerializer}, *METRICS_ERRORS),
+        responses={200: s.LtvResponseSerializer, **METRICS_ERRORS},
         tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
@@ -157,7 +140,7 @@ class LtvApi(MetricsApiView):
 class AttributionApi(MetricsApiView):
     @extend_schema(
         parameters=[s.AttributionQuerySerializer],
-        responses=responses({200: s.AttributionResponseSerializer}, *METRICS_ERRORS),
+        responses={200: s.AttributionResponseSerializer, **METRICS_ERRORS},
         tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
@@ -183,7 +166,7 @@ class AttributionApi(MetricsApiView):
 class AttributionCompareApi(MetricsApiView):
     @extend_schema(
         parameters=[s.DateRangeQuerySerializer],
-        responses=responses({200: s.AttributionCompareResponseSerializer}, *METRICS_ERRORS),
+        responses={200: s.AttributionCompareResponseSerializer, **METRICS_ERRORS},
         tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
@@ -202,7 +185,7 @@ class AttributionCompareApi(MetricsApiView):
 class EngagementApi(MetricsApiView):
     @extend_schema(
         parameters=[s.DateRangeQuerySerializer],
-        responses=responses({200: s.EngagementResponseSerializer}, *METRICS_ERRORS),
+        responses={200: s.EngagementResponseSerializer, **METRICS_ERRORS},
         tags=["metrics"],
     )
     def get(self, request, merchant_id: int):
@@ -227,7 +210,8 @@ def conflict_response(exc: DashboardTemplateConflict) -> Response:
 
 class DashboardTemplateListApi(MerchantApiView):
     @extend_schema(
-        responses=responses({200: s.DashboardTemplateSerializer(many=True)}, 401, 404), tags=["dashboard templates"]
+        responses={200: s.DashboardTemplateSerializer(many=True), **error_responses(401, 404)},
+        tags=["dashboard templates"],
     )
     def get(self, request, merchant_id: int):
         """The merchant's saved templates (starter templates are built in and not listed here)."""
@@ -236,7 +220,7 @@ class DashboardTemplateListApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateSerializer,
-        responses=responses({201: s.DashboardTemplateSerializer}, 400, 401, 403, 404, 409, 415),
+        responses={201: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int):
@@ -259,7 +243,8 @@ class DashboardTemplateListApi(MerchantApiView):
 
 class StarterTemplateListApi(MerchantApiView):
     @extend_schema(
-        responses=responses({200: s.StarterTemplateSerializer(many=True)}, 401, 404), tags=["dashboard templates"]
+        responses={200: s.StarterTemplateSerializer(many=True), **error_responses(401, 404)},
+        tags=["dashboard templates"],
     )
     def get(self, request, merchant_id: int):
         """The built-in starter templates (acquisition, retention, email & SMS); save one to customise it."""
@@ -270,13 +255,15 @@ class DashboardTemplateDetailApi(MerchantApiView):
     def template(self, template_id: int):
         return selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
 
-    @extend_schema(responses=responses({200: s.DashboardTemplateSerializer}, 401, 404), tags=["dashboard templates"])
+    @extend_schema(
+        responses={200: s.DashboardTemplateSerializer, **error_responses(401, 404)}, tags=["dashboard templates"]
+    )
     def get(self, request, merchant_id: int, template_id: int):
         return Response(s.DashboardTemplateSerializer(self.template(template_id)).data)
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses=responses({200: s.DashboardTemplateSerializer}, 400, 401, 403, 404, 409, 415),
+        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
         tags=["dashboard templates"],
     )
     def patch(self, request, merchant_id: int, template_id: int):
@@ -301,13 +288,13 @@ class DashboardTemplateDetailApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses=responses({200: s.DashboardTemplateSerializer}, 400, 401, 403, 404, 409, 415),
+        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
         tags=["dashboard templates"],
     )
     def put(self, request, merchant_id: int, template_id: int):
         return self.patch(request, merchant_id, template_id)
 
-    @extend_schema(responses=responses({204: None}, 401, 403, 404), tags=["dashboard templates"])
+    @extend_schema(responses={204: None, **error_responses(401, 403, 404)}, tags=["dashboard templates"])
     def delete(self, request, merchant_id: int, template_id: int):
         dashboard_template_delete(
             template=self.template(template_id), actor=self.actor(), request_context=request_context(request)
@@ -319,7 +306,7 @@ class DashboardTemplateApplyApi(MerchantApiView):
     @extend_schema(
         request=None,
         parameters=[s.DateRangeQuerySerializer],
-        responses=responses({200: s.DashboardApplyResponseSerializer}, 400, 401, 403, 404, 503),
+        responses={200: s.DashboardApplyResponseSerializer, **error_responses(400, 401, 403, 404, 503)},
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int, template_id: int):
