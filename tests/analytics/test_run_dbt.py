@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.choices import Role
+from analytics import selectors
 from analytics.choices import DbtRunStatus
 from analytics.demo_data import generate_demo_data
 from analytics.models import DbtRun
@@ -26,8 +27,20 @@ from tests.accounts.factories import MembershipFactory
 pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 
 
+@pytest.fixture(autouse=True)
+def own_warehouse(scratch_db_factory, monkeypatch) -> dict:
+    """dbt builds in a database of its own in these tests. In the shared test database a build for these tests'
+    stores would rebuild dim_merchants without the stores whose marts the dashboards tests read (and fail the
+    relationship tests of the incremental marts that still hold them)."""
+    db = scratch_db_factory()
+    monkeypatch.setattr("analytics.services.warehouse_connection_params", lambda: dict(db))
+    monkeypatch.setattr(f"{__name__}.warehouse_connection_params", lambda: dict(db))
+    return db
+
+
 def test_overlapping_run_exits_cleanly_and_records_nothing(capsys):
-    with psycopg.connect(**warehouse_connection_params(), autocommit=True) as other_process:
+    # The lock lives in the app's database (Django's connection), not where dbt builds.
+    with psycopg.connect(**selectors.warehouse_connection_params(), autocommit=True) as other_process:
         other_process.execute("SELECT pg_advisory_lock(%s)", [DBT_LOCK_KEY])
         call_command("run_dbt", "build")
     assert "another dbt run is in progress" in capsys.readouterr().out

@@ -133,8 +133,10 @@ def test_readyz_of_a_production_process_refused_by_the_database_says_so(django_d
 
 
 def test_readyz_fails_when_the_broker_is_unreachable(client, monkeypatch):
-    monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    # broker_write_url first: its getter falls back on broker_url, so patched after it, the value monkeypatch
+    # restores at teardown would be the dead URL, and every later /readyz would find the broker unreachable.
     monkeypatch.setattr(celery_app.conf, "broker_write_url", None)
+    monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/0")
     response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()

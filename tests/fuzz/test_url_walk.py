@@ -169,7 +169,8 @@ def walk(client: Client, *, full_for, sign_in, tenant_a: bool = False) -> Walk:
         result.requests += 1
         result.statuses[response.status_code // 100 * 100] += 1
         if response.status_code >= 500:
-            result.failures.append(f"{method} {url.path[:120]} → {response.status_code}")
+            body = response.content[:300].decode(errors="replace")
+            result.failures.append(f"{method} {url.path[:120]} → {response.status_code}: {body}")
         if url.varied:
             seen[(url.pattern, *url.varied, index)] = response.status_code
         if url.b_owned and tenant_a:
