@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from connectors import services
-from connectors.models import ConnectorCredential
+from connectors.models import AttentiveWebhook, ConnectorCredential
 from connectors.selectors import credential_needs_attention_q
 
 
@@ -130,3 +130,21 @@ class ConnectorCredentialAdmin(admin.ModelAdmin):
             for pk in queryset.values_list("pk", flat=True)
         )
         messages.success(request, f"Re-encrypted {changed} credential(s).")
+
+
+@admin.register(AttentiveWebhook)
+class AttentiveWebhookAdmin(admin.ModelAdmin):
+    """Read-only: rows are written by connect and disconnect; the signing key is never shown (nor its ciphertext)."""
+
+    list_display = ("id", "merchant", "credential", "attentive_webhook_id", "created_at", "disabled_at")
+    list_filter = ("disabled_at",)
+    list_select_related = ("merchant", "credential")
+    search_fields = ("attentive_webhook_id", "merchant__name")
+    fields = ("merchant", "credential", "attentive_webhook_id", "events", "created_at", "disabled_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -64,3 +64,16 @@ def credential_refresh_sweep_task() -> int:
 def google_token_revoke_task(self, encrypted_token: str) -> None:
     """Revoking twice is harmless: Google answers 400 for an already revoked token, which we ignore."""
     services.google_token_revoke(encrypted_token=encrypted_token)
+
+
+@shared_task(
+    name="connectors.attentive_webhook_delete",
+    bind=True,
+    acks_late=True,  # idempotent: deleting a webhook Attentive no longer has is a 404, counted as done
+    max_retries=5,
+    autoretry_for=(Transient, RateLimited),
+    retry_backoff=30,
+    retry_jitter=True,
+)
+def attentive_webhook_delete_task(self, encrypted_api_key: str, attentive_webhook_id: str) -> None:
+    services.attentive_webhook_delete(encrypted_api_key=encrypted_api_key, attentive_webhook_id=attentive_webhook_id)

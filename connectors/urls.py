@@ -14,4 +14,5 @@ urlpatterns = [
         name="disconnect",
     ),
     path("connectors/oauth/<str:provider>/callback/", views.oauth_callback, name="oauth_callback"),
+    path("webhooks/attentive/<str:public_id>/", views.attentive_webhook, name="attentive_webhook"),
 ]

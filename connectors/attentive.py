@@ -1,0 +1,391 @@
+"""Attentive data arrives only by webhook (no bulk read API, no Airbyte source; INGESTION.md §5).
+
+At API-key connect we register one webhook per credential for the event types the marts read, pointing at
+``/webhooks/attentive/<public id>/``; disconnect deletes it at Attentive. Each delivery is checked against that
+webhook's signing key (``x-attentive-hmac-sha256``: hex HMAC-SHA256 of the raw body; base64 accepted too) and
+written as one row of the merchant's raw table, in the columns staging reads (analytics/raw_schema.py), so dbt has
+one code path whatever wrote the row.
+
+Idempotency: Attentive sends no event id and retries for days, in no order. A row's ``_airbyte_raw_id`` is the
+first 128 bits of sha256(raw body), and each Attentive raw table has a unique index on it: a redelivery is an
+``INSERT ... ON CONFLICT DO NOTHING`` that changes nothing. The write is that one statement, so there is never a
+half-written event; any database error answers 503 and Attentive delivers again.
+
+The intake is on the hot path of a burst (thousands of events a second): one indexed read of the webhook, one
+insert, no ORM objects, no session, no CSRF.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import DatabaseError, ProgrammingError, connections, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+from psycopg import sql
+
+from analytics.raw_schema import WEBHOOK_TABLES, raw_schema_name, raw_table_statements, table_columns
+from connectors.clients.attentive import AttentiveClient
+from connectors.crypto import decrypt_secret, encrypt_secret
+from connectors.models import AttentiveWebhook, ConnectorCredential
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "HTTP_X_ATTENTIVE_HMAC_SHA256"
+OTHER_EVENTS_TABLE = "attentive_other_events"
+
+# Event type -> (raw table, channel). Subscription events of both channels share one table, as staging reads
+# them (subscription_channel tells them apart); `phone.*` are the older UI docs' names for the SMS ones.
+EVENT_TABLES: dict[str, tuple[str, str]] = {
+    "sms.sent": ("attentive_sms_sent", "TEXT"),
+    "sms.message_link_click": ("attentive_sms_message_link_click", "TEXT"),
+    "email.sent": ("attentive_email_sent", "EMAIL"),
+    "email.opened": ("attentive_email_opened", "EMAIL"),
+    "email.message_link_click": ("attentive_email_message_link_click", "EMAIL"),
+    "sms.subscribed": ("attentive_subscribed", "TEXT"),
+    "phone.subscribed": ("attentive_subscribed", "TEXT"),
+    "email.subscribed": ("attentive_subscribed", "EMAIL"),
+    "sms.unsubscribed": ("attentive_unsubscribed", "TEXT"),
+    "phone.unsubscribed": ("attentive_unsubscribed", "TEXT"),
+    "email.unsubscribed": ("attentive_unsubscribed", "EMAIL"),
+}
+# What we subscribe to: every type with a table the marts read (not the legacy `phone.*` aliases).
+SUBSCRIBED_EVENTS = [name for name in EVENT_TABLES if not name.startswith("phone.")]
+
+# Error messages (answered to Attentive, and kept here so tests can assert them).
+UNKNOWN_WEBHOOK = "unknown webhook"
+MISSING_SIGNATURE = "missing x-attentive-hmac-sha256 signature"
+INVALID_SIGNATURE = "invalid signature"
+NOT_JSON = "body is not JSON: {reason}"
+NOT_OBJECT = "body must be a JSON object"
+MISSING_TYPE = "missing event type: `type` must be a non-empty string"
+BAD_TIMESTAMP = "`timestamp` must be milliseconds since 1970 (an integer)"
+NOT_AN_OBJECT = "`{field}` must be an object"
+NOT_A_VALUE = "`{field}` must be a string or a number"
+NOT_STORABLE = "text in the event may not contain NUL characters or lone surrogates"
+STORE_FAILED = "the event could not be stored; deliver it again"
+
+REGISTRATION_FAILED = "Attentive did not register the webhook its data arrives by; nothing was saved. {reason}"
+
+# 2000-01-01 .. 2100-01-01 in ms: a timestamp outside is seconds (or garbage), not Attentive's milliseconds.
+_MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000
+
+
+class EventRefused(ValueError):
+    """The delivery is not an event we can store (answered 400 with the reason; Attentive will not fix it)."""
+
+
+# --- registration --------------------------------------------------------------------------------------------
+
+
+def intake_url(public_id: str) -> str:
+    return settings.APP_BASE_URL.rstrip("/") + reverse("connectors:attentive_webhook", kwargs={"public_id": public_id})
+
+
+@dataclass(frozen=True)
+class RegisteredWebhook:
+    public_id: str
+    attentive_webhook_id: str
+    events: list[str]
+    signing_key: str = ""
+
+    def __repr__(self) -> str:  # never the signing key
+        return f"RegisteredWebhook({self.public_id!r}, {self.attentive_webhook_id!r})"
+
+
+@sensitive_variables()
+def attentive_webhook_register(*, api_key: str) -> RegisteredWebhook:
+    """Register the intake webhook at Attentive (a provider call; raises the client's typed errors)."""
+    public_id = secrets.token_urlsafe(24)
+    body = AttentiveClient().webhook_create(api_key=api_key, url=intake_url(public_id), events=SUBSCRIBED_EVENTS)
+    events = body.get("events")
+    return RegisteredWebhook(
+        public_id=public_id,
+        attentive_webhook_id=str(body["id"])[:128],
+        events=list(events) if isinstance(events, list) else list(SUBSCRIBED_EVENTS),
+        signing_key=body["signingKey"],
+    )
+
+
+@sensitive_variables()
+def attentive_webhook_unregister(*, api_key: str, attentive_webhook_id: str) -> None:
+    AttentiveClient().webhook_delete(api_key=api_key, webhook_id=attentive_webhook_id)
+
+
+def attentive_raw_tables_create(*, merchant_key: str) -> None:
+    """The merchant's Attentive raw tables (idempotent), in the warehouse where Airbyte lands every other source.
+
+    Made by the intake when its first event finds none (not at connect: the connect touches only the app's
+    database, and a store that never received an event reads as empty either way)."""
+    with transaction.atomic(using="warehouse"), connections["warehouse"].cursor() as cursor:
+        for statement in raw_table_statements(merchant_key, WEBHOOK_TABLES):
+            cursor.execute(statement.as_string(None))
+
+
+@sensitive_variables()
+def attentive_webhook_store(*, credential: ConnectorCredential, registered: RegisteredWebhook) -> list[str]:
+    """Save the new webhook (inside the connect's transaction) and disable the credential's earlier ones.
+
+    Returns the Attentive ids of the webhooks it replaced, to delete at Attentive after commit.
+    """
+    replaced = list(
+        AttentiveWebhook.objects.select_for_update()
+        .filter(credential=credential, disabled_at__isnull=True)
+        .values_list("attentive_webhook_id", flat=True)
+    )
+    AttentiveWebhook.objects.filter(credential=credential, disabled_at__isnull=True).update(disabled_at=timezone.now())
+    AttentiveWebhook.objects.create(
+        merchant_id=credential.merchant_id,
+        credential=credential,
+        public_id=registered.public_id,
+        attentive_webhook_id=registered.attentive_webhook_id,
+        signing_key_enc=encrypt_secret(registered.signing_key),
+        events=registered.events,
+    )
+    return replaced
+
+
+def attentive_webhooks_disable(*, credential: ConnectorCredential) -> list[str]:
+    """At disconnect (in its transaction): refuse the credential's events from now on; returns the Attentive ids."""
+    live = AttentiveWebhook.objects.filter(credential=credential, disabled_at__isnull=True)
+    ids = list(live.values_list("attentive_webhook_id", flat=True))
+    live.update(disabled_at=timezone.now())
+    return ids
+
+
+# --- intake --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    table: str
+    inserted: bool  # False: this exact delivery was stored before
+
+
+@sensitive_variables("signing_key", "expected")
+def signature_valid(signing_key: str, body: bytes, signature: str) -> bool:
+    """Constant-time check of hex (Attentive's own sample) and, failing that, base64 of HMAC-SHA256(key, body)."""
+    digest = hmac.new(signing_key.encode(), body, hashlib.sha256).digest()
+    given = signature.strip()
+    hex_ok = hmac.compare_digest(digest.hex().encode(), given.lower().encode("ascii", "replace"))
+    b64_ok = hmac.compare_digest(base64.b64encode(digest), given.encode("ascii", "replace"))
+    return hex_ok or b64_ok
+
+
+_WEBHOOK_QUERY = (
+    "SELECT w.signing_key_enc, m.key FROM connectors_attentivewebhook w "
+    "JOIN accounts_merchant m ON m.id = w.merchant_id "
+    "WHERE w.public_id = %s AND w.disabled_at IS NULL"
+)
+
+
+def webhook_lookup(public_id: str) -> tuple[str, str] | None:
+    """(encrypted signing key, merchant key) of a live webhook, in one indexed read; None if unknown or disabled."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(_WEBHOOK_QUERY, [public_id])
+        return cursor.fetchone()
+
+
+def _storable(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or any("\ud800" <= ch <= "\udfff" for ch in item):
+                raise EventRefused(NOT_STORABLE)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _object(event: dict, name: str) -> dict:
+    value = event.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventRefused(NOT_AN_OBJECT.format(field=name))
+    return value
+
+
+def _text(parent: dict, key: str, path: str) -> str | None:
+    value = parent.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EventRefused(NOT_A_VALUE.format(field=path))
+    return str(value)
+
+
+def _timestamp(event: dict, *, required: bool) -> dt.datetime | None:
+    value = event.get("timestamp")
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not _MIN_MS <= value < _MAX_MS:
+        raise EventRefused(BAD_TIMESTAMP)
+    return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+
+
+def _lenient_timestamp(event: dict) -> dt.datetime | None:
+    """An unknown type's timestamp: kept when it reads as Attentive's, else left to the payload (never refused)."""
+    try:
+        return _timestamp(event, required=False)
+    except EventRefused:
+        return None
+
+
+def event_parse(body: bytes) -> dict:
+    from config.api import json_loads  # the project's bounded JSON reader; config.api imports DRF, so not at load
+
+    try:
+        event = json_loads(body)
+    except ValueError as exc:  # includes UnicodeDecodeError, JSONDecodeError and over-deep documents
+        raise EventRefused(NOT_JSON.format(reason=str(exc)[:200])) from exc
+    if not isinstance(event, dict):
+        raise EventRefused(NOT_OBJECT)
+    if not isinstance(event.get("type"), str) or not event["type"].strip():
+        raise EventRefused(MISSING_TYPE)
+    _storable(event)
+    return event
+
+
+def event_row(event: dict) -> tuple[str, dict[str, Any]]:
+    """The raw table and stream columns (by name) for one event, as analytics.raw_schema declares them."""
+    event_type = event["type"]
+    mapped = EVENT_TABLES.get(event_type)
+    company = _object(event, "company")
+    if mapped is None:
+        return OTHER_EVENTS_TABLE, {
+            "type": event_type,
+            "timestamp": _lenient_timestamp(event),
+            "company_id": _text(company, "company_id", "company.company_id"),
+            "payload": json.dumps(event),
+        }
+    table, channel = mapped
+    subscriber = _object(event, "subscriber")
+    row: dict[str, Any] = {
+        "type": event_type,
+        "timestamp": _timestamp(event, required=True),
+        "company_id": _text(company, "company_id", "company.company_id"),
+        "subscriber_external_id": _text(subscriber, "external_id", "subscriber.external_id"),
+        "subscriber_email": _text(subscriber, "email", "subscriber.email"),
+        "subscriber_phone": _text(subscriber, "phone", "subscriber.phone"),
+    }
+    if table in ("attentive_subscribed", "attentive_unsubscribed"):
+        subscription, creative = _object(event, "subscription"), _object(event, "creative")
+        row.update(
+            subscription_type=_text(subscription, "type", "subscription.type"),
+            subscription_channel=_text(subscription, "channel", "subscription.channel") or channel,
+            creative_name=_text(creative, "name", "creative.name"),
+            creative_type=_text(creative, "type", "creative.type"),
+        )
+    else:
+        message = _object(event, "message")
+        row.update(
+            company_display_name=_text(company, "display_name", "company.display_name"),
+            message_id=_text(message, "id", "message.id"),
+            message_name=_text(message, "name", "message.name"),
+            message_type=_text(message, "type", "message.type"),
+            message_channel=_text(message, "channel", "message.channel") or channel,
+            message_text=_text(message, "text", "message.text"),
+        )
+        if table.endswith("_message_link_click"):
+            row["message_link_click_url"] = _text(_object(event, "link"), "url", "link.url")
+    return table, row
+
+
+def _insert_sql(schema: str, table: str) -> str:
+    cols = [name for name, _ in table_columns(table)]
+    return (
+        sql.SQL("INSERT INTO {}.{} ({}) VALUES ({}) ON CONFLICT (_airbyte_raw_id) DO NOTHING")
+        .format(
+            sql.Identifier(schema),
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, cols)),
+            sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        )
+        .as_string(None)
+    )
+
+
+_INSERTS: dict[tuple[str, str], str] = {}
+
+
+def attentive_event_record(*, merchant_key: str, body: bytes) -> Stored:
+    """Parse and store one verified delivery (EventRefused for a body we cannot store; DatabaseError propagates)."""
+    event = event_parse(body)
+    table, row = event_row(event)
+    digest = hashlib.sha256(body).hexdigest()
+    row.update(
+        _airbyte_raw_id=uuid.UUID(digest[:32]),
+        _airbyte_extracted_at=timezone.now(),
+        _airbyte_meta=json.dumps({"sync_id": None, "changes": [], "dedupe_key": f"sha256:{digest}"}),
+        _airbyte_generation_id=0,
+    )
+    key = (merchant_key, table)
+    statement = _INSERTS.get(key)
+    if statement is None:
+        statement = _INSERTS[key] = _insert_sql(raw_schema_name(merchant_key), table)
+    values = [row.get(name) for name, _ in table_columns(table)]
+    try:
+        inserted = _insert(statement, values)
+    except ProgrammingError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
+            raise
+        attentive_raw_tables_create(merchant_key=merchant_key)  # the merchant's first event
+        inserted = _insert(statement, values)
+    return Stored(table=table, inserted=inserted)
+
+
+def _insert(statement: str, values: list) -> bool:
+    connection = connections["warehouse"]
+    if connection.in_atomic_block:
+        # Inside someone's transaction (a test's): a savepoint, so a missing table does not abort it. A request
+        # runs in autocommit, where the statement alone is the transaction and a failure leaves nothing behind.
+        with transaction.atomic(using="warehouse"), connection.cursor() as cursor:
+            cursor.execute(statement, values)
+            return cursor.rowcount == 1
+    with connection.cursor() as cursor:
+        cursor.execute(statement, values)
+        return cursor.rowcount == 1
+
+
+@sensitive_variables("signing_key", "encrypted_key")
+def attentive_delivery_receive(*, public_id: str, body: bytes, signature: str | None) -> tuple[int, dict]:
+    """One delivery to /webhooks/attentive/<public_id>/ → (status, JSON body). Never raises for bad input."""
+    try:
+        found = webhook_lookup(public_id)
+    except DatabaseError:
+        logger.warning("attentive webhook: database unavailable while looking up the webhook")
+        return 503, {"error": STORE_FAILED}
+    if found is None:
+        return 404, {"error": UNKNOWN_WEBHOOK}
+    encrypted_key, merchant_key = found
+    if not signature:
+        logger.info("attentive webhook refused: no signature")
+        return 401, {"error": MISSING_SIGNATURE}
+    if not signature_valid(decrypt_secret(encrypted_key), body, signature):
+        logger.warning("attentive webhook refused: invalid signature")
+        return 401, {"error": INVALID_SIGNATURE}
+    try:
+        stored = attentive_event_record(merchant_key=merchant_key, body=body)
+    except EventRefused as exc:
+        logger.info("attentive webhook refused: %s", exc)
+        return 400, {"error": str(exc)}
+    except DatabaseError as exc:
+        logger.warning("attentive webhook: event not stored (%s); Attentive will deliver it again", type(exc).__name__)
+        return 503, {"error": STORE_FAILED}
+    return 200, {"ok": True, "duplicate": not stored.inserted}
