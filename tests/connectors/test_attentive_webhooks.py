@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+import time
 
 import pytest
 from django.db import connections
@@ -335,3 +337,55 @@ def test_a_database_error_is_503_so_attentive_delivers_again(client, webhook, ow
     assert len(raw_rows(owner.merchant, "attentive_sms_sent")) == 1
     assert deliver(client, webhook, sms_sent()).status_code == 200  # the redelivery is stored
     assert len(raw_rows(owner.merchant, "attentive_sms_sent")) == 2
+
+
+# --- a burst, with the database connections killed in the middle ---------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
+def test_a_10000_event_burst_with_connections_killed_is_stored_exactly_once(
+    live_server, owner, providers, owner_db, settings
+):
+    settings.APP_BASE_URL = live_server.url
+    connect(owner, providers)
+    webhook = AttentiveWebhook.objects.get()
+    table = f'"raw_{owner.merchant.key}".attentive_sms_sent'
+    own_pids = []
+    for alias in ("default", "warehouse"):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("select pg_backend_pid()")
+            own_pids.append(cursor.fetchone()[0])
+
+    report: dict = {}
+    emitter = threading.Thread(
+        target=lambda: report.update(
+            providers.attentive_emit(
+                webhook.attentive_webhook_id, type="sms.sent", count=10_000, concurrency=8, max_attempts=20
+            )
+        )
+    )
+    emitter.start()
+    killed = 0
+    deadline = time.monotonic() + 300
+    while emitter.is_alive() and time.monotonic() < deadline:
+        exists = owner_db.execute("select to_regclass(%s)", [table.replace('"', "")]).fetchone()[0]
+        stored = owner_db.execute(f"select count(*) from {table}").fetchone()[0] if exists else 0
+        if stored >= 5_000:
+            # Every connection the app's role holds to the test database but this test's own: the live
+            # server's, mid-request or idle.
+            killed = owner_db.execute(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                " where datname = current_database() and usename = %s and pid <> all(%s)",
+                [settings.DATABASE_APP_ROLE, own_pids],
+            ).fetchone()[0]
+            break
+        time.sleep(0.05)
+    emitter.join(timeout=300)
+
+    assert killed >= 1
+    assert report["delivered"] == 10_000 and report["undelivered"] == 0, report
+    counts = owner_db.execute(f"select count(*), count(distinct _airbyte_raw_id) from {table}").fetchone()
+    assert counts == (10_000, 10_000)
+    # Distinct events, not just distinct bodies: the sandbox numbers its subscribers.
+    subscribers = owner_db.execute(f"select count(distinct subscriber_external_id) from {table}").fetchone()[0]
+    assert subscribers == 10_000
