@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -129,7 +130,8 @@ def attentive_raw_tables_create(*, merchant_key: str) -> None:
 
     Made by the intake when its first event finds none (not at connect: the connect touches only the app's
     database, and a store that never received an event reads as empty either way)."""
-    with transaction.atomic(using="warehouse"), connections["warehouse"].cursor() as cursor:
+    alias = _raw_alias()
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         for statement in raw_table_statements(merchant_key, WEBHOOK_TABLES):
             cursor.execute(statement.as_string(None))
 
@@ -146,6 +148,8 @@ def attentive_webhook_store(*, credential: ConnectorCredential, registered: Regi
         .values_list("attentive_webhook_id", flat=True)
     )
     AttentiveWebhook.objects.filter(credential=credential, disabled_at__isnull=True).update(disabled_at=timezone.now())
+    if replaced:
+        transaction.on_commit(webhook_lookup_forget)
     AttentiveWebhook.objects.create(
         merchant_id=credential.merchant_id,
         credential=credential,
@@ -162,6 +166,7 @@ def attentive_webhooks_disable(*, credential: ConnectorCredential) -> list[str]:
     live = AttentiveWebhook.objects.filter(credential=credential, disabled_at__isnull=True)
     ids = list(live.values_list("attentive_webhook_id", flat=True))
     live.update(disabled_at=timezone.now())
+    transaction.on_commit(webhook_lookup_forget)  # this process at once; the others within LOOKUP_CACHE_SECONDS
     return ids
 
 
@@ -191,11 +196,47 @@ _WEBHOOK_QUERY = (
 )
 
 
+# A burst reads its webhook's row once per process, not once per event: what was read is reused this long. A
+# disconnect (disabled_at) is therefore honoured by every process within these seconds; events Attentive sent
+# before it deleted the webhook may still land meanwhile, which is harmless.
+LOOKUP_CACHE_SECONDS = 5.0
+_lookups: dict[str, tuple[float, str, str]] = {}  # public id -> (read at, signing key, merchant key)
+_LOOKUP_CACHE_MAX = 10_000
+
+
+@sensitive_variables()
 def webhook_lookup(public_id: str) -> tuple[str, str] | None:
-    """(encrypted signing key, merchant key) of a live webhook, in one indexed read; None if unknown or disabled."""
+    """(signing key, merchant key) of a live webhook; None if unknown or disabled. One indexed read at most per
+    LOOKUP_CACHE_SECONDS and process."""
+    now = time.monotonic()
+    cached = _lookups.get(public_id)
+    if cached is not None and now - cached[0] < LOOKUP_CACHE_SECONDS:
+        return cached[1], cached[2]
     with connections["default"].cursor() as cursor:
         cursor.execute(_WEBHOOK_QUERY, [public_id])
-        return cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:
+        _lookups.pop(public_id, None)
+        return None
+    if len(_lookups) >= _LOOKUP_CACHE_MAX:
+        _lookups.clear()
+    signing_key = decrypt_secret(row[0])
+    _lookups[public_id] = (now, signing_key, row[1])
+    return signing_key, row[1]
+
+
+def webhook_lookup_forget() -> None:
+    """Drop what this process read of webhooks (after a disconnect in this process, and between tests)."""
+    _lookups.clear()
+
+
+def _raw_alias() -> str:
+    """Where raw rows are written: `warehouse`, or `default` when both aliases name the same database as the same
+    role (the usual deployment: WAREHOUSE_DATABASE_URL defaults to DATABASE_URL). One connection then serves the
+    lookup and the insert, with one health check per request instead of two."""
+    default, warehouse = connections["default"].settings_dict, connections["warehouse"].settings_dict
+    same = all(default.get(k) == warehouse.get(k) for k in ("NAME", "HOST", "PORT", "USER"))
+    return "default" if same and default.get("OPTIONS") == warehouse.get("OPTIONS") else "warehouse"
 
 
 def _storable(value: Any) -> None:
@@ -351,11 +392,12 @@ def attentive_event_record(*, merchant_key: str, body: bytes) -> Stored:
 
 
 def _insert(statement: str, values: list) -> bool:
-    connection = connections["warehouse"]
+    alias = _raw_alias()
+    connection = connections[alias]
     if connection.in_atomic_block:
         # Inside someone's transaction (a test's): a savepoint, so a missing table does not abort it. A request
         # runs in autocommit, where the statement alone is the transaction and a failure leaves nothing behind.
-        with transaction.atomic(using="warehouse"), connection.cursor() as cursor:
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
             cursor.execute(statement, values)
             return cursor.rowcount == 1
     with connection.cursor() as cursor:
@@ -363,7 +405,7 @@ def _insert(statement: str, values: list) -> bool:
         return cursor.rowcount == 1
 
 
-@sensitive_variables("signing_key", "encrypted_key")
+@sensitive_variables("signing_key", "found")
 def attentive_delivery_receive(*, public_id: str, body: bytes, signature: str | None) -> tuple[int, dict]:
     """One delivery to /webhooks/attentive/<public_id>/ → (status, JSON body). Never raises for bad input."""
     try:
@@ -373,11 +415,11 @@ def attentive_delivery_receive(*, public_id: str, body: bytes, signature: str | 
         return 503, {"error": STORE_FAILED}
     if found is None:
         return 404, {"error": UNKNOWN_WEBHOOK}
-    encrypted_key, merchant_key = found
+    signing_key, merchant_key = found
     if not signature:
         logger.info("attentive webhook refused: no signature")
         return 401, {"error": MISSING_SIGNATURE}
-    if not signature_valid(decrypt_secret(encrypted_key), body, signature):
+    if not signature_valid(signing_key, body, signature):
         logger.warning("attentive webhook refused: invalid signature")
         return 401, {"error": INVALID_SIGNATURE}
     try:

@@ -26,6 +26,11 @@ pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 TS = 1_632_945_178_104  # ms
 
 
+@pytest.fixture(autouse=True)
+def _fresh_lookups():
+    attentive.webhook_lookup_forget()
+
+
 @pytest.fixture
 def owner(clerk):
     return MembershipFactory(clerk_user_id=clerk.user("user_owner"), role=Role.OWNER)
@@ -51,7 +56,8 @@ def connect(owner, providers, *, company: str = "Hudson & Ivy") -> ConnectorCred
 
 
 def raw_rows(merchant, table: str) -> list[dict]:
-    with connections["warehouse"].cursor() as cursor:
+    # Through the connection the intake writes with (inside this test's transaction, unless transactional).
+    with connections[attentive._raw_alias()].cursor() as cursor:
         cursor.execute("select to_regclass(%s)", [f"raw_{merchant.key}.{table}"])
         if cursor.fetchone()[0] is None:
             return []
