@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -239,7 +240,14 @@ def _raw_alias() -> str:
     return "default" if same and default.get("OPTIONS") == warehouse.get("OPTIONS") else "warehouse"
 
 
-def _storable(value: Any) -> None:
+# In a JSON text, NUL and surrogates can only be written as \u escapes (raw ones are not valid UTF-8 or JSON), so a
+# body without such an escape needs no walk; one with an emoji (a surrogate pair) or a NUL is walked.
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|d[89a-f])", re.IGNORECASE)
+
+
+def _storable(body: bytes, value: Any) -> None:
+    if not _MAYBE_UNSTORABLE.search(body):
+        return
     stack = [value]
     while stack:
         item = stack.pop()
@@ -299,7 +307,7 @@ def event_parse(body: bytes) -> dict:
         raise EventRefused(NOT_OBJECT)
     if not isinstance(event.get("type"), str) or not event["type"].strip():
         raise EventRefused(MISSING_TYPE)
-    _storable(event)
+    _storable(body, event)
     return event
 
 

@@ -247,6 +247,14 @@ def test_click_and_subscription_events_land_in_their_tables(client, webhook, own
     assert (sub["creative_name"], sub["creative_type"]) == ("Text to Join", "TEXT_TO_JOIN")
 
 
+def test_emoji_escaped_as_surrogate_pairs_are_text_like_any_other(client, webhook, owner):
+    event = sms_sent()
+    event["message"]["text"] = "New drop \U0001f389"  # json.dumps writes it as \ud83c\udf89
+    assert "\\ud83c" in json.dumps(event)
+    assert deliver(client, webhook, event).status_code == 200
+    assert raw_rows(owner.merchant, "attentive_sms_sent")[0]["message_text"] == "New drop \U0001f389"
+
+
 def test_a_replayed_event_is_stored_once(client, webhook, owner):
     assert deliver(client, webhook, sms_sent()).json() == {"ok": True, "duplicate": False}
     assert deliver(client, webhook, sms_sent()).json() == {"ok": True, "duplicate": True}
