@@ -403,3 +403,58 @@ def test_a_10000_event_burst_with_connections_killed_is_stored_exactly_once(
     # Distinct events, not just distinct bodies: the sandbox numbers its subscribers.
     subscribers = owner_db.execute(f"select count(distinct subscriber_external_id) from {table}").fetchone()[0]
     assert subscribers == 10_000
+
+
+# --- dbt staging reads what the intake wrote -----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
+def test_dbt_staging_reads_webhook_rows_through_its_one_code_path(client, webhook, owner, owner_db):
+    from analytics.dbt_runner import dbt_invoke
+    from analytics.selectors import warehouse_connection_params
+
+    click = sms_sent(3, type="sms.message_link_click", link={"url": "https://shop.example/?utm_source=attentive"})
+    subscribed = {
+        "type": "sms.subscribed",
+        "timestamp": TS,
+        "company": {"display_name": "Hudson & Ivy", "company_id": "MDc6Q29tcGFueTU"},
+        "subscriber": {"external_id": 16467358, "phone": "+15555555555", "email": " Test@Gmail.com "},
+        "creative": {"name": "Text to Join", "type": "TEXT_TO_JOIN", "subtype": "CODE"},
+        "subscription": {"type": "marketing"},
+    }
+    for event in (sms_sent(1), sms_sent(1), click, subscribed):  # the first one twice: a redelivery
+        assert deliver(client, webhook, event).status_code == 200
+
+    existed = owner_db.execute("select to_regnamespace('analytics_staging')").fetchone()[0] is not None
+    merchant = owner.merchant
+    try:
+        result = dbt_invoke(
+            [
+                "run",
+                "--select",
+                "stg_attentive__sms_sent stg_attentive__sms_message_link_click stg_attentive__subscribed",
+            ],
+            merchants=[{"id": merchant.pk, "key": merchant.key, "timezone": merchant.timezone, "currency": "USD"}],
+            db=warehouse_connection_params(),
+        )
+        assert result.success, result.error
+        sent = owner_db.execute(
+            "select merchant_id, occurred_at, message_id, message_type, message_channel, subscriber_external_id,"
+            " email, phone, link_url from analytics_staging.stg_attentive__sms_sent"
+        ).fetchall()
+        clicks = owner_db.execute(
+            "select message_id, link_url from analytics_staging.stg_attentive__sms_message_link_click"
+        ).fetchall()
+        subs = owner_db.execute(
+            "select subscription_type, subscription_channel, creative_name, email"
+            " from analytics_staging.stg_attentive__subscribed"
+        ).fetchall()
+    finally:
+        if not existed:
+            owner_db.execute("drop schema if exists analytics_staging cascade")
+    [(merchant_id, occurred_at, *rest)] = sent
+    assert merchant_id == merchant.pk
+    assert occurred_at.timestamp() * 1000 == TS + 1
+    assert rest == ["m1", "CAMPAIGN", "TEXT", "16467359", "test@gmail.com", "+15555555555", None]
+    assert clicks == [("m1", "https://shop.example/?utm_source=attentive")]
+    assert subs == [("MARKETING", "TEXT", "Text to Join", "test@gmail.com")]
