@@ -242,6 +242,7 @@ def _raw_alias() -> str:
 
 # In a JSON text, NUL and surrogates can only be written as \u escapes (raw ones are not valid UTF-8 or JSON), so a
 # body without such an escape needs no walk; one with an emoji (a surrogate pair) or a NUL is walked.
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # secrets.token_urlsafe's alphabet
 _MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|d[89a-f])", re.IGNORECASE)
 
 
@@ -416,6 +417,8 @@ def _insert(statement: str, values: list) -> bool:
 @sensitive_variables("signing_key", "found")
 def attentive_delivery_receive(*, public_id: str, body: bytes, signature: str | None) -> tuple[int, dict]:
     """One delivery to /webhooks/attentive/<public_id>/ → (status, JSON body). Never raises for bad input."""
+    if not _PUBLIC_ID.fullmatch(public_id):
+        return 404, {"error": UNKNOWN_WEBHOOK}  # not one we make (a NUL would be a database error, not a 404)
     try:
         found = webhook_lookup(public_id)
     except DatabaseError:

@@ -303,8 +303,9 @@ def test_another_webhooks_key_does_not_verify(client, webhook, owner, clerk, pro
 
 
 def test_unknown_webhook_is_404(client, webhook):
-    response = client.post("/webhooks/attentive/nope/", data=b"{}", content_type="application/json")
-    assert response.status_code == 404 and response.json() == {"error": attentive.UNKNOWN_WEBHOOK}
+    for public_id in ("nope", "a" * 32, "%00" * 12, webhook.public_id[:-1] + "%E2%80%AE"):
+        response = client.post(f"/webhooks/attentive/{public_id}/", data=b"{}", content_type="application/json")
+        assert response.status_code == 404 and response.json() == {"error": attentive.UNKNOWN_WEBHOOK}
     assert client.get(f"/webhooks/attentive/{webhook.public_id}/").status_code == 405
 
 
@@ -438,20 +439,31 @@ def test_dbt_staging_reads_webhook_rows_through_its_one_code_path(client, webhoo
             db=warehouse_connection_params(),
         )
         assert result.success, result.error
+        mine = [merchant.pk]
         sent = owner_db.execute(
             "select merchant_id, occurred_at, message_id, message_type, message_channel, subscriber_external_id,"
-            " email, phone, link_url from analytics_staging.stg_attentive__sms_sent"
+            " email, phone, link_url from analytics_staging.stg_attentive__sms_sent where merchant_id = %s",
+            mine,
         ).fetchall()
         clicks = owner_db.execute(
             "select message_id, link_url from analytics_staging.stg_attentive__sms_message_link_click"
+            " where merchant_id = %s",
+            mine,
         ).fetchall()
         subs = owner_db.execute(
             "select subscription_type, subscription_channel, creative_name, email"
-            " from analytics_staging.stg_attentive__subscribed"
+            " from analytics_staging.stg_attentive__subscribed where merchant_id = %s",
+            mine,
         ).fetchall()
     finally:
         if not existed:
             owner_db.execute("drop schema if exists analytics_staging cascade")
+        else:  # another test's build: leave it as it was
+            for model in ("sms_sent", "sms_message_link_click", "subscribed"):
+                owner_db.execute(
+                    f"delete from analytics_staging.stg_attentive__{model} where merchant_id = %s",
+                    [merchant.pk],
+                )
     [(merchant_id, occurred_at, *rest)] = sent
     assert merchant_id == merchant.pk
     assert occurred_at.timestamp() * 1000 == TS + 1
