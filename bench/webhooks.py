@@ -249,7 +249,8 @@ def run(args) -> None:
     print(f"webhooks_latency_p50: {pct(latencies, 0.50):.1f} ms")
     print(f"webhooks_latency_p99: {pct(latencies, 0.99):.1f} ms")
     print(f"webhooks_latency_max: {max(latencies):.1f} ms")
-    print(f"webhooks_non_200: {len(latencies) - stored_ok} events")
+    others = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()) if status != 200)
+    print(f"webhooks_non_200: {len(latencies) - stored_ok} events ({others or 'none'})")
     # Every event answered 200 is stored, once; an unanswered one (none, normally) may or may not be.
     exact = rows == distinct and answered <= rows <= sent
     print(f"webhooks_stored_exactly_once: {exact} ({rows} rows, {answered} events answered 200, {sent} sent)")

@@ -298,7 +298,12 @@ def _lenient_timestamp(event: dict) -> dt.datetime | None:
 
 
 def event_parse(body: bytes) -> dict:
-    from config.api import json_loads  # the project's bounded JSON reader; config.api imports DRF, so not at load
+    # The project's bounded JSON reader. config.api cannot be the first module to import DRF's views (their
+    # DEFAULT_PARSER_CLASSES setting names config.api itself), and the WSGI fast path may run before any URLconf
+    # loaded them: import them first.
+    import rest_framework.views  # noqa: F401
+
+    from config.api import json_loads
 
     try:
         event = json_loads(body)
@@ -442,3 +447,71 @@ def attentive_delivery_receive(*, public_id: str, body: bytes, signature: str | 
         logger.warning("attentive webhook: event not stored (%s); Attentive will deliver it again", type(exc).__name__)
         return 503, {"error": STORE_FAILED}
     return 200, {"ok": True, "duplicate": not stored.inserted}
+
+
+# --- the WSGI fast path --------------------------------------------------------------------------------------
+
+INTAKE_PREFIX = "/webhooks/attentive/"
+_STATUS_LINES = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 404: "404 Not Found",
+                 411: "411 Length Required", 413: "413 Content Too Large", 500: "500 Internal Server Error",
+                 503: "503 Service Unavailable"}  # fmt: skip
+BODY_TOO_LARGE = "body larger than {limit} bytes"
+LENGTH_REQUIRED = "Content-Length is required"
+
+
+class AttentiveIntakeDispatch:
+    """WSGI middleware (config/wsgi.py): a POST to /webhooks/attentive/<id>/ is answered by the intake service
+    directly; every other request goes to Django.
+
+    Why: a burst is thousands of deliveries a second, and Django's request handling (middleware, URL resolution,
+    the response object) costs as much CPU as storing the event. What Django's stack would add here does not apply
+    to a signed server-to-server POST: no session, cookie, CSRF token, template or redirect. What does apply is
+    kept: the request_started/finished signals (so database connections are health-checked and recycled as for
+    any request), Django's upload size limit, and the same service and answers as the Django view
+    (connectors.views.attentive_webhook, which serves the path under the test client and runserver).
+    """
+
+    def __init__(self, django_app: Any) -> None:
+        self.django_app = django_app
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "POST" or not path.startswith(INTAKE_PREFIX):
+            return self.django_app(environ, start_response)
+        public_id = path[len(INTAKE_PREFIX) :]
+        if not public_id.endswith("/") or "/" in public_id[:-1]:
+            return self.django_app(environ, start_response)  # not this route: Django's 404 (or redirect)
+        from django.core import signals
+
+        signals.request_started.send(sender=self.__class__, environ=environ)
+        try:
+            status, body = self._answer(environ, public_id[:-1])
+        except Exception:
+            logger.exception("attentive webhook: the intake failed")
+            status, body = 500, {"error": "internal error"}
+        finally:
+            signals.request_finished.send(sender=self.__class__)
+        payload = json.dumps(body).encode()
+        start_response(
+            _STATUS_LINES.get(status, f"{status} Error"),
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(payload))),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+        )
+        return [payload]
+
+    @staticmethod
+    def _answer(environ: dict, public_id: str) -> tuple[int, dict]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            return 411, {"error": LENGTH_REQUIRED}
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if length < 0:
+            return 411, {"error": LENGTH_REQUIRED}
+        if limit is not None and length > limit:
+            return 413, {"error": BODY_TOO_LARGE.format(limit=limit)}
+        body = environ["wsgi.input"].read(length) if length else b""
+        return attentive_delivery_receive(public_id=public_id, body=body, signature=environ.get(SIGNATURE_HEADER))
