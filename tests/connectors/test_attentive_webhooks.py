@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import threading
 import time
@@ -354,14 +355,144 @@ def test_a_database_error_is_503_so_attentive_delivers_again(client, webhook, ow
     assert len(raw_rows(owner.merchant, "attentive_sms_sent")) == 2
 
 
-# --- a burst, with the database connections killed in the middle ---------------------------------------------
+# --- the WSGI fast path, in-process -------------------------------------------------------------------------
+
+
+def wsgi_call(path: str, body: bytes = b"", *, method: str = "POST", headers: dict | None = None, length=None):
+    """Call config.wsgi's application (the fast path in front of Django) with a real environ."""
+    from config.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "testserver",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "CONTENT_TYPE": "application/json",
+        **({"CONTENT_LENGTH": str(len(body) if length is None else length)} if length != "" else {}),
+        **(headers or {}),
+    }
+    from django.core import signals
+    from django.db import close_old_connections
+
+    started: list = []
+    # As Django's test client does: the connection is this test's transaction, not to be recycled.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        chunks = application(environ, lambda status, response_headers: started.append((status, response_headers)))
+        content = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+    status, response_headers = started[0]
+    return int(status.split()[0]), dict(response_headers), content
+
+
+def test_the_wsgi_fast_path_answers_like_the_view(webhook, owner):
+    path = f"/webhooks/attentive/{webhook.public_id}/"
+    body = json.dumps(sms_sent()).encode()
+    signed = {"HTTP_X_ATTENTIVE_HMAC_SHA256": sign(decrypt_secret(webhook.signing_key_enc), body)}
+
+    status, headers, content = wsgi_call(path, body, headers=signed)
+    assert (status, json.loads(content)) == (200, {"ok": True, "duplicate": False})
+    assert headers["Content-Type"] == "application/json" and headers["X-Content-Type-Options"] == "nosniff"
+    assert json.loads(wsgi_call(path, body, headers=signed)[2]) == {"ok": True, "duplicate": True}
+    assert len(raw_rows(owner.merchant, "attentive_sms_sent")) == 1
+
+    assert wsgi_call(path, body)[0] == 401
+    assert wsgi_call(path, body, headers={"HTTP_X_ATTENTIVE_HMAC_SHA256": "00" * 32})[0] == 401
+    assert wsgi_call("/webhooks/attentive/nope/", body, headers=signed)[0] == 404
+    bad = b'{"type": ""}'
+    bad_signed = {"HTTP_X_ATTENTIVE_HMAC_SHA256": sign(decrypt_secret(webhook.signing_key_enc), bad)}
+    status, _, content = wsgi_call(path, bad, headers=bad_signed)
+    assert (status, json.loads(content)) == (400, {"error": attentive.MISSING_TYPE})
+
+
+def test_the_wsgi_fast_path_bounds_the_body_and_leaves_other_requests_to_django(webhook, settings):
+    path = f"/webhooks/attentive/{webhook.public_id}/"
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    status, _, content = wsgi_call(path, b"{}", length=5000)
+    assert (status, json.loads(content)) == (413, {"error": attentive.BODY_TOO_LARGE.format(limit=1000)})
+    assert wsgi_call(path, b"{}", length="")[0] == 411
+    assert wsgi_call(path, b"{}", length="abc")[0] == 411
+    # Not a POST, or not exactly /webhooks/attentive/<id>/: Django answers, as for any URL.
+    assert wsgi_call(path, method="GET")[0] == 405
+    assert wsgi_call(f"{path}extra/", b"{}")[0] == 404
+    assert wsgi_call(path[:-1], b"{}")[0] in (301, 404)
+
+
+# --- a burst under gunicorn, with the database connections killed in the middle -----------------------------
+
+
+@pytest.fixture
+def gunicorn_url(settings):
+    """config.wsgi under gunicorn (2 workers, the project's configuration) against this test's database."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import quote
+
+    import requests
+
+    db = connections["default"].settings_dict
+    host = db["HOST"] or db["OPTIONS"].get("host") or ""
+    user = quote(db["USER"], safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
+    if host.startswith("/"):
+        url = f"postgres://{user}@/{db['NAME']}?host={quote(host)}"
+    else:
+        url = f"postgres://{user}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_OWNER_URL", "WAREHOUSE_DATABASE_URL", "ENV_FILE")}
+    env.update(
+        DATABASE_URL=url,
+        DJANGO_DEV="1",
+        DEBUG="0",
+        SECURE_SSL_REDIRECT="0",
+        ALLOWED_HOSTS="127.0.0.1",
+        FIELD_ENCRYPTION_KEYS=",".join(settings.FIELD_ENCRYPTION_KEYS),
+        LOG_LEVEL="WARNING",
+        CONN_MAX_AGE="600",
+        ENV_FILE="/dev/null",
+    )
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application",
+         "--workers", "2", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
 def test_a_10000_event_burst_with_connections_killed_is_stored_exactly_once(
-    live_server, owner, providers, owner_db, settings
+    gunicorn_url, owner, providers, owner_db, settings
 ):
-    settings.APP_BASE_URL = live_server.url
+    settings.APP_BASE_URL = gunicorn_url
     connect(owner, providers)
     webhook = AttentiveWebhook.objects.get()
     table = f'"raw_{owner.merchant.key}".attentive_sms_sent'
@@ -386,15 +517,15 @@ def test_a_10000_event_burst_with_connections_killed_is_stored_exactly_once(
         exists = owner_db.execute("select to_regclass(%s)", [table.replace('"', "")]).fetchone()[0]
         stored = owner_db.execute(f"select count(*) from {table}").fetchone()[0] if exists else 0
         if stored >= 5_000:
-            # Every connection the app's role holds to the test database but this test's own: the live
-            # server's, mid-request or idle.
+            # Every connection the app's role holds to the test database but this test's own: gunicorn's
+            # workers', mid-statement or idle between events.
             killed = owner_db.execute(
                 "select count(pg_terminate_backend(pid)) from pg_stat_activity"
                 " where datname = current_database() and usename = %s and pid <> all(%s)",
                 [settings.DATABASE_APP_ROLE, own_pids],
             ).fetchone()[0]
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     emitter.join(timeout=300)
 
     assert killed >= 1
