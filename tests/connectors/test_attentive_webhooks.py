@@ -601,3 +601,23 @@ def test_dbt_staging_reads_webhook_rows_through_its_one_code_path(client, webhoo
     assert rest == ["m1", "CAMPAIGN", "TEXT", "16467359", "test@gmail.com", "+15555555555", None]
     assert clicks == [("m1", "https://shop.example/?utm_source=attentive")]
     assert subs == [("MARKETING", "TEXT", "Text to Join", "test@gmail.com")]
+
+
+def test_key_rotation_re_encrypts_signing_keys_and_the_intake_still_verifies(client, webhook, settings, encryption_key):
+    from io import StringIO
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from connectors.crypto import key_id_for, secret_key_id
+
+    signing_key = decrypt_secret(webhook.signing_key_enc)
+    new_key = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, encryption_key]
+    call_command("rotate_encryption_keys", stdout=StringIO(), stderr=StringIO())
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old key retired
+    webhook.refresh_from_db()
+    assert secret_key_id(webhook.signing_key_enc) == key_id_for(new_key)
+    assert decrypt_secret(webhook.signing_key_enc) == signing_key
+    attentive.webhook_lookup_forget()
+    assert deliver(client, webhook, sms_sent()).status_code == 200
