@@ -149,6 +149,29 @@ def test_a_failed_registration_saves_nothing_and_says_why(owner, providers, stat
     assert providers.attentive_webhooks() == []
 
 
+def test_the_connect_api_says_the_webhook_was_not_registered(client, clerk, owner, providers):
+    from django.core.cache import cache
+
+    cache.clear()  # the connect rate limit
+    key = providers.attentive_key()
+    providers.control.fault("attentive.webhooks.create", 502)
+    response = client.post(
+        "/api/connectors/api-key/connect",
+        {"merchant_id": owner.merchant_id, "provider": "attentive", "api_key": key},
+        content_type="application/json",
+        **clerk.auth_header("user_owner"),
+    )
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": attentive.REGISTRATION_FAILED.format(
+            reason="Attentive is not answering right now; try again in a minute."
+        ),
+        "retry_after": 30,
+    }
+    assert key not in response.content.decode()
+    assert not ConnectorCredential.objects.exists() and not AttentiveWebhook.objects.exists()
+
+
 def test_a_failure_after_registration_deletes_the_webhook_at_attentive(owner, providers, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("database went away")
