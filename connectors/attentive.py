@@ -180,7 +180,7 @@ class Stored:
     inserted: bool  # False: this exact delivery was stored before
 
 
-@sensitive_variables("signing_key", "expected")
+@sensitive_variables("signing_key", "digest")
 def signature_valid(signing_key: str, body: bytes, signature: str) -> bool:
     """Constant-time check of hex (Attentive's own sample) and, failing that, base64 of HMAC-SHA256(key, body)."""
     digest = hmac.new(signing_key.encode(), body, hashlib.sha256).digest()
