@@ -30,6 +30,9 @@ class AirbyteSandbox:
     def expire_tokens(self) -> int:
         return self._call("POST", "/_control/airbyte/tokens/expire")["expired"]
 
+    def issued_tokens(self) -> list[str]:
+        return self._call("GET", "/_control/airbyte/tokens")
+
     def script_job(self, **outcome: Any) -> dict[str, Any]:
         """How the next job ends: status, errorType, errorMessage, rowsSynced, runningSeconds, incomplete, ..."""
         return self._call("POST", "/_control/airbyte/outcomes", outcome)

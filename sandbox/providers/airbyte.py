@@ -1286,6 +1286,12 @@ def control_configure(ctx: Context) -> Response:
     return Response(status=204)
 
 
+def control_tokens_list(ctx: Context) -> Response:
+    """Every token issued since the last reset (tests check that none leaks into logs or errors)."""
+    with ctx.state.airbyte._lock:
+        return json_response(list(ctx.state.airbyte.tokens))
+
+
 def control_tokens_expire(ctx: Context) -> Response:
     return json_response({"expired": ctx.state.airbyte.expire_tokens()})
 
@@ -1435,6 +1441,7 @@ ROUTES = (
     _route("jobs.get", "/jobs/<int:job_id>", ("GET",), jobs_get),
     _route("jobs.cancel", "/jobs/<int:job_id>", ("DELETE",), jobs_cancel),
     Route("control.airbyte.configure", "/_control/airbyte/configure", ("POST",), control_configure, control=True),
+    Route("control.airbyte.tokens.list", "/_control/airbyte/tokens", ("GET",), control_tokens_list, control=True),
     Route(
         "control.airbyte.tokens.expire",
         "/_control/airbyte/tokens/expire",
