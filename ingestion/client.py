@@ -410,6 +410,17 @@ class AirbyteClient(BaseClient):
                 break
         return jobs
 
+    def running_job(self, connection_id: str) -> dict[str, Any] | None:
+        """The connection's job that is not terminal yet (what a `TryLater` refers to), or None.
+
+        Airbyte runs one job per connection at a time, so it is among the newest; `incomplete`, `queued` and
+        any status Airbyte adds later count as running.
+        """
+        for job in self.list_jobs(connection_id=connection_id, order_by="createdAt|DESC", limit=20):
+            if job.get("status") not in TERMINAL_JOB_STATUSES:
+                return job
+        return None
+
     def cancel_job(self, job_id: int) -> dict[str, Any]:
         """`Conflict` (state-conflict) when the job is no longer running."""
         return self._call("DELETE", f"/jobs/{int(job_id)}")

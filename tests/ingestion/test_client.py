@@ -165,6 +165,7 @@ def test_409_while_a_sync_runs_is_try_later_and_cancel_of_a_finished_job_a_confl
     assert busy.value.status == 409 and busy.value.code == "try-again-later"
     running = client.list_jobs(connection_id=connection["connectionId"], status="pending")
     assert [j["jobId"] for j in running] == [job["jobId"]]
+    assert client.running_job(connection["connectionId"])["jobId"] == job["jobId"]
     assert client.cancel_job(job["jobId"])["status"] == "cancelled"
     with pytest.raises(Conflict) as conflict:
         client.cancel_job(job["jobId"])
@@ -273,3 +274,19 @@ def test_secrets_never_in_logs_or_exceptions(airbyte, caplog):
             assert secret not in text
     assert "[REDACTED] is not valid" in str(echoed.value)
     assert "/airbyte/v1/applications/token -> 200" in caplog.text
+
+
+def test_running_job_attaches_across_incomplete_and_is_none_once_terminal(airbyte):
+    client = AirbyteClient()
+    _, _, connection = _pipeline(client)
+    assert client.running_job(connection["connectionId"]) is None
+    first = client.start_job(connection["connectionId"])
+    airbyte.advance(first["jobId"], to="succeeded")
+    airbyte.script_job(status="succeeded", incomplete=True)
+    second = client.start_job(connection["connectionId"])
+    airbyte.advance(second["jobId"])
+    airbyte.advance(second["jobId"], to="incomplete")
+    attached = client.running_job(connection["connectionId"])
+    assert (attached["jobId"], attached["status"]) == (second["jobId"], "incomplete")
+    airbyte.advance(second["jobId"], to="failed")
+    assert client.running_job(connection["connectionId"]) is None
