@@ -541,3 +541,24 @@ def test_reset_clears_the_airbyte_store(api, control, airbyte):
     _connection(api)
     control.reset()
     assert airbyte.state() == {"sources": [], "destinations": [], "connections": []}
+
+
+def test_control_routes_refuse_what_they_cannot_do(server, api, airbyte):
+    base = f"{server.url}/_control/airbyte"
+    assert requests.post(f"{base}/configure", json={"colour": "red"}, timeout=5).status_code == 400
+    assert requests.post(f"{base}/configure", json={"running_seconds": -1}, timeout=5).status_code == 400
+    assert requests.post(f"{base}/outcomes", json={"status": "running"}, timeout=5).status_code == 400
+    assert requests.post(f"{base}/outcomes", json={"errorType": "oops"}, timeout=5).status_code == 400
+    assert requests.post(f"{base}/outcomes", json={"times": 0}, timeout=5).status_code == 400
+    assert requests.post(f"{base}/jobs/12345/advance", json={}, timeout=5).status_code == 404
+    assert requests.get(f"{base}/jobs/12345", timeout=5).status_code == 404
+    connection = _connection(api)
+    job = api("POST", "/jobs", json={"connectionId": connection["connectionId"], "jobType": "sync"}).json()
+    assert requests.post(f"{base}/jobs/{job['jobId']}/advance", json={"to": "queued"}, timeout=5).status_code == 400
+    airbyte.advance(job["jobId"], to="failed")
+    assert airbyte.job(job["jobId"])["errorType"] == "system_error"
+    again = requests.post(f"{base}/jobs/{job['jobId']}/advance", json={}, timeout=5)
+    assert again.status_code == 409
+    # Control routes are never faulted nor logged.
+    assert all(not call["route"].startswith("control.") for call in airbyte.control.calls())
+    _problem(api("GET", "/streams"), 400, "bad-request")
