@@ -66,16 +66,13 @@ JOB_TYPES = ("sync", "reset", "refresh", "clear")
 NAMESPACE_DEFINITIONS = ("source", "destination", "custom_format")
 CONNECTION_STATUSES = ("active", "inactive", "deprecated")
 SCHEMA_UPDATES = ("ignore", "disable_connection", "propagate_columns", "propagate_fully")
+# ConnectionSyncModeEnum of the public API's OpenAPI file (newer servers add update/soft-delete modes).
 SYNC_MODES = (
     "full_refresh_overwrite",
     "full_refresh_overwrite_deduped",
     "full_refresh_append",
-    "full_refresh_update",
-    "full_refresh_soft_delete",
     "incremental_append",
     "incremental_deduped_history",
-    "incremental_update",
-    "incremental_soft_delete",
 )
 _SEQUENCE = itertools.count()  # creation order, for lists (createdAt has only seconds)
 ERROR_TYPES = ("config_error", "system_error", "transient_error", "manual_cancellation")
