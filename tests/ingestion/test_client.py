@@ -16,6 +16,7 @@ from ingestion.client import (
     TryLater,
     Unauthorized,
     Unprocessable,
+    secret_values,
 )
 from tests.airbyte_sandbox import WORKSPACE_ID
 from tests.ingestion.conftest import CLIENT_SECRET
@@ -290,3 +291,26 @@ def test_running_job_attaches_across_incomplete_and_is_none_once_terminal(airbyt
     assert (attached["jobId"], attached["status"]) == (second["jobId"], "incomplete")
     airbyte.advance(second["jobId"], to="failed")
     assert client.running_job(connection["connectionId"]) is None
+
+
+@pytest.mark.parametrize("cached_token", [False, True], ids=["token-request", "api-call"])
+def test_an_error_report_from_inside_a_call_carries_no_secret(airbyte, settings, cached_token):
+    """Raised inside the HTTP layer (requests refuses the configured timeout) while the client secret, the
+    bearer token and the source's credentials are all in the frames."""
+    from django.views.debug import ExceptionReporter
+
+    settings.DEBUG = False  # the filter hides nothing in debug mode, by design
+    client = AirbyteClient()
+    if cached_token:
+        client.list_sources()
+    settings.CONNECTORS_HTTP_TIMEOUT = ("not-a-number", 1.0)
+    with pytest.raises(ValueError) as caught:
+        client.create_source(name="s", workspace_id=WORKSPACE_ID, source_type="shopify", configuration=SHOPIFY)
+    reporter = ExceptionReporter(None, caught.type, caught.value, caught.tb.tb_next)  # from the client down
+    text, html = reporter.get_traceback_text(), reporter.get_traceback_html()
+    assert "create_source" in text and "_request" in text
+    # (Not spelled out here: the report quotes this test's source around the call.)
+    secrets = [CLIENT_SECRET, *secret_values(SHOPIFY), *airbyte.issued_tokens()]
+    assert len(secrets) == 3 + cached_token  # no token is issued when the token request itself fails
+    for secret in secrets:
+        assert secret not in text and secret not in html
