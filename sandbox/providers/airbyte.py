@@ -396,6 +396,20 @@ def deep_merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def keep_masked(new: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """`new` as given, except that a leaf sent as the mask takes the stored value at the same place."""
+    kept = {}
+    for name, value in new.items():
+        old = stored.get(name)
+        if value == SECRETS_MASK and name in stored:
+            kept[name] = copy.deepcopy(old)
+        elif isinstance(value, dict) and isinstance(old, dict):
+            kept[name] = keep_masked(value, old)
+        else:
+            kept[name] = copy.deepcopy(value)
+    return kept
+
+
 # --- errors ------------------------------------------------------------------------------------------
 
 PROBLEM_TITLES = {
@@ -900,10 +914,7 @@ class _Actors:
             if merge:
                 configuration = deep_merge(actor["configuration"], configuration)
             else:  # PUT replaces, but a masked secret still means "keep the stored one"
-                configuration = deep_merge({}, configuration)
-                for key, value in list(configuration.items()):
-                    if value == SECRETS_MASK and key in actor["configuration"]:
-                        configuration[key] = actor["configuration"][key]
+                configuration = keep_masked(configuration, actor["configuration"])
             actor["configuration"] = self.checked(actor["type"], configuration)
         actor["name"] = name
         if "workspaceId" in payload and merge:

@@ -281,8 +281,18 @@ def test_source_patch_deep_merges_validates_and_keeps_masked_secrets(server, api
     assert "$.start_date: does not match" in _problem(invalid, 422, "unprocessable-entity")["data"]["message"]
     assert api("GET", path).json()["configuration"]["start_date"] == "2024-01-01"
 
-    put = api("PUT", path, json={"name": "replaced", "configuration": {"shop": "other"}})
-    assert put.status_code == 200 and put.json()["configuration"] == {"shop": "other"}
+    echoed = api("GET", path).json()["configuration"]  # masked, as a client would send it back
+    put = api("PUT", path, json={"name": "replaced", "configuration": {**echoed, "shop": "other"}})
+    assert put.status_code == 200 and put.json()["configuration"]["shop"] == "other"
+    assert airbyte.stored_source_configuration(source["sourceId"])["credentials"] == {
+        "auth_method": "oauth2.0",
+        "client_id": "shopify-client",
+        "client_secret": "shopify-client-secret",
+        "access_token": "shpat_second",
+    }
+    replaced = api("PUT", path, json={"name": "replaced", "configuration": {"shop": "other"}})
+    assert replaced.status_code == 200 and replaced.json()["configuration"] == {"shop": "other"}
+    _problem(api("PUT", path, json={"name": "no configuration"}), 400, "bad-request")
 
 
 def test_source_delete(api):
