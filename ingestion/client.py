@@ -104,6 +104,12 @@ class _TokenCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._fetching: dict[tuple[str, str], threading.Lock] = {}
+
+    def fetch_lock(self, key: tuple[str, str]) -> threading.Lock:
+        """Held while a token is fetched, so that callers arriving meanwhile wait for it instead of fetching."""
+        with self._lock:
+            return self._fetching.setdefault(key, threading.Lock())
 
     def get(self, key: tuple[str, str]) -> str | None:
         with self._lock:
@@ -181,7 +187,11 @@ class AirbyteClient(BaseClient):
 
     @sensitive_variables()
     def _token(self) -> str:
-        return TOKENS.get(self._cache_key) or self._fetch_token()
+        token = TOKENS.get(self._cache_key)
+        if token:
+            return token
+        with TOKENS.fetch_lock(self._cache_key):
+            return TOKENS.get(self._cache_key) or self._fetch_token()
 
     # --- one call --------------------------------------------------------------------------------------
 

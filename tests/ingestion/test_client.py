@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -118,6 +119,13 @@ def test_the_token_is_cached_across_calls_and_clients(airbyte):
     AirbyteClient().list_sources()
     AirbyteClient().list_connections()
     AirbyteClient().list_jobs()
+    assert _token_calls(airbyte) == 1
+
+
+def test_concurrent_callers_share_one_token_request(airbyte):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: AirbyteClient().list_jobs(), range(16)))
+    assert results == [[]] * 16
     assert _token_calls(airbyte) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -450,6 +451,15 @@ def test_409_try_again_later_while_a_job_runs(api, airbyte):
     _problem(api("POST", "/jobs", json={**payload, "jobType": "reset"}), 409, "try-again-later")
     running = api("GET", "/jobs", params={"connectionId": connection["connectionId"], "status": "pending"}).json()
     assert [j["jobId"] for j in running["data"]] == [first["jobId"]]
+
+
+def test_simultaneous_triggers_start_exactly_one_job(server, api):
+    connection = _connection(api)
+    payload = {"connectionId": connection["connectionId"], "jobType": "sync"}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(lambda _: api("POST", "/jobs", json=payload).status_code, range(8)))
+    assert statuses == [200] + [409] * 7
+    assert len(api("GET", "/jobs").json()["data"]) == 1
 
 
 def test_failed_job_with_error_type_and_incomplete_attempts(api, airbyte):
