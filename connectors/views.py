@@ -21,8 +21,10 @@ from accounts.views import clerk_login_required, merchant_member_required
 from compliance.services import request_context
 from connectors import oauth, services
 from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, Provider
+from connectors.consent import consent_origins
 from connectors.forms import ApiKeyConnectForm, OAuthCallbackForm
 from connectors.selectors import credential_get, credential_list
+from dashboards.middleware import allow_form_action
 
 CONNECTED = "{provider} connected: {label}."
 DISCONNECTED = "{provider} disconnected."
@@ -33,13 +35,14 @@ def _callback_uri(request: HttpRequest, provider: str) -> str:
 
 
 def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values: dict | None = None, status=200):
-    return render(
+    can_manage = request.membership.role in MANAGING_ROLES
+    response = render(
         request,
         "connectors/list.html",
         {
             "merchant": request.merchant,
             "membership": request.membership,
-            "can_manage": request.membership.role in MANAGING_ROLES,
+            "can_manage": can_manage,
             "credentials": credential_list(merchant=request.merchant),
             "oauth_providers": [Provider(p) for p in OAUTH_PROVIDERS],
             "api_key_providers": [Provider(p) for p in API_KEY_PROVIDERS],
@@ -48,6 +51,8 @@ def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values:
         },
         status=status,
     )
+    # Only a page that carries the connect buttons may send a form to the providers' consent pages.
+    return allow_form_action(response, consent_origins() if can_manage else ())
 
 
 @require_GET

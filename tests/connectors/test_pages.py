@@ -105,3 +105,49 @@ def test_disconnect_forgets_secrets_and_revokes_at_google_after_commit(
     assert (credential.access_token_enc, credential.refresh_token_enc) == ("", "")
     assert len(callbacks) == 1
     assert [c["status"] for c in providers.control.calls("google.oauth.revoke")] == [200]
+
+
+def _form_action(response) -> str:
+    directives = [d.strip() for d in response["Content-Security-Policy"].split(";")]
+    return next(d for d in directives if d.startswith("form-action"))
+
+
+def test_connect_page_lets_forms_reach_exactly_the_consent_origins(client, clerk, owner, settings):
+    settings.META_DIALOG_URL = "https://www.facebook.com"
+    settings.GOOGLE_OAUTH_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+    response = client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header("user_owner"))
+    assert _form_action(response) == "form-action 'self' https://www.facebook.com https://accounts.google.com"
+    # The rest of the policy is the production one, untouched.
+    others = response["Content-Security-Policy"].replace(_form_action(response), "form-action 'self'")
+    assert others == settings.CSP_POLICY
+
+
+def test_consent_origins_follow_the_settings_and_are_listed_once(client, clerk, owner, providers):
+    response = client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header("user_owner"))
+    assert _form_action(response) == f"form-action 'self' {providers.url}"
+
+
+def test_a_failed_api_key_form_keeps_the_connect_buttons_working(client, clerk, owner, providers):
+    response = client.post(
+        f"/m/{owner.merchant_id}/connectors/api-key/",
+        {"provider": "klaviyo", "api_key": "pk_nope"},
+        **clerk.auth_header("user_owner"),
+    )
+    assert response.status_code == 400 and _form_action(response) == f"form-action 'self' {providers.url}"
+
+
+def test_pages_without_connect_buttons_keep_form_action_self(client, clerk, owner, providers):
+    viewer = MembershipFactory(clerk_user_id=clerk.user("user_viewer"), merchant=owner.merchant, role=Role.VIEWER)
+    response = client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header(viewer.clerk_user_id))
+    assert response.status_code == 200 and "Connect Meta Ads" not in response.content.decode()
+    assert _form_action(response) == "form-action 'self'"
+    response = client.get(f"/m/{owner.merchant_id}/", **clerk.auth_header("user_owner"))
+    assert _form_action(response) == "form-action 'self'"
+
+
+def test_operator_policy_without_form_action_or_with_none_is_not_widened():
+    from dashboards.middleware import with_form_action
+
+    assert with_form_action("default-src 'self'", ["https://a.example"]) == "default-src 'self'"
+    assert with_form_action("form-action 'none'", ["https://a.example"]) == "form-action 'none'"
+    assert with_form_action("form-action 'self'; base-uri 'self'", []) == "form-action 'self'; base-uri 'self'"
