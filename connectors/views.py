@@ -23,7 +23,7 @@ from connectors import oauth, services
 from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, Provider
 from connectors.consent import consent_origins
 from connectors.forms import ApiKeyConnectForm, OAuthCallbackForm
-from connectors.selectors import credential_get, credential_list
+from connectors.selectors import credential_get, source_checklist
 from dashboards.middleware import allow_form_action
 
 CONNECTED = "{provider} connected: {label}."
@@ -36,6 +36,9 @@ def _callback_uri(request: HttpRequest, provider: str) -> str:
 
 def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values: dict | None = None, status=200):
     can_manage = request.membership.role in MANAGING_ROLES
+    sources = source_checklist(merchant=request.merchant)
+    if form_values is None and request.GET.get("provider") in API_KEY_PROVIDERS:
+        form_values = {"provider": request.GET["provider"]}  # "Enter a new key" preselects the source
     response = render(
         request,
         "connectors/list.html",
@@ -43,8 +46,9 @@ def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values:
             "merchant": request.merchant,
             "membership": request.membership,
             "can_manage": can_manage,
-            "credentials": credential_list(merchant=request.merchant),
-            "oauth_providers": [Provider(p) for p in OAUTH_PROVIDERS],
+            "memberships": getattr(request, "memberships", []),
+            "sources": sources,
+            "has_connections": any(s.connections for s in sources),
             "api_key_providers": [Provider(p) for p in API_KEY_PROVIDERS],
             "form_errors": form_errors or {},
             "form_values": form_values or {},
