@@ -47,6 +47,7 @@ def connectors_page(page, app_url, owner, providers, csp_violations):
     page.goto(f"{app_url}/m/{owner.merchant_id}/connectors/")
     page.get_by_role("button", name="Sign in as Olivia Owner").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Connections")
+    expect(page.get_by_test_id("who")).to_have_text("Olivia Owner")  # Clerk's name, not user_olivia
     return page
 
 
@@ -174,3 +175,15 @@ def test_disconnect(connectors_page, owner, providers):
     expect(connection(page, "klaviyo")).to_have_count(0)
     credential = ConnectorCredential.objects.get(merchant=owner.merchant)
     assert (credential.status, credential.api_key_enc) == (CredentialStatus.REVOKED, "")
+
+
+def test_a_new_user_without_a_store_is_asked_to_add_one(page, app_url, clerk, csp_violations, screenshot):
+    clerk.user("user_nina", first_name="Nina", last_name="New", email="nina@new.example")
+    page.goto(app_url + "/")
+    page.get_by_role("button", name="Sign in as Nina New").click()
+
+    expect(page).to_have_url(app_url + "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Add your Shopify store")
+    expect(page.get_by_test_id("who")).to_have_text("Nina New")
+    expect(page.get_by_test_id("shopify-app-store")).to_contain_text("Shopify App Store")
+    screenshot("onboarding-add-store")
