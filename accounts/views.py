@@ -61,13 +61,13 @@ def merchant_member_required(view):
 def home(request: HttpRequest) -> HttpResponse:
     memberships = membership_list(clerk_user_id=request.clerk.user_id)
     if not memberships:
-        return render(request, "accounts/onboarding.html", {"shopify_add_url": _shopify_add_url()})
+        return render(request, "accounts/onboarding.html", {"shopify_add_url": shopify_add_url()})
     preferred = request.COOKIES.get(LAST_MERCHANT_COOKIE, "")
     chosen = next((m for m in memberships if str(m.merchant_id) == preferred), memberships[0])
     return redirect("dashboards:overview", merchant_id=chosen.merchant_id)
 
 
-def _shopify_add_url() -> str | None:
+def shopify_add_url() -> str | None:
     """Where "Add your Shopify store" leads, once the Shopify connect flow is installed (connectors)."""
     try:
         return reverse("connectors:shopify_add")

@@ -141,6 +141,8 @@ class SourceRow:
     last_data_at: dt.datetime | None
     next_step: str
     connections: list[ConnectionRow] = field(default_factory=list)
+    # For a provider connected outside this page (connect_kind ""): where its own flow starts, set by the view.
+    connect_url: str = ""
 
 
 def _error_kind(code: str) -> str:

@@ -8,6 +8,8 @@ reporter in its GET section whatever the marks say; the code is single-use and s
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -17,7 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.choices import MANAGING_ROLES
-from accounts.views import clerk_login_required, merchant_member_required
+from accounts.views import clerk_login_required, merchant_member_required, shopify_add_url
 from compliance.services import request_context
 from connectors import oauth, services
 from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, Provider
@@ -36,7 +38,12 @@ def _callback_uri(request: HttpRequest, provider: str) -> str:
 
 def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values: dict | None = None, status=200):
     can_manage = request.membership.role in MANAGING_ROLES
-    sources = source_checklist(merchant=request.merchant)
+    # Shopify is connected by its own add/install flow (when this build has it), not by a form on this page.
+    elsewhere = {"shopify": shopify_add_url()}
+    sources = [
+        dataclasses.replace(s, connect_url=elsewhere.get(s.provider.value) or "") if not s.connect_kind else s
+        for s in source_checklist(merchant=request.merchant)
+    ]
     if form_values is None and request.GET.get("provider") in API_KEY_PROVIDERS:
         form_values = {"provider": request.GET["provider"]}  # "Enter a new key" preselects the source
     response = render(
