@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 
 from django.db import DatabaseError, connections, transaction
 from django.db.models import QuerySet
@@ -51,17 +52,22 @@ def raw_source_of_table(table: str) -> str:
     return next((src for src in RAW_SOURCES if table.startswith(src + "_")), table.split("_", 1)[0])
 
 
-def raw_last_extracted_list(*, merchant: Merchant) -> dict[str, dt.datetime]:
+def raw_last_extracted_list(*, merchant: Merchant, sources: Iterable[str] | None = None) -> dict[str, dt.datetime]:
     """When data last landed per source: the latest `_airbyte_extracted_at` over the source's raw tables.
 
     Keyed by source name (`facebook_marketing`, `google_ads`, ...); a source whose tables are missing or
     empty is absent. A store whose raw schema was never created answers {} — never an error: this feeds a
     page that must render for a brand-new store. Only tables that exist and carry the column are read (a
-    half-created schema, or a table Airbyte has not reached yet).
+    half-created schema, or a table Airbyte has not reached yet). `sources` limits the read to those sources'
+    tables (the max is a scan: a year of web sessions costs more than every ad table together).
     """
     try:
         schema = raw_schema_name(merchant.key)
     except ValueError:
+        return {}
+    wanted = set(sources) if sources is not None else None
+    candidates = [t for t in RAW_TABLES if wanted is None or raw_source_of_table(t) in wanted]
+    if not candidates:
         return {}
     conn = connections["warehouse"]
     try:
@@ -70,7 +76,7 @@ def raw_last_extracted_list(*, merchant: Merchant) -> dict[str, dt.datetime]:
             cursor.execute(
                 "select table_name from information_schema.columns"
                 " where table_schema = %s and column_name = '_airbyte_extracted_at' and table_name = any(%s)",
-                [schema, list(RAW_TABLES)],
+                [schema, candidates],
             )
             tables = sorted(row[0] for row in cursor.fetchall())
             if not tables:

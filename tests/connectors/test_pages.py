@@ -316,3 +316,18 @@ def test_error_codes_read_as_plain_words(code, status, expected):
 
 def test_a_healthy_credential_has_no_problem():
     assert credential_problem(ConnectorCredential(provider=Provider.META, status=CredentialStatus.ACTIVE)) == ""
+
+
+def test_last_data_is_read_from_the_raw_tables_once_per_cache_window(client, clerk):
+    from django.test.utils import CaptureQueriesContext
+
+    membership = MembershipFactory(clerk_user_id=clerk.user("user_cached"), merchant__key="pages_cached")
+    _create_raw_table("raw_pages_cached", "klaviyo_events", [dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)])
+    with CaptureQueriesContext(connections["warehouse"]) as first:
+        assert "Data last arrived Dec 2, 2026" in _page(client, clerk, membership)
+    with CaptureQueriesContext(connections["warehouse"]) as second:
+        assert "Data last arrived Dec 2, 2026" in _page(client, clerk, membership)
+    assert any("_airbyte_extracted_at" in q["sql"] for q in first.captured_queries)
+    assert not any("_airbyte_extracted_at" in q["sql"] for q in second.captured_queries)
+    # Only the tables of sources that are providers are scanned (not a year of web sessions or orders).
+    assert all("web_sessions" not in str(q["sql"]) for q in first.captured_queries)
