@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox.faults import FaultBook
 from sandbox.keys import RsaKeyPair
+from sandbox.providers.airbyte import AirbyteState
 from sandbox.providers.attentive import AttentiveState
 from sandbox.providers.clerk import ClerkState
 from sandbox.providers.google import GoogleState
@@ -80,6 +81,7 @@ class SandboxState:
         self.google = GoogleState()
         self.klaviyo = KlaviyoState()
         self.attentive = AttentiveState()
+        self.airbyte = AirbyteState()
         self.mail = Mailbox()  # filled by sandbox.smtp.SmtpSink when one runs
 
     def reset(self) -> None:
@@ -91,4 +93,5 @@ class SandboxState:
         self.google.reset()
         self.klaviyo.reset()
         self.attentive.reset()
+        self.airbyte.reset()
         self.mail.clear()

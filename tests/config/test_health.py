@@ -108,6 +108,10 @@ def test_readyz_of_a_production_process_refused_by_the_database_says_so(django_d
         ALLOWED_HOSTS="testserver",
         CLERK_AUTHORIZED_PARTIES="https://app.example.com",
         CLERK_JWT_KEY=CLERK_PEM,
+        AIRBYTE_API_URL="https://api.airbyte.com/v1",
+        AIRBYTE_CLIENT_ID="airbyte-application-id",
+        AIRBYTE_CLIENT_SECRET="airbyte-application-secret",
+        AIRBYTE_WORKSPACE_ID="5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6",
         LOG_LEVEL="CRITICAL",
     )
     probe = (
