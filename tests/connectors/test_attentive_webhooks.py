@@ -496,12 +496,12 @@ def gunicorn_url(settings):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a worker still importing the app
                 pass
             assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.2)
