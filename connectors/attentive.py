@@ -400,7 +400,11 @@ def attentive_event_record(*, merchant_key: str, body: bytes) -> Stored:
     except ProgrammingError as exc:
         if not isinstance(exc.__cause__, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
             raise
-        attentive_raw_tables_create(merchant_key=merchant_key)  # the merchant's first event
+        try:
+            attentive_raw_tables_create(merchant_key=merchant_key)  # the merchant's first event
+        except DatabaseError:
+            # Another process creating them at the same moment (a burst's first events): theirs will do.
+            logger.info("attentive raw tables of %s: created concurrently", merchant_key)
         inserted = _insert(statement, values)
     return Stored(table=table, inserted=inserted)
 
