@@ -18,6 +18,7 @@ from sandbox.providers.clerk import ClerkState
 from sandbox.providers.google import GoogleState
 from sandbox.providers.klaviyo import KlaviyoState
 from sandbox.providers.meta import MetaState
+from sandbox.providers.shopify import ShopifyState
 from sandbox.smtp import Mailbox
 
 
@@ -80,6 +81,7 @@ class SandboxState:
         self.google = GoogleState()
         self.klaviyo = KlaviyoState()
         self.attentive = AttentiveState()
+        self.shopify = ShopifyState()
         self.mail = Mailbox()  # filled by sandbox.smtp.SmtpSink when one runs
 
     def reset(self) -> None:
@@ -91,4 +93,5 @@ class SandboxState:
         self.google.reset()
         self.klaviyo.reset()
         self.attentive.reset()
+        self.shopify.reset()
         self.mail.clear()
