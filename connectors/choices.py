@@ -6,6 +6,7 @@ class Provider(models.TextChoices):
     GOOGLE_ADS = "google_ads", "Google Ads"
     KLAVIYO = "klaviyo", "Klaviyo"
     ATTENTIVE = "attentive", "Attentive"
+    SHOPIFY = "shopify", "Shopify"  # installed from Shopify or "Add a Shopify store" (connectors/shopify.py)
 
 
 class AuthKind(models.TextChoices):

@@ -173,6 +173,11 @@ def _manage(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedPr
         ALLOWED_HOSTS="app.example.com",
         CLERK_AUTHORIZED_PARTIES="https://app.example.com",
         CLERK_JWT_KEY=CLERK_PEM,
+        SHOPIFY_API_KEY="prod-shopify-api-key",
+        SHOPIFY_API_SECRET="prod-shopify-api-secret-0123456789",
+        SHOPIFY_SCOPES="read_orders",
+        SHOPIFY_API_VERSION="2026-01",
+        SHOPIFY_APP_URL="https://app.example.com",
     )
     env.update(env_overrides)
     return subprocess.run(

@@ -108,6 +108,11 @@ def test_readyz_of_a_production_process_refused_by_the_database_says_so(django_d
         ALLOWED_HOSTS="testserver",
         CLERK_AUTHORIZED_PARTIES="https://app.example.com",
         CLERK_JWT_KEY=CLERK_PEM,
+        SHOPIFY_API_KEY="prod-shopify-api-key",
+        SHOPIFY_API_SECRET="prod-shopify-api-secret-0123456789",
+        SHOPIFY_SCOPES="read_orders",
+        SHOPIFY_API_VERSION="2026-01",
+        SHOPIFY_APP_URL="https://app.example.com",
         LOG_LEVEL="CRITICAL",
     )
     probe = (
