@@ -109,7 +109,7 @@ def test_a_timeout_on_the_rotating_call_does_not_kill_the_credential(providers, 
     end_failure_window(credential)
 
     assert shop_json(credential.pk)["myshopify_domain"] == credential.external_account_id
-    access, refresh = secrets_of(credential)
+    _access, refresh = secrets_of(credential)
     assert refresh != old_refresh and credential.status == CredentialStatus.ACTIVE
     assert credential.consecutive_failures == 0
     assert [c["status"] for c in providers.control.calls(TOKEN)] == [200, 200]  # both rotated at the sandbox
