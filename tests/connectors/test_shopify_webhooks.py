@@ -108,8 +108,9 @@ def test_a_duplicate_delivery_is_processed_once(client, providers, eager, django
     assert AuditEvent.objects.filter(action="merchant.updated_from_shopify").count() == 1
 
 
-def test_a_delivery_stored_but_not_yet_processed_is_enqueued_again_on_retry(client, providers, eager,
-                                                                            django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_stored_unprocessed_delivery_is_enqueued_again_on_retry(
+    client, providers, eager, django_capture_on_commit_callbacks
+):
     merchant = shopify_credential(providers).merchant
     event_id = str(uuid.uuid4())
     post(client, {"name": "Later"}, topic="shop/update", shop=merchant.shop_domain, event_id=event_id)  # task lost
