@@ -32,12 +32,16 @@ def _failed(request: HttpRequest, message: str, status: int) -> HttpResponse:
     return render(request, "connectors/oauth_failed.html", {"message": message}, status=status)
 
 
-def _to_shopify(request: HttpRequest, url: str, nonce: str) -> HttpResponse:
-    response = redirect(url)
+def _state_cookie(request: HttpRequest, response: HttpResponse, nonce: str) -> None:
     response.set_signed_cookie(
         shopify.STATE_COOKIE, nonce, salt=shopify.STATE_SALT, max_age=STATE_COOKIE_AGE,
         httponly=True, samesite="Lax", secure=request.is_secure(),
     )  # fmt: skip
+
+
+def _to_shopify(request: HttpRequest, url: str, nonce: str) -> HttpResponse:
+    response = redirect(url)
+    _state_cookie(request, response, nonce)
     return response
 
 
@@ -55,8 +59,14 @@ def shopify_add(request: HttpRequest) -> HttpResponse:
         shop = str(form.data.get("shop", "")).replace("\x00", "")[:255]
         errors = {field: list(errs) for field, errs in form.errors.items()}
         return render(request, "connectors/shopify_add.html", {"errors": errors, "shop": shop}, status=400)
-    url, nonce = shopify.install_begin(shop=form.cleaned_data["shop"], clerk_user_id=request.clerk.user_id)
-    return _to_shopify(request, url, nonce)
+    shop = form.cleaned_data["shop"]
+    url, nonce = shopify.install_begin(shop=shop, clerk_user_id=request.clerk.user_id)
+    # Not a redirect: the page's CSP (form-action 'self') forbids a form submission to end on another origin,
+    # and each shop is its own origin. A navigation from our page is allowed; the state stays bound to this
+    # browser by its cookie and single use.
+    response = render(request, "connectors/shopify_continue.html", {"url": url, "shop": shop})
+    _state_cookie(request, response, nonce)
+    return response
 
 
 @sensitive_variables("nonce")

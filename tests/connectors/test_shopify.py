@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
+import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -64,9 +66,17 @@ def local(url: str) -> str:
 def add_store(client: Client, auth: dict, shop: str = SHOP) -> str:
     """Signed-in "Add a Shopify store" up to Shopify's redirect back; returns the callback path."""
     response = client.post("/shopify/add/", {"shop": shop}, **auth)
-    assert response.status_code == 302, response.content
-    assert response["Location"].startswith(f"{shopify.settings.SHOPIFY_ADMIN_URL.format(shop=shop)}/admin/oauth/")
-    return local(approve(response["Location"]))
+    assert response.status_code == 200, response.content
+    url = continue_url(response.content.decode())
+    assert url.startswith(f"{shopify.settings.SHOPIFY_ADMIN_URL.format(shop=shop)}/admin/oauth/authorize?")
+    return local(approve(url))
+
+
+def continue_url(page: str) -> str:
+    """The "Continue to Shopify" link of the page "Add a Shopify store" answers with."""
+    match = re.search(r'<a href="([^"]+)" data-testid="continue-to-shopify">', page)
+    assert match, page
+    return html.unescape(match.group(1))
 
 
 # --- signed-in user adds a store ---------------------------------------------------------------------
