@@ -340,3 +340,25 @@ def test_install_audit_records_no_secret(client, clerk, providers, eager, django
     for event in AuditEvent.objects.all():
         text = repr(event.metadata) + event.action
         assert not any(s in text for s in secrets_)
+
+
+def test_install_from_shopify_while_signed_in_installs_at_once_and_later_opens_the_store(
+    client, clerk, providers, eager, django_capture_on_commit_callbacks
+):
+    auth = clerk.auth_header(clerk.user("user_new"))
+    url = providers.shopify_install_url(SHOP, "http://testserver/shopify/install")
+    response = client.get(local(url), **auth)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get(local(approve(response["Location"])), **auth)
+    merchant = Merchant.objects.get(shop_domain=SHOP)
+    assert response["Location"] == f"/m/{merchant.pk}/overview/"
+    assert not ShopifyPendingInstall.objects.exists()
+
+    # Opening the app from Shopify's admin again goes straight to the store, no new consent.
+    again = client.get(local(providers.shopify_install_url(SHOP, "http://testserver/shopify/install")), **auth)
+    assert again.status_code == 302 and again["Location"] == f"/m/{merchant.pk}/overview/"
+    # Someone else signed in is sent through consent (and then a claim), never straight in.
+    other = Client()
+    stranger = clerk.auth_header(clerk.user("user_stranger"))
+    response = other.get(local(providers.shopify_install_url(SHOP, "http://testserver/shopify/install")), **stranger)
+    assert "/admin/oauth/authorize?" in response["Location"]
