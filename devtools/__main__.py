@@ -222,6 +222,8 @@ def cmd_run(args: list[str]) -> None:
     manage(env, "sync_schedules", "-v", "0")
     say("loading the demo merchant")
     manage(env, "seed_demo")
+    # Connected the way a merchant connects, so the Connectors page tells the truth about the demo's data.
+    manage(env, "connect_demo", "--sandbox-url", sandbox_url, "--app-url", f"http://127.0.0.1:{PORT}")
     # The first run writes a year of synthetic raw data and builds the models; later runs skip both.
     manage(env, "seed_demo_data")
 

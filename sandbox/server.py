@@ -176,5 +176,14 @@ class SandboxControl:
     def clerk_dev_users(self) -> list[dict[str, Any]]:
         return self._request("GET", "/clerk/_dev/users").json()
 
+    def klaviyo_key_create(self, *, name: str, scopes: list[str] | None = None) -> str:
+        """A private API key of a new Klaviyo account named `name` (all read scopes unless `scopes`)."""
+        payload: dict[str, Any] = {"name": name, **({"scopes": scopes} if scopes is not None else {})}
+        return self._request("POST", "/_control/klaviyo/keys", json=payload).json()["api_key"]
+
+    def attentive_key_create(self, *, company: str) -> str:
+        """An API key of a new Attentive company named `company`."""
+        return self._request("POST", "/_control/attentive/keys", json={"company": company}).json()["api_key"]
+
     def close(self) -> None:
         self.session.close()

@@ -42,13 +42,10 @@ class ProviderSandbox:
 
     # Klaviyo, Attentive
     def klaviyo_key(self, *, scopes: list[str] | None = None, name: str = "Demo Store") -> str:
-        payload: dict[str, Any] = {"name": name}
-        if scopes is not None:
-            payload["scopes"] = scopes
-        return self._post("/_control/klaviyo/keys", payload)["api_key"]
+        return self.control.klaviyo_key_create(name=name, scopes=scopes)
 
     def attentive_key(self, *, company: str = "Demo Store") -> str:
-        return self._post("/_control/attentive/keys", {"company": company})["api_key"]
+        return self.control.attentive_key_create(company=company)
 
     # Shopify
     def shopify_tokens(self, shop: str, *, ttl: int = 3600) -> dict[str, Any]:

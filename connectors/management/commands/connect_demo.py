@@ -1,0 +1,42 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.choices import Role
+from accounts.demo import DEMO_MERCHANTS
+from accounts.models import Membership
+from connectors.demo import DemoConnectFailed, demo_connect
+from connectors.services import ConnectorError
+from sandbox.server import SandboxControl, SandboxControlError
+
+
+class Command(BaseCommand):
+    help = (
+        "Connect the demo stores to the sandbox's Meta, Google Ads, Klaviyo and Attentive accounts through the "
+        "same services a merchant's clicks use. Idempotent: a provider already connected is left alone."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--sandbox-url", required=True, help="The running sandbox, e.g. http://127.0.0.1:8025")
+        parser.add_argument("--app-url", required=True, help="The app's own URL (OAuth callbacks are built on it)")
+
+    def handle(self, *args, **options):
+        if not settings.DEV:
+            raise CommandError("connect_demo talks to the sandbox's control API: only with DJANGO_DEV=1.")
+        control = SandboxControl(options["sandbox_url"])
+        owners = Membership.objects.filter(
+            merchant__key__in=[spec["key"] for spec in DEMO_MERCHANTS], role=Role.OWNER
+        ).select_related("merchant")
+        seen = set()
+        for membership in owners.order_by("merchant__key", "clerk_user_id"):
+            if membership.merchant_id in seen:
+                continue
+            seen.add(membership.merchant_id)
+            try:
+                connections = demo_connect(membership=membership, app_url=options["app_url"], control=control)
+            except (DemoConnectFailed, ConnectorError, SandboxControlError, OSError) as exc:
+                raise CommandError(f"{membership.merchant.key}: {exc}") from exc
+            for c in connections:
+                state = "connected" if c.created else "already connected"
+                self.stdout.write(f"{membership.merchant.key}: {c.provider} {state} ({c.label})")
+        if not seen:
+            raise CommandError("no demo store has an owner: run seed_demo first")
