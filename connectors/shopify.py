@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -424,34 +424,44 @@ class WebhookRejected(Exception):
         self.status = status
 
 
+def webhook_header(headers: Mapping[str, str], name: str) -> str:
+    """`X-Shopify-<name>`, or the newer "Events" flavour's `shopify-<name>` (INGESTION.md §4)."""
+    return headers.get(f"X-Shopify-{name}") or headers.get(f"Shopify-{name}") or ""
+
+
 def webhook_receive(*, headers: Mapping[str, str], body: bytes) -> tuple[ShopifyWebhookDelivery, bool]:
     """Store a delivery whose HMAC was checked; returns (delivery, created). A duplicate is not stored again."""
-    topic = headers.get("X-Shopify-Topic", "")[:64]
-    shop = headers.get("X-Shopify-Shop-Domain", "").lower()[:255]
-    event_id = headers.get("X-Shopify-Event-Id", "")[:128]
-    webhook_id = headers.get("X-Shopify-Webhook-Id", "")[:128]
+    topic = webhook_header(headers, "Topic")[:64]
+    shop = webhook_header(headers, "Shop-Domain").lower()[:255]
+    event_id = webhook_header(headers, "Event-Id")[:128]
+    webhook_id = webhook_header(headers, "Webhook-Id")[:128]
     if not topic or not shop or not (event_id or webhook_id):
         raise WebhookRejected("X-Shopify-Topic, X-Shopify-Shop-Domain and X-Shopify-Webhook-Id are required")
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WebhookRejected(f"the body is not JSON: {exc.msg if hasattr(exc, 'msg') else 'bad encoding'}") from exc
+    except UnicodeDecodeError as exc:
+        raise WebhookRejected("the body is not UTF-8 JSON") from exc
+    except json.JSONDecodeError as exc:
+        raise WebhookRejected(f"the body is not JSON: {exc.msg}") from exc
     if not isinstance(payload, dict):
         raise WebhookRejected("the body is not a JSON object")
-    delivery, created = ShopifyWebhookDelivery.objects.get_or_create(
-        dedupe_key=f"event:{event_id}" if event_id else f"webhook:{webhook_id}",
-        defaults={
-            "event_id": event_id,
-            "webhook_id": webhook_id,
-            "topic": topic,
-            "shop_domain": shop,
-            "api_version": headers.get("X-Shopify-API-Version", "")[:16],
-            "triggered_at": headers.get("X-Shopify-Triggered-At", "")[:64],
-            "body": payload,
-            "merchant": Merchant.objects.filter(shop_domain=shop).first(),
-        },
-    )
-    return delivery, created
+    try:
+        with transaction.atomic():
+            return ShopifyWebhookDelivery.objects.get_or_create(
+                dedupe_key=f"event:{event_id}" if event_id else f"webhook:{webhook_id}",
+                defaults={
+                    "event_id": event_id,
+                    "webhook_id": webhook_id,
+                    "topic": topic,
+                    "shop_domain": shop,
+                    "api_version": webhook_header(headers, "API-Version")[:16],
+                    "triggered_at": webhook_header(headers, "Triggered-At")[:64],
+                    "body": payload,
+                    "merchant": Merchant.objects.filter(shop_domain=shop).first(),
+                },
+            )
+    except DataError as exc:  # what PostgreSQL cannot store (a NUL in the JSON): the sender's mistake
+        raise WebhookRejected("the body holds a value that cannot be stored (a NUL character?)") from exc
 
 
 def webhook_process(*, delivery_id: int) -> str:

@@ -152,7 +152,7 @@ def shopify_claim(request: HttpRequest) -> HttpResponse:
 def shopify_webhook(request: HttpRequest) -> HttpResponse:
     """Verify, store, answer 200; the work happens in a task (Shopify wants an answer within ~5 s)."""
     body = request.body
-    if not shopify.webhook_hmac_valid(body, request.headers.get("X-Shopify-Hmac-Sha256", "")):
+    if not shopify.webhook_hmac_valid(body, shopify.webhook_header(request.headers, "Hmac-Sha256")):
         return HttpResponse("invalid signature", status=401, content_type="text/plain")
     try:
         delivery, created = shopify.webhook_receive(headers=request.headers, body=body)

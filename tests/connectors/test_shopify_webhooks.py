@@ -92,6 +92,10 @@ def test_signed_but_malformed_body_or_headers_is_400_with_the_reason(client, pro
     assert response.status_code == 400 and "not JSON" in response.content.decode()
     response = post(client, {"a": 1}, topic="", shop=shop)
     assert response.status_code == 400 and "X-Shopify-Topic" in response.content.decode()
+    response = post(client, b'{"name": "a\\u0000b"}', topic="shop/update", shop=shop)
+    assert response.status_code == 400 and "cannot be stored" in response.content.decode()
+    response = post(client, b"[1, 2]", topic="shop/update", shop=shop)
+    assert response.status_code == 400 and "not a JSON object" in response.content.decode()
     assert not ShopifyWebhookDelivery.objects.exists()
 
 
@@ -197,3 +201,19 @@ def test_the_sandbox_emitter_reaches_the_endpoint_and_a_forged_delivery_is_refus
     merchant = Merchant.objects.get(pk=credential.merchant_id)
     assert (merchant.name, merchant.currency, merchant.timezone) == ("From Shopify", "CAD", "America/Toronto")
     assert ShopifyWebhookDelivery.objects.filter(status=WebhookStatus.PROCESSED).count() == 1
+
+
+def test_the_newer_events_flavour_headers_are_accepted(client, providers, eager, django_capture_on_commit_callbacks):
+    merchant = shopify_credential(providers).merchant
+    raw = json.dumps({"name": "Events Flavour"}).encode()
+    digest = base64.b64encode(hmac.new(SECRET.encode(), raw, hashlib.sha256).digest()).decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/webhooks/shopify/", data=raw, content_type="application/json",
+            HTTP_SHOPIFY_HMAC_SHA256=digest, HTTP_SHOPIFY_TOPIC="shop/update",
+            HTTP_SHOPIFY_SHOP_DOMAIN=merchant.shop_domain, HTTP_SHOPIFY_WEBHOOK_ID="w-9", HTTP_SHOPIFY_EVENT_ID="e-9",
+        )  # fmt: skip
+    assert response.status_code == 200
+    merchant.refresh_from_db()
+    assert merchant.name == "Events Flavour"
+    assert ShopifyWebhookDelivery.objects.get().event_id == "e-9"
