@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -61,10 +61,18 @@ def merchant_member_required(view):
 def home(request: HttpRequest) -> HttpResponse:
     memberships = membership_list(clerk_user_id=request.clerk.user_id)
     if not memberships:
-        return render(request, "accounts/no_merchant.html", status=403)
+        return render(request, "accounts/onboarding.html", {"shopify_add_url": shopify_add_url()})
     preferred = request.COOKIES.get(LAST_MERCHANT_COOKIE, "")
     chosen = next((m for m in memberships if str(m.merchant_id) == preferred), memberships[0])
     return redirect("dashboards:overview", merchant_id=chosen.merchant_id)
+
+
+def shopify_add_url() -> str | None:
+    """Where "Add your Shopify store" leads, once the Shopify connect flow is installed (connectors)."""
+    try:
+        return reverse("connectors:shopify_add")
+    except NoReverseMatch:
+        return None
 
 
 @merchant_member_required

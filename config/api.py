@@ -10,7 +10,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, fields, pagination, parsers, serializers
-from rest_framework.views import exception_handler as drf_exception_handler
 
 # No document our API takes nests deeper than a handful of levels (a layout is list → widget → options).
 # Python's json raises RecursionError (a 500) near 1,000 levels; far below that we refuse with a 400.
@@ -30,7 +29,10 @@ class ServiceUnavailable(exceptions.APIException):
 
 def exception_handler(exc, context):
     """Model-level validation errors become field-level 400s; marts that are not built yet, a 503."""
-    # Imported here: DRF's views module reads DEFAULT_PARSER_CLASSES (this module's JSONParser) on import.
+    # Imported here: DRF's views module reads DEFAULT_PARSER_CLASSES (this module's JSONParser) on import, so
+    # importing it at the top is a circular import whenever DRF's settings load this module first (its
+    # pagination system check does, and Django runs checks in an arbitrary order).
+    from rest_framework.views import exception_handler as drf_exception_handler
 
     from dashboards.selectors import MartsNotBuilt
 

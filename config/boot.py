@@ -140,5 +140,25 @@ def clerk_webhook_secret_problem(value: str) -> str | None:
     return None if ok else "CLERK_WEBHOOK_SECRET is not a Svix signing secret (whsec_ and base64)"
 
 
+def airbyte_problem(api_url: str, client_id: str, client_secret: str, workspace_id: str) -> str | None:
+    """Ingestion runs through Airbyte's public API: without it no merchant's data ever arrives."""
+    if not api_url:
+        return (
+            "AIRBYTE_API_URL is required: Airbyte's public API (https://api.airbyte.com/v1, or "
+            "<server>/api/public/v1 when self-hosted)"
+        )
+    split = urlsplit(api_url)
+    if split.scheme not in ("http", "https") or not split.netloc:
+        return "AIRBYTE_API_URL is not an http(s) URL"
+    if not client_id or not client_secret:
+        return (
+            "AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET are required: an Airbyte application's credentials "
+            "(Airbyte: User settings, Applications)"
+        )
+    if not re.fullmatch(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", workspace_id or ""):
+        return "AIRBYTE_WORKSPACE_ID is required: the UUID of the Airbyte workspace the sources are created in"
+    return None
+
+
 def _plain_b64decode(value: str) -> bytes:
     return base64.b64decode(value.encode("ascii"), validate=True)

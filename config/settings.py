@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "dashboards",
     "agencies",
     "analytics",
+    "ingestion",
 ]
 
 MIDDLEWARE = [
@@ -359,6 +360,17 @@ CONNECTORS_REFRESH_MAX_WAIT_SECONDS = env.float("CONNECTORS_REFRESH_MAX_WAIT_SEC
 # same failure at once, without calling the provider; failures within one such window count once.
 CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS = env.float("CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS", default=30.0)
 CONNECTORS_API_KEY_CONNECT_RATE = env.str("CONNECTORS_API_KEY_CONNECT_RATE", default="10/min")
+
+# --- ingestion (Airbyte's public API; ingestion/) ------------------------------------------------------
+# Cloud: https://api.airbyte.com/v1; self-hosted: <server>/api/public/v1. Locally the sandbox's stand-in.
+AIRBYTE_API_URL = env.str(
+    "AIRBYTE_API_URL", default=f"{SANDBOX_URL or 'http://127.0.0.1:8001'}/airbyte/v1" if DEV else ""
+)
+AIRBYTE_CLIENT_ID = env.str("AIRBYTE_CLIENT_ID", default="sandbox-airbyte-client" if DEV else "")
+AIRBYTE_CLIENT_SECRET = _secret("AIRBYTE_CLIENT_SECRET", "sandbox-airbyte-secret")
+AIRBYTE_WORKSPACE_ID = env.str("AIRBYTE_WORKSPACE_ID", default="5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6" if DEV else "")
+if not DEV:
+    _check(boot.airbyte_problem(AIRBYTE_API_URL, AIRBYTE_CLIENT_ID, AIRBYTE_CLIENT_SECRET, AIRBYTE_WORKSPACE_ID))
 
 # --- dashboards --------------------------------------------------------------------------------
 # Content-Security-Policy (dashboards.middleware): scripts and styles from our origin only; Django admin and

@@ -25,3 +25,12 @@ OAUTH_PROVIDERS = (Provider.META, Provider.GOOGLE_ADS)
 API_KEY_PROVIDERS = (Provider.KLAVIYO, Provider.ATTENTIVE)
 # A credential in one of these may still be used for provider calls.
 USABLE_STATUSES = (CredentialStatus.ACTIVE, CredentialStatus.ERROR)
+
+
+class SourceState(models.TextChoices):
+    """What the Connectors page says about a source as a whole (its worst live connection)."""
+
+    CONNECTED = "connected", "Connected"
+    NEEDS_REAUTH = "needs_reauth", "Needs reconnecting"
+    ERROR = "error", "Error"
+    NOT_CONNECTED = "not_connected", "Not connected"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Merchant
-from connectors.choices import AuthKind, CredentialStatus, Provider
+from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, AuthKind, CredentialStatus, Provider, SourceState
 from connectors.models import ConnectorCredential
 
 
@@ -85,3 +87,169 @@ def secret_key_usage() -> dict[str, int]:
                     except SecretDecryptionError:
                         usage["(not ciphertext)"] += 1
     return dict(usage)
+
+
+# --- the Connectors page ---------------------------------------------------------------------------
+# Airbyte source whose raw tables (analytics.raw_schema) carry each provider's data; by default the provider's
+# own value (`google_ads_*`, `klaviyo_*`, `attentive_*`, and `shopify_*` once Shopify is a provider).
+RAW_SOURCE_OF_PROVIDER = {Provider.META: "facebook_marketing"}
+
+NEXT_CONNECT_OAUTH = "Connect your {provider} account."
+NEXT_CONNECT_API_KEY = "Add your {provider} API key below."
+NEXT_CONNECT_OTHER = "Connect {provider} from its setup flow."
+NEXT_NONE = "Nothing to do: data is arriving."
+NEXT_WAIT_FOR_DATA = "Connected. Data appears after the next sync; nothing to do."
+NEXT_REAUTH = "Reconnect {provider}: until then no new data arrives."
+NEXT_ERROR = "We keep retrying on our own. If this lasts more than a day, reconnect {provider}."
+
+PROBLEM_ACCESS_LOST = (
+    "{provider} no longer accepts our access: it was withdrawn, it expired, or the account's password changed. "
+    "Reconnect to resume."
+)
+PROBLEM_PERMISSION = "{provider} no longer grants the permissions we need. Reconnect and approve every permission."
+PROBLEM_RATE_LIMITED = "{provider} is limiting how often we may ask right now. We retry automatically."
+PROBLEM_UNREACHABLE = "{provider} could not be reached when we last tried. We retry automatically."
+PROBLEM_OTHER = "Our last attempt to keep {provider} connected failed. We retry automatically."
+
+# last_error_code values (connectors.clients) by what a merchant can do about them. Meta's are meta_<code>[_<sub>].
+_ACCESS_LOST_CODES = {"invalid_grant", "unauthorized", "authentication_failed", "not_authenticated", "invalid_token"}
+_PERMISSION_CODES = {"forbidden", "permission_denied", "USER_PERMISSION_DENIED", "insufficient_scope"}
+_UNREACHABLE_CODES = {"timeout", "connection_error", "invalid_response"}
+_META_ACCESS_LOST = {"102", "190"}
+_META_PERMISSION = {"10", "200"}  # and 200-299: Meta's permission family
+_META_RATE_LIMITED = {"4", "17", "32", "613", "80000", "80004"}
+_META_UNREACHABLE = {"1", "2"}
+
+_STATE_OF_STATUS = {
+    CredentialStatus.ACTIVE: SourceState.CONNECTED,
+    CredentialStatus.NEEDS_REAUTH: SourceState.NEEDS_REAUTH,
+    CredentialStatus.ERROR: SourceState.ERROR,
+}
+_WORST_FIRST = (SourceState.NEEDS_REAUTH, SourceState.ERROR, SourceState.CONNECTED)
+
+
+@dataclass(frozen=True)
+class ConnectionRow:
+    credential: ConnectorCredential
+    state: SourceState
+    problem: str  # plain words for the merchant; never the provider's own message
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    provider: Provider
+    connect_kind: str  # AuthKind value, or "" for a provider connected elsewhere (Shopify: the app install)
+    state: SourceState
+    last_data_at: dt.datetime | None
+    next_step: str
+    connections: list[ConnectionRow] = field(default_factory=list)
+    # For a provider connected outside this page (connect_kind ""): where its own flow starts, set by the view.
+    connect_url: str = ""
+
+
+def _error_kind(code: str) -> str:
+    if code.startswith("meta_"):
+        main = code.split("_")[1]
+        if main in _META_ACCESS_LOST:
+            return PROBLEM_ACCESS_LOST
+        if main in _META_PERMISSION or (main.isdigit() and 200 <= int(main) <= 299):
+            return PROBLEM_PERMISSION
+        if main in _META_RATE_LIMITED:
+            return PROBLEM_RATE_LIMITED
+        if main in _META_UNREACHABLE:
+            return PROBLEM_UNREACHABLE
+        return PROBLEM_OTHER
+    if code in _ACCESS_LOST_CODES:
+        return PROBLEM_ACCESS_LOST
+    if code in _PERMISSION_CODES:
+        return PROBLEM_PERMISSION
+    if code == "rate_limited":
+        return PROBLEM_RATE_LIMITED
+    if code in _UNREACHABLE_CODES or code.startswith(("http_5", "non_json_")):
+        return PROBLEM_UNREACHABLE
+    return PROBLEM_OTHER
+
+
+def credential_problem(credential: ConnectorCredential) -> str:
+    """What went wrong, in words a merchant can act on; "" for a healthy connection.
+
+    Built from `last_error_code` only: the stored provider message is for staff (it may quote request details).
+    """
+    provider = credential.get_provider_display()
+    if credential.status == CredentialStatus.ACTIVE and not credential.last_error_code:
+        return ""
+    template = _error_kind(credential.last_error_code or "")
+    if credential.status == CredentialStatus.NEEDS_REAUTH and template != PROBLEM_PERMISSION:
+        template = PROBLEM_ACCESS_LOST  # whatever the code, the merchant's move is the same: reconnect
+    return template.format(provider=provider)
+
+
+def _connect_kind(provider: str) -> str:
+    if provider in OAUTH_PROVIDERS:
+        return AuthKind.OAUTH
+    if provider in API_KEY_PROVIDERS:
+        return AuthKind.API_KEY
+    return ""
+
+
+# The freshness read scans the raw tables (Airbyte's, unindexed on _airbyte_extracted_at): ~0.1 s on a year of
+# demo data, more on a big store. Syncs land hours apart, so a page may show a value this old.
+LAST_DATA_CACHE_SECONDS = 300
+
+
+def _last_data_cached(merchant: Merchant) -> dict[str, dt.datetime]:
+    from analytics.selectors import raw_last_extracted_list
+
+    key = f"connectors:raw-last-data:v1:{merchant.pk}:{merchant.key}"
+    cached = cache.get(key)
+    if cached is not None:
+        return {source: dt.datetime.fromisoformat(at) for source, at in cached.items()}
+    latest = raw_last_extracted_list(
+        merchant=merchant, sources=[RAW_SOURCE_OF_PROVIDER.get(p, p.value) for p in Provider]
+    )
+    cache.set(key, {source: at.isoformat() for source, at in latest.items()}, LAST_DATA_CACHE_SECONDS)
+    return latest
+
+
+def source_checklist(*, merchant: Merchant) -> list[SourceRow]:
+    """Every provider, in Provider's order, with its live connections, state, last data and next step.
+
+    A provider added to Provider appears here with no other change. Disconnected (revoked) credentials are
+    left out: the source reads "not connected" and the audit log keeps the history.
+    """
+    credentials = credential_list(merchant=merchant).exclude(status=CredentialStatus.REVOKED)
+    by_provider: dict[str, list[ConnectorCredential]] = {}
+    for credential in credentials:
+        by_provider.setdefault(credential.provider, []).append(credential)
+    last_data = _last_data_cached(merchant)
+    rows = []
+    for provider in Provider:
+        connections = [
+            ConnectionRow(credential=c, state=_STATE_OF_STATUS[c.status], problem=credential_problem(c))
+            for c in by_provider.get(provider, [])
+        ]
+        states = {c.state for c in connections}
+        state = next((s for s in _WORST_FIRST if s in states), SourceState.NOT_CONNECTED)
+        last_data_at = last_data.get(RAW_SOURCE_OF_PROVIDER.get(provider, provider.value))
+        kind = _connect_kind(provider)
+        if state == SourceState.NOT_CONNECTED:
+            step = {AuthKind.OAUTH: NEXT_CONNECT_OAUTH, AuthKind.API_KEY: NEXT_CONNECT_API_KEY}.get(
+                kind, NEXT_CONNECT_OTHER
+            )
+        elif state == SourceState.NEEDS_REAUTH:
+            step = NEXT_REAUTH
+        elif state == SourceState.ERROR:
+            step = NEXT_ERROR
+        else:
+            step = NEXT_NONE if last_data_at else NEXT_WAIT_FOR_DATA
+        rows.append(
+            SourceRow(
+                provider=provider,
+                connect_kind=kind,
+                state=state,
+                last_data_at=last_data_at,
+                next_step=step.format(provider=provider.label),
+                connections=connections,
+            )
+        )
+    return rows

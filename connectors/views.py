@@ -8,6 +8,8 @@ reporter in its GET section whatever the marks say; the code is single-use and s
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -17,12 +19,14 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.choices import MANAGING_ROLES
-from accounts.views import clerk_login_required, merchant_member_required
+from accounts.views import clerk_login_required, merchant_member_required, shopify_add_url
 from compliance.services import request_context
 from connectors import oauth, services
 from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, Provider
+from connectors.consent import consent_origins
 from connectors.forms import ApiKeyConnectForm, OAuthCallbackForm
-from connectors.selectors import credential_get, credential_list
+from connectors.selectors import credential_get, source_checklist
+from dashboards.middleware import allow_form_action
 
 CONNECTED = "{provider} connected: {label}."
 DISCONNECTED = "{provider} disconnected."
@@ -33,21 +37,33 @@ def _callback_uri(request: HttpRequest, provider: str) -> str:
 
 
 def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values: dict | None = None, status=200):
-    return render(
+    can_manage = request.membership.role in MANAGING_ROLES
+    # Shopify is connected by its own add/install flow (when this build has it), not by a form on this page.
+    elsewhere = {"shopify": shopify_add_url()}
+    sources = [
+        dataclasses.replace(s, connect_url=elsewhere.get(s.provider.value) or "") if not s.connect_kind else s
+        for s in source_checklist(merchant=request.merchant)
+    ]
+    if form_values is None and request.GET.get("provider") in API_KEY_PROVIDERS:
+        form_values = {"provider": request.GET["provider"]}  # "Enter a new key" preselects the source
+    response = render(
         request,
         "connectors/list.html",
         {
             "merchant": request.merchant,
             "membership": request.membership,
-            "can_manage": request.membership.role in MANAGING_ROLES,
-            "credentials": credential_list(merchant=request.merchant),
-            "oauth_providers": [Provider(p) for p in OAUTH_PROVIDERS],
+            "can_manage": can_manage,
+            "memberships": getattr(request, "memberships", []),
+            "sources": sources,
+            "has_connections": any(s.connections for s in sources),
             "api_key_providers": [Provider(p) for p in API_KEY_PROVIDERS],
             "form_errors": form_errors or {},
             "form_values": form_values or {},
         },
         status=status,
     )
+    # Only a page that carries the connect buttons may send a form to the providers' consent pages.
+    return allow_form_action(response, consent_origins() if can_manage else ())
 
 
 @require_GET

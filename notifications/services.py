@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from accounts.choices import MANAGING_ROLES
 from accounts.models import Merchant
-from accounts.selectors import member_list
+from accounts.selectors import display_name_cache_key, member_list
 from compliance.services import Actor, audit_event_record
 from config.logging import redact
 from notifications.choices import (
@@ -743,6 +743,7 @@ def user_email_cache_drop(*, clerk_user_id: str) -> None:
     # The marker outlives any Clerk call in flight (10 s timeout), so a lookup racing this drop does not re-cache.
     cache.set(email_dropped_key(clerk_user_id), time.time(), DROP_MARKER_SECONDS)
     cache.delete(email_cache_key(clerk_user_id))
+    cache.delete(display_name_cache_key(clerk_user_id))  # the same webhook may carry a new name
 
 
 def notification_resend(

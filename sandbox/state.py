@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox.faults import FaultBook
 from sandbox.keys import RsaKeyPair
+from sandbox.providers.airbyte import AirbyteState
 from sandbox.providers.attentive import AttentiveState
 from sandbox.providers.clerk import ClerkState
 from sandbox.providers.google import GoogleState
@@ -82,6 +83,7 @@ class SandboxState:
         self.klaviyo = KlaviyoState()
         self.attentive = AttentiveState()
         self.shopify = ShopifyState()
+        self.airbyte = AirbyteState()
         self.mail = Mailbox()  # filled by sandbox.smtp.SmtpSink when one runs
 
     def reset(self) -> None:
@@ -94,4 +96,5 @@ class SandboxState:
         self.klaviyo.reset()
         self.attentive.reset()
         self.shopify.reset()
+        self.airbyte.reset()
         self.mail.clear()

@@ -64,6 +64,10 @@ class ClerkUser:
     id: str
     primary_email_address_id: str | None
     email_addresses: tuple[ClerkEmailAddress, ...]
+    # For people (the top bar), never for deciding where mail goes.
+    first_name: str | None = None
+    last_name: str | None = None
+    username: str | None = None
 
 
 def _retry_after(headers: httpx.Headers) -> float:
@@ -118,7 +122,14 @@ class ClerkClient:
             )
             for e in user.email_addresses
         )
-        return ClerkUser(id=user.id, primary_email_address_id=user.primary_email_address_id, email_addresses=addresses)
+        return ClerkUser(
+            id=user.id,
+            primary_email_address_id=user.primary_email_address_id,
+            email_addresses=addresses,
+            first_name=getattr(user, "first_name", None),
+            last_name=getattr(user, "last_name", None),
+            username=getattr(user, "username", None),
+        )
 
     @staticmethod
     def _map_status(status: int, headers: httpx.Headers, user_id: str) -> ClerkError:
@@ -139,16 +150,20 @@ _clients: dict[tuple[str, str, float], ClerkClient] = {}
 _clients_lock = threading.Lock()
 
 
-def clerk_client() -> ClerkClient:
-    """The process-wide client for the configured Clerk instance (a settings change gets a new one)."""
-    key = (settings.CLERK_API_URL, settings.CLERK_SECRET_KEY, DEFAULT_TIMEOUT_SECONDS)
+def clerk_client(timeout: float | None = None) -> ClerkClient:
+    """The process-wide client for the configured Clerk instance (a settings change gets a new one).
+
+    A page that waits on Clerk asks for a shorter `timeout` than the workers' default (one client per value).
+    """
+    timeout = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
+    key = (settings.CLERK_API_URL, settings.CLERK_SECRET_KEY, timeout)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             client = ClerkClient(
                 secret_key=settings.CLERK_SECRET_KEY,
                 server_url=settings.CLERK_API_URL,
-                timeout=DEFAULT_TIMEOUT_SECONDS,
+                timeout=timeout,
             )
             _clients[key] = client
         return client

@@ -178,6 +178,10 @@ def _manage(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedPr
         SHOPIFY_SCOPES="read_orders",
         SHOPIFY_API_VERSION="2026-01",
         SHOPIFY_APP_URL="https://app.example.com",
+        AIRBYTE_API_URL="https://api.airbyte.com/v1",
+        AIRBYTE_CLIENT_ID="airbyte-application-id",
+        AIRBYTE_CLIENT_SECRET="airbyte-application-secret",
+        AIRBYTE_WORKSPACE_ID="5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6",
     )
     env.update(env_overrides)
     return subprocess.run(

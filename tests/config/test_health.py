@@ -113,6 +113,10 @@ def test_readyz_of_a_production_process_refused_by_the_database_says_so(django_d
         SHOPIFY_SCOPES="read_orders",
         SHOPIFY_API_VERSION="2026-01",
         SHOPIFY_APP_URL="https://app.example.com",
+        AIRBYTE_API_URL="https://api.airbyte.com/v1",
+        AIRBYTE_CLIENT_ID="airbyte-application-id",
+        AIRBYTE_CLIENT_SECRET="airbyte-application-secret",
+        AIRBYTE_WORKSPACE_ID="5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6",
         LOG_LEVEL="CRITICAL",
     )
     probe = (

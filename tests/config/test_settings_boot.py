@@ -17,6 +17,14 @@ CLERK_PEM = (
 )
 
 
+AIRBYTE = {
+    "AIRBYTE_API_URL": "https://api.airbyte.com/v1",
+    "AIRBYTE_CLIENT_ID": "airbyte-application-id",
+    "AIRBYTE_CLIENT_SECRET": "airbyte-application-secret",
+    "AIRBYTE_WORKSPACE_ID": "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6",
+}
+
+
 def _run(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     # Only what a process needs to start: the configuration under test comes from env_overrides alone.
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "XDG_RUNTIME_DIR") if k in os.environ}
@@ -42,6 +50,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
         "SHOPIFY_SCOPES": "read_orders,read_customers",
         "SHOPIFY_API_VERSION": "2026-01",
         "SHOPIFY_APP_URL": "https://app.example.com",
+        **AIRBYTE,
     }
     env.update(overrides)
     return env
@@ -167,6 +176,21 @@ BAD_PRODUCTION_SETTINGS = {
     "webhook secret malformed": (
         {"CLERK_WEBHOOK_SECRET": "whsec_" + SECRET},
         "CLERK_WEBHOOK_SECRET is not a Svix signing secret (whsec_ and base64)",
+    ),
+    "no Airbyte API": (
+        {"AIRBYTE_API_URL": None},
+        "AIRBYTE_API_URL is required: Airbyte's public API (https://api.airbyte.com/v1, or "
+        "<server>/api/public/v1 when self-hosted)",
+    ),
+    "Airbyte API not a URL": ({"AIRBYTE_API_URL": "api.airbyte.com/v1"}, "AIRBYTE_API_URL is not an http(s) URL"),
+    "no Airbyte application secret": (
+        {"AIRBYTE_CLIENT_SECRET": None},
+        "AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET are required: an Airbyte application's credentials "
+        "(Airbyte: User settings, Applications)",
+    ),
+    "Airbyte workspace not a UUID": (
+        {"AIRBYTE_WORKSPACE_ID": SECRET},
+        "AIRBYTE_WORKSPACE_ID is required: the UUID of the Airbyte workspace the sources are created in",
     ),
     "trusted origin not an origin": (
         {"CSRF_TRUSTED_ORIGINS": "app.example.com"},

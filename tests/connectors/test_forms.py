@@ -22,7 +22,7 @@ from connectors.models import ConnectorCredential, OAuthState
 from tests.accounts.factories import MembershipFactory
 from tests.connectors.factories import CredentialFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 
 KLAVIYO_KEY = re.compile(r"pk_[A-Za-z0-9]{34}")  # PROVIDERS.md §4.1
 ATTENTIVE_KEY = re.compile(r"[A-Za-z0-9._~+/=-]{16,512}")  # a bearer token; the format is undocumented

@@ -90,7 +90,7 @@ def project_log():
     root.setLevel(old_level)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
 def test_no_plaintext_secret_anywhere(client, admin_client, clerk, providers, project_log):
     owner = MembershipFactory(clerk_user_id=clerk.user("user_owner"), role=Role.OWNER)
     secrets: set[str] = set()

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import pytest
+from django.db import connections
+from django.utils.html import escape
 
 from accounts.choices import Role
-from connectors.choices import CredentialStatus
+from connectors.choices import AuthKind, CredentialStatus, Provider
 from connectors.models import ConnectorCredential
+from connectors.selectors import (
+    NEXT_CONNECT_API_KEY,
+    NEXT_CONNECT_OAUTH,
+    NEXT_ERROR,
+    NEXT_NONE,
+    NEXT_REAUTH,
+    NEXT_WAIT_FOR_DATA,
+    PROBLEM_ACCESS_LOST,
+    PROBLEM_OTHER,
+    PROBLEM_PERMISSION,
+    PROBLEM_RATE_LIMITED,
+    PROBLEM_UNREACHABLE,
+    credential_problem,
+)
 from tests.accounts.factories import MembershipFactory
 from tests.connectors.factories import CredentialFactory, google_credential
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 
 
 @pytest.fixture
@@ -26,7 +45,7 @@ def test_list_shows_status_and_masked_secret_only(client, clerk, owner, provider
     response = client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header("user_owner"))
     html = response.content.decode()
     assert response.status_code == 200
-    assert 'data-status="needs_reauth"' in html and "••••wxyz" in html and "Connect Google Ads" in html
+    assert 'data-status="needs_reauth"' in html and "••••wxyz" in html and "Reconnect Google Ads" in html
     assert "ya29" not in html
 
 
@@ -105,3 +124,210 @@ def test_disconnect_forgets_secrets_and_revokes_at_google_after_commit(
     assert (credential.access_token_enc, credential.refresh_token_enc) == ("", "")
     assert len(callbacks) == 1
     assert [c["status"] for c in providers.control.calls("google.oauth.revoke")] == [200]
+
+
+def _form_action(response) -> str:
+    directives = [d.strip() for d in response["Content-Security-Policy"].split(";")]
+    return next(d for d in directives if d.startswith("form-action"))
+
+
+def test_connect_page_lets_forms_reach_exactly_the_consent_origins(client, clerk, owner, settings):
+    settings.META_DIALOG_URL = "https://www.facebook.com"
+    settings.GOOGLE_OAUTH_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+    response = client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header("user_owner"))
+    assert _form_action(response) == "form-action 'self' https://www.facebook.com https://accounts.google.com"
+    # The rest of the policy is the production one, untouched.
+    others = response["Content-Security-Policy"].replace(_form_action(response), "form-action 'self'")
+    assert others == settings.CSP_POLICY
+
+
+def test_consent_origins_follow_the_settings_and_are_listed_once(client, clerk, owner, providers):
+    response = client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header("user_owner"))
+    assert _form_action(response) == f"form-action 'self' {providers.url}"
+
+
+def test_a_failed_api_key_form_keeps_the_connect_buttons_working(client, clerk, owner, providers):
+    response = client.post(
+        f"/m/{owner.merchant_id}/connectors/api-key/",
+        {"provider": "klaviyo", "api_key": "pk_nope"},
+        **clerk.auth_header("user_owner"),
+    )
+    assert response.status_code == 400 and _form_action(response) == f"form-action 'self' {providers.url}"
+
+
+def test_pages_without_connect_buttons_keep_form_action_self(client, clerk, owner, providers):
+    viewer = MembershipFactory(clerk_user_id=clerk.user("user_viewer"), merchant=owner.merchant, role=Role.VIEWER)
+    response = client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header(viewer.clerk_user_id))
+    assert response.status_code == 200 and "Connect Meta Ads" not in response.content.decode()
+    assert _form_action(response) == "form-action 'self'"
+    response = client.get(f"/m/{owner.merchant_id}/", **clerk.auth_header("user_owner"))
+    assert _form_action(response) == "form-action 'self'"
+
+
+def test_operator_policy_without_form_action_or_with_none_is_not_widened():
+    from dashboards.middleware import with_form_action
+
+    assert with_form_action("default-src 'self'", ["https://a.example"]) == "default-src 'self'"
+    assert with_form_action("form-action 'none'", ["https://a.example"]) == "form-action 'none'"
+    assert with_form_action("form-action 'self'; base-uri 'self'", []) == "form-action 'self'; base-uri 'self'"
+
+
+# --- the checklist and the connections table -----------------------------------------------------------
+
+
+def _page(client, clerk, membership) -> str:
+    response = client.get(f"/m/{membership.merchant_id}/connectors/", **clerk.auth_header(membership.clerk_user_id))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _checklist(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'<li class="source" data-source="([a-z_]+)" data-state="([a-z_]+)">', html)
+
+
+def _create_raw_table(schema: str, table: str, extracted: list[dt.datetime]) -> None:
+    """Just enough of a raw table for the freshness read (the DDL rolls back with the test's transaction)."""
+    with connections["warehouse"].cursor() as cursor:
+        cursor.execute(f'create schema if not exists "{schema}"')
+        cursor.execute(f'create table "{schema}"."{table}" (id bigint, _airbyte_extracted_at timestamptz)')
+        for i, at in enumerate(extracted):
+            cursor.execute(f'insert into "{schema}"."{table}" values (%s, %s)', [i, at])
+
+
+def test_a_new_store_lists_every_provider_in_order_not_connected_with_no_data(client, clerk, settings):
+    membership = MembershipFactory(
+        clerk_user_id=clerk.user("user_new"), merchant__key="pages_no_schema_yet", role=Role.OWNER
+    )
+    html = _page(client, clerk, membership)
+    assert _checklist(html) == [(p.value, "not_connected") for p in Provider]
+    assert html.count("No data yet") == len(Provider)
+    assert "Nothing connected yet" in html
+    assert "Connect Meta Ads</button>" in html and "Connect Google Ads</button>" in html
+    assert "Add Klaviyo API key</a>" in html and "Add Attentive API key</a>" in html
+    assert NEXT_CONNECT_OAUTH.format(provider="Meta Ads") in html
+    assert NEXT_CONNECT_API_KEY.format(provider="Klaviyo") in html
+
+
+def test_each_source_shows_its_state_and_problem_in_plain_words(client, clerk, owner):
+    m = owner.merchant
+    CredentialFactory(merchant=m, provider=Provider.META, status=CredentialStatus.ACTIVE, account_label="Alpine Ads")
+    CredentialFactory(
+        merchant=m, provider=Provider.GOOGLE_ADS, status=CredentialStatus.NEEDS_REAUTH,
+        last_error_code="invalid_grant", last_error_message="Token has been expired or revoked. (req 1234)",
+    )  # fmt: skip
+    CredentialFactory(
+        merchant=m, provider=Provider.KLAVIYO, auth_kind=AuthKind.API_KEY, access_token="", api_key="pk_" + "k" * 34,
+        secret_last4="kkkk", expires_at=None, status=CredentialStatus.ERROR, last_error_code="timeout",
+    )  # fmt: skip
+    CredentialFactory(merchant=m, provider=Provider.ATTENTIVE, status=CredentialStatus.REVOKED, access_token="")
+    html = _page(client, clerk, owner)
+
+    assert _checklist(html) == [
+        ("meta", "connected"), ("google_ads", "needs_reauth"), ("klaviyo", "error"), ("attentive", "not_connected"),
+    ]  # fmt: skip
+    assert escape(PROBLEM_ACCESS_LOST.format(provider="Google Ads")) in html
+    assert PROBLEM_UNREACHABLE.format(provider="Klaviyo") in html
+    assert NEXT_REAUTH.format(provider="Google Ads") in html and NEXT_ERROR.format(provider="Klaviyo") in html
+    assert NEXT_WAIT_FOR_DATA in html
+    # The provider's own message and every secret stay off the page; the revoked Attentive row is not listed.
+    assert "req 1234" not in html and "pk_kkk" not in html and "ya29" not in html
+    assert "••••kkkk" in html and "Does not expire" in html
+    assert re.findall(r'<tr data-credential="\d+" data-status="(\w+)" data-source="(\w+)"', html) == [
+        ("active", "meta"), ("needs_reauth", "google_ads"), ("error", "klaviyo"),
+    ]  # fmt: skip
+    assert "Reconnect Google Ads</button>" in html and "Enter a new Klaviyo key</a>" in html
+    assert "Reconnect Meta Ads" not in html  # healthy: nothing to reconnect
+
+
+def test_last_data_comes_from_the_latest_extracted_at_of_the_providers_raw_tables(client, clerk):
+    membership = MembershipFactory(
+        clerk_user_id=clerk.user("user_fresh"), merchant__key="pages_fresh", merchant__timezone="UTC"
+    )
+    schema = "raw_pages_fresh"
+    _create_raw_table(schema, "facebook_marketing_ads_insights", [dt.datetime(2026, 11, 30, 8, 15, tzinfo=dt.UTC)])
+    _create_raw_table(schema, "facebook_marketing_campaigns", [dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)])
+    _create_raw_table(schema, "klaviyo_events", [])  # the table exists, nothing landed yet
+    CredentialFactory(merchant=membership.merchant, provider=Provider.META)
+
+    html = _page(client, clerk, membership)
+
+    assert re.search(r'data-testid="last-data-meta">Data last arrived Dec 1, 2026 09:30<', html)
+    assert 'data-testid="last-data-klaviyo">No data yet<' in html
+    assert 'data-testid="last-data-google_ads">No data yet<' in html
+    assert NEXT_NONE in html  # Meta: connected and its data is arriving
+
+
+def test_raw_freshness_of_a_schema_without_the_metadata_column_is_no_data(clerk):
+    from analytics.selectors import raw_last_extracted_list
+
+    merchant = MembershipFactory(merchant__key="pages_odd").merchant
+    with connections["warehouse"].cursor() as cursor:
+        cursor.execute('create schema "raw_pages_odd"')
+        cursor.execute('create table "raw_pages_odd"."klaviyo_events" (id text)')
+        cursor.execute('create table "raw_pages_odd"."not_a_raw_table" (_airbyte_extracted_at timestamptz)')
+    assert raw_last_extracted_list(merchant=merchant) == {}
+
+
+def test_viewers_see_states_but_no_connect_or_disconnect_buttons(client, clerk, owner):
+    CredentialFactory(merchant=owner.merchant, status=CredentialStatus.NEEDS_REAUTH)
+    viewer = MembershipFactory(clerk_user_id=clerk.user("user_viewer"), merchant=owner.merchant, role=Role.VIEWER)
+    html = _page(client, clerk, viewer)
+    assert ("google_ads", "needs_reauth") in _checklist(html)
+    assert "<button" not in html.split("</header>")[1]  # only the top bar's sign-out
+    assert "Only the store's owners and admins can connect" in html
+
+
+def test_enter_a_new_key_preselects_the_source(client, clerk, owner):
+    response = client.get(f"/m/{owner.merchant_id}/connectors/?provider=attentive", **clerk.auth_header("user_owner"))
+    assert '<option value="attentive" selected>' in response.content.decode()
+    response = client.get(f"/m/{owner.merchant_id}/connectors/?provider=meta\x00", **clerk.auth_header("user_owner"))
+    assert response.status_code == 200 and " selected>" not in response.content.decode()
+
+
+def test_a_member_of_store_a_gets_404_on_store_bs_connectors_page(client, clerk, owner):
+    other = MembershipFactory(clerk_user_id=clerk.user("user_b"))
+    CredentialFactory(merchant=other.merchant, account_label="B's secret ad account")
+    response = client.get(f"/m/{other.merchant_id}/connectors/", **clerk.auth_header("user_owner"))
+    assert response.status_code == 404
+    assert "B&#x27;s secret ad account" not in response.content.decode()
+    assert "B's secret ad account" not in _page(client, clerk, owner)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("invalid_grant", CredentialStatus.NEEDS_REAUTH, PROBLEM_ACCESS_LOST),
+        ("meta_190_463", CredentialStatus.NEEDS_REAUTH, PROBLEM_ACCESS_LOST),
+        ("whatever", CredentialStatus.NEEDS_REAUTH, PROBLEM_ACCESS_LOST),
+        ("permission_denied", CredentialStatus.NEEDS_REAUTH, PROBLEM_PERMISSION),
+        ("meta_200", CredentialStatus.NEEDS_REAUTH, PROBLEM_PERMISSION),
+        ("rate_limited", CredentialStatus.ERROR, PROBLEM_RATE_LIMITED),
+        ("meta_17", CredentialStatus.ERROR, PROBLEM_RATE_LIMITED),
+        ("http_503", CredentialStatus.ERROR, PROBLEM_UNREACHABLE),
+        ("non_json_502", CredentialStatus.ERROR, PROBLEM_UNREACHABLE),
+        ("unsupported_grant_type", CredentialStatus.ERROR, PROBLEM_OTHER),
+        ("timeout", CredentialStatus.ACTIVE, PROBLEM_UNREACHABLE),  # a failed try the retries may still outrun
+    ],
+)
+def test_error_codes_read_as_plain_words(code, status, expected):
+    credential = ConnectorCredential(provider=Provider.GOOGLE_ADS, status=status, last_error_code=code)
+    assert credential_problem(credential) == expected.format(provider="Google Ads")
+
+
+def test_a_healthy_credential_has_no_problem():
+    assert credential_problem(ConnectorCredential(provider=Provider.META, status=CredentialStatus.ACTIVE)) == ""
+
+
+def test_last_data_is_read_from_the_raw_tables_once_per_cache_window(client, clerk):
+    from django.test.utils import CaptureQueriesContext
+
+    membership = MembershipFactory(clerk_user_id=clerk.user("user_cached"), merchant__key="pages_cached")
+    _create_raw_table("raw_pages_cached", "klaviyo_events", [dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)])
+    with CaptureQueriesContext(connections["warehouse"]) as first:
+        assert "Data last arrived Dec 2, 2026" in _page(client, clerk, membership)
+    with CaptureQueriesContext(connections["warehouse"]) as second:
+        assert "Data last arrived Dec 2, 2026" in _page(client, clerk, membership)
+    assert any("_airbyte_extracted_at" in q["sql"] for q in first.captured_queries)
+    assert not any("_airbyte_extracted_at" in q["sql"] for q in second.captured_queries)
+    # Only the tables of sources that are providers are scanned (not a year of web sessions or orders).
+    assert all("web_sessions" not in str(q["sql"]) for q in first.captured_queries)

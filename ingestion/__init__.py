@@ -1,0 +1,12 @@
+"""Ingestion: the pipeline that brings each connected store's data into its raw schema, through Airbyte.
+
+A separate app rather than part of `connectors/`: `connectors` owns the merchant's credentials for each
+provider (connecting, encrypting, refreshing, revoking them), while Airbyte is not a provider a merchant
+connects — it is the deployment's ingestion engine, one set of application credentials for the whole
+product, which this app drives with those merchants' credentials (sources, connections, sync jobs).
+Depending on `connectors` and never the other way round keeps the credential lifecycle free of any
+knowledge of how data is moved.
+
+Airbyte's public API and its errors are in shared/INGESTION.md §1; `ingestion.client` speaks it, and
+the tests drive the sandbox's stand-in of it (`sandbox/providers/airbyte.py`).
+"""

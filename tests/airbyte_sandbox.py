@@ -1,0 +1,51 @@
+"""Drive the sandbox's Airbyte stand-in over its control API (shared by tests/sandbox and tests/ingestion)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.server import SandboxControl
+
+WORKSPACE_ID = "5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6"
+
+
+class AirbyteSandbox:
+    def __init__(self, control: SandboxControl) -> None:
+        self.control = control
+        self.url = control.base_url
+        self.api_url = f"{control.base_url}/airbyte/v1"
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        response = self.control._request(method, path, json=payload)
+        return response.json() if response.content else None
+
+    def configure(self, **options: Any) -> None:
+        """client_id/client_secret (pin the accepted pair), token_ttl, pending_seconds/running_seconds (None: wait)."""
+        self._call("POST", "/_control/airbyte/configure", options)
+
+    def manual_jobs(self) -> None:
+        """Jobs stay in each stage until `advance`: deterministic lifecycles."""
+        self.configure(pending_seconds=None, running_seconds=None)
+
+    def expire_tokens(self) -> int:
+        return self._call("POST", "/_control/airbyte/tokens/expire")["expired"]
+
+    def issued_tokens(self) -> list[str]:
+        return self._call("GET", "/_control/airbyte/tokens")
+
+    def script_job(self, **outcome: Any) -> dict[str, Any]:
+        """How the next job ends: status, errorType, errorMessage, rowsSynced, runningSeconds, incomplete, ..."""
+        return self._call("POST", "/_control/airbyte/outcomes", outcome)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/_control/airbyte/jobs/{job_id}")
+
+    def advance(self, job_id: int, to: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/_control/airbyte/jobs/{job_id}/advance", {"to": to} if to else {})
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/_control/airbyte/state")
+
+    def stored_source_configuration(self, source_id: str) -> dict[str, Any]:
+        """The unmasked configuration the sandbox keeps for a source (what a sync would run with)."""
+        return self._call("GET", f"/_control/airbyte/sources/{source_id}/configuration")
