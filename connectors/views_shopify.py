@@ -53,7 +53,9 @@ def _user_id(request: HttpRequest) -> str:
 @clerk_login_required
 def shopify_add(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return render(request, "connectors/shopify_add.html", {"errors": {}, "shop": ""})
+        # ?shop= prefills the field (a reconnect link can name the store); it is only shown back, escaped.
+        shop = str(request.GET.get("shop", "")).replace("\x00", "")[:255]
+        return render(request, "connectors/shopify_add.html", {"errors": {}, "shop": shop})
     form = ShopifyAddForm(request.POST)
     if not form.is_valid():
         shop = str(form.data.get("shop", "")).replace("\x00", "")[:255]

@@ -114,6 +114,14 @@ def test_signed_in_user_adds_a_store_and_becomes_its_owner(
     assert {h["address"] for h in hooks} == {"http://testserver/webhooks/shopify/"}
 
 
+def test_add_store_page_prefills_the_shop_escaped(client, clerk):
+    auth = clerk.auth_header(clerk.user("user_new"))
+    page = client.get("/shopify/add/?shop=demo-store.myshopify.com", **auth).content.decode()
+    assert 'value="demo-store.myshopify.com"' in page
+    page = client.get('/shopify/add/?shop="><script>x</script>', **auth).content.decode()
+    assert "<script>x</script>" not in page
+
+
 def test_add_store_page_needs_a_session(client, clerk):
     response = client.get("/shopify/add/")
     assert response.status_code == 302 and response["Location"].startswith("/sign-in")
