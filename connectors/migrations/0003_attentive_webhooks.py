@@ -7,7 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0001_initial"),
-        ("connectors", "0002_credential_refresh_blocked_until"),
+        # After Shopify's 0003 (merged first), so the app's migrations stay one line.
+        ("connectors", "0003_shopify"),
     ]
 
     operations = [
