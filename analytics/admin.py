@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from analytics.models import DbtRun
+from analytics.choices import DbtRunStatus
+from analytics.models import DbtRun, RawDataChange
+from analytics.selectors import raw_data_change_unbuilt_list
 
 
 @admin.register(DbtRun)
@@ -48,3 +50,51 @@ class DbtRunAdmin(admin.ModelAdmin):
             ((f["source"], f.get("max_loaded_at") or "—", f["status"]) for f in obj.freshness),
         )
         return format_html("<table><tr><th>Source</th><th>Latest load</th><th>Status</th></tr>{}</table>", rows)
+
+
+class RawDataChangeStateFilter(admin.SimpleListFilter):
+    title = "build"
+    parameter_name = "build"
+
+    def lookups(self, request, model_admin):
+        return [("unbuilt", "Not built yet"), ("built", "Taken in by a build")]
+
+    def queryset(self, request, queryset):
+        unbuilt = raw_data_change_unbuilt_list().values("pk")
+        if self.value() == "unbuilt":
+            return queryset.filter(pk__in=unbuilt)
+        if self.value() == "built":
+            return queryset.exclude(pk__in=unbuilt)
+        return queryset
+
+
+@admin.register(RawDataChange)
+class RawDataChangeAdmin(admin.ModelAdmin):
+    """Read-only: what the coalesced dbt build has still to take in, and which build took in the rest."""
+
+    list_display = ("recorded_at", "merchant", "source", "at", "build_state")
+    list_filter = (RawDataChangeStateFilter, "source", ("at", admin.DateFieldListFilter))
+    list_select_related = ("merchant", "consumed_by_run")
+    search_fields = ("merchant__name", "merchant__key", "source")
+    date_hierarchy = "recorded_at"
+    readonly_fields = [f.name for f in RawDataChange._meta.fields] + ["build_state"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Build")
+    def build_state(self, obj: RawDataChange) -> str:
+        run = obj.consumed_by_run
+        if run is None:
+            return "waiting for a build"
+        if run.status == DbtRunStatus.RUNNING:
+            return f"building (run #{run.pk})"
+        if run.status == DbtRunStatus.INTERRUPTED:
+            return f"waiting for a build (run #{run.pk} was interrupted)"
+        return f"run #{run.pk}: {run.get_status_display()}"

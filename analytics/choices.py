@@ -14,3 +14,4 @@ class DbtTrigger(models.TextChoices):
     COMMAND = "command", "Management command"
     SCHEDULE = "schedule", "Celery beat"
     ADMIN = "admin", "Admin action"
+    DATA_CHANGED = "data_changed", "Raw data changed"  # the coalesced build after syncs (RawDataChange)

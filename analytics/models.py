@@ -1,4 +1,6 @@
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 from analytics.choices import DbtRunStatus, DbtTrigger
 
@@ -24,3 +26,35 @@ class DbtRun(models.Model):
 
     def __str__(self) -> str:
         return f"dbt {self.command} ({self.get_status_display()}, {self.started_at:%Y-%m-%d %H:%M})"
+
+
+class RawDataChange(models.Model):
+    """A store's raw data changed (a sync of one source succeeded); the next coalesced dbt build takes it in.
+
+    `consumed_by_run` is set, under the dbt lock, in the transaction that creates the build's DbtRun: a change
+    without one (or whose run died: `running` under the lock, or `interrupted`) is still to be built.
+    """
+
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.CASCADE, related_name="raw_data_changes")
+    source = models.CharField(max_length=64, help_text="The source whose sync changed it, e.g. `shopify`.")
+    at = models.DateTimeField(help_text="When the sync that changed it succeeded.")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    consumed_by_run = models.ForeignKey(
+        DbtRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,  # a deleted run's changes are built again, never forgotten
+        related_name="raw_data_changes",
+        help_text="The dbt build that took this change in.",
+    )
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [
+            models.Index(fields=["merchant", "source", "at"], name="analytics_rdc_merchant_source"),
+            # The scheduler asks "anything unbuilt?" after every build: a tiny index of the unbuilt ones.
+            models.Index(fields=["id"], condition=Q(consumed_by_run__isnull=True), name="analytics_rdc_unbuilt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} changed for merchant {self.merchant_id} at {self.at:%Y-%m-%d %H:%M}"

@@ -7,10 +7,11 @@ import logging
 from collections.abc import Iterable
 
 from django.db import DatabaseError, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Max, Q, QuerySet
 
 from accounts.models import Merchant
-from analytics.models import DbtRun
+from analytics.choices import DbtRunStatus, DbtTrigger
+from analytics.models import DbtRun, RawDataChange
 from analytics.raw_schema import RAW_TABLES, raw_schema_name
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,46 @@ def warehouse_connection_params() -> dict:
 def dbt_run_list(*, status: str | None = None) -> QuerySet[DbtRun]:
     runs = DbtRun.objects.all()
     return runs.filter(status=status) if status else runs
+
+
+def raw_data_change_unbuilt_list() -> QuerySet[RawDataChange]:
+    """Raw-data changes no build has taken in: never consumed, or consumed by a run that died.
+
+    Read under the dbt lock, a run still `running` is dead (its process held the lock; see
+    services.dbt_runs_interrupted_reap), so its changes are built again. Read without the lock, this also lists
+    the changes of a build that is running now.
+    """
+    return RawDataChange.objects.filter(
+        Q(consumed_by_run__isnull=True)
+        | Q(consumed_by_run__status__in=[DbtRunStatus.RUNNING, DbtRunStatus.INTERRUPTED])
+    )
+
+
+def _last_change_build_id() -> int | None:
+    # Builds that take changes in: the coalesced ones and every plain `build`. Runs are created under the dbt
+    # lock, so ids follow their order: a successful build covers every change consumed by it or an earlier run.
+    return (
+        DbtRun.objects.filter(status=DbtRunStatus.SUCCESS)
+        .filter(Q(triggered_by=DbtTrigger.DATA_CHANGED) | Q(command="build"))
+        .aggregate(last=Max("pk"))["last"]
+    )
+
+
+def data_as_of(*, merchant: Merchant, built_only: bool = True) -> dict[str, dt.datetime]:
+    """{source: when its latest successful sync ended} for a store, from the raw-data changes.
+
+    `built_only` (the default, what a dashboard should say): only the syncs a successful build has taken in,
+    so the time names data the marts hold; False: the latest successful sync whether built yet or not. A
+    source never synced is absent. The caller has checked the membership.
+    """
+    changes = RawDataChange.objects.filter(merchant=merchant)
+    if built_only:
+        last_build = _last_change_build_id()
+        if last_build is None:
+            return {}
+        changes = changes.filter(consumed_by_run_id__lte=last_build)
+    rows = changes.order_by().values("source").annotate(latest=Max("at")).values_list("source", "latest")
+    return dict(rows)
 
 
 # Airbyte source names as they prefix the raw tables (RAW_TABLES), longest first so that prefixes nest safely.

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import re
 import time
 from collections import Counter
 from collections.abc import Iterator
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Merchant
 from analytics import dbt_runner
 from analytics.choices import DbtRunStatus, DbtTrigger
-from analytics.models import DbtRun
-from analytics.selectors import dbt_merchant_list, warehouse_connection_params
+from analytics.models import DbtRun, RawDataChange
+from analytics.selectors import dbt_merchant_list, raw_data_change_unbuilt_list, warehouse_connection_params
 from config.logging import redact
 
 logger = logging.getLogger(__name__)
@@ -94,19 +96,46 @@ def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) 
     """Run `dbt <args>` for the active merchants and record it. Raises DbtRunLocked if one is running.
 
     The DbtRun row is committed before dbt starts (so admin shows the run while it runs) and updated
-    when it ends; an exception inside dbt is recorded as status `error`, never lost.
+    when it ends; an exception inside dbt is recorded as status `error`, never lost. A plain `build` takes in
+    every raw-data change still unbuilt at its start (it builds everything). Changes recorded while it ran,
+    whose own build request bounced off the lock, get their coalesced build once the lock is released.
     """
     if not args:
         raise ValueError("dbt needs a command, e.g. `build` or `source freshness`")
+    try:
+        run = _dbt_run_locked(args=list(args), triggered_by=triggered_by, only_if_changed=False)
+    except DbtRunLocked:
+        raise
+    except Exception:
+        _coalesced_build_enqueue_if_unbuilt()
+        raise
+    _coalesced_build_enqueue_if_unbuilt()
+    assert run is not None  # only_if_changed=False always runs
+    return run
+
+
+def _dbt_run_locked(*, args: list[str], triggered_by: str, only_if_changed: bool) -> DbtRun | None:
     with _dbt_lock():
         merchants = dbt_merchant_list()
-        run = DbtRun.objects.create(
-            command=" ".join(args),
-            args=list(args),
-            triggered_by=triggered_by,
-            started_at=timezone.now(),
-            merchant_ids=[m["id"] for m in merchants],
-        )
+        takes_changes = only_if_changed or args == FULL_BUILD_ARGS
+        # Under the lock only its holder consumes changes, so "anything unbuilt?" then "take them" cannot race
+        # another consumer; a change committed in between is simply taken too. Created and consumed in one
+        # transaction: a crash before the commit leaves the changes unbuilt, one after leaves a `running` row
+        # the next holder knows to be dead (the reaper below), and its changes unbuilt again.
+        if only_if_changed and not raw_data_change_unbuilt_list().exists():
+            return None
+        with transaction.atomic():
+            run = DbtRun.objects.create(
+                command=" ".join(args),
+                args=list(args),
+                triggered_by=triggered_by,
+                started_at=timezone.now(),
+                merchant_ids=[m["id"] for m in merchants],
+            )
+            if takes_changes:
+                RawDataChange.objects.filter(
+                    pk__in=raw_data_change_unbuilt_list().exclude(consumed_by_run=run).values("pk")
+                ).update(consumed_by_run=run)
         dbt_runs_interrupted_reap(by=run)
         started = time.monotonic()
         try:
@@ -130,6 +159,79 @@ def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) 
     if run.status != DbtRunStatus.SUCCESS:
         _alert(run)
     return run
+
+
+# The coalesced build is one incremental `build` of every model: the incremental models pick their rows by
+# what landed since their own watermarks (analytics_dbt/README.md), so one build covers every store and source
+# that changed since the last one. Selecting by store is not possible (dim_merchants and the small marts are
+# rebuilt from the `merchants` var, which must list every active store) and selecting by source would save
+# little (the marts downstream of every source are the expensive part).
+FULL_BUILD_ARGS = ["build"]
+
+# A sync's success asks for the build this many seconds later, so that syncs finishing together (a sweep
+# triggers many stores at once) share one build; it adds that much to the time from sync to dashboard.
+BUILD_COALESCE_SECONDS = 10
+
+RAW_DATA_CHANGE_NO_SOURCE = "Name the source whose sync changed the data."
+RAW_DATA_CHANGE_NAIVE_AT = "The time of the sync must carry a time zone."
+
+
+def raw_data_changed_mark(*, merchant_id: int, source: str, at: dt.datetime) -> RawDataChange:
+    """Record that a sync of `source` for a store succeeded at `at`, and ask for the coalesced build.
+
+    Called by ingestion when a sync succeeds, inside its transaction if it has one: the change is durable
+    with it, and the build is asked for only once it commits (a rolled-back sync asks for nothing; a broker
+    outage only logs — the sweeper asks again). Recording twice is harmless: one build takes both in.
+    """
+    if not source or not source.strip():
+        raise ValidationError({"source": [RAW_DATA_CHANGE_NO_SOURCE]})
+    if timezone.is_naive(at):
+        raise ValidationError({"at": [RAW_DATA_CHANGE_NAIVE_AT]})
+    with transaction.atomic():
+        change = RawDataChange.objects.create(merchant_id=merchant_id, source=source.strip(), at=at)
+        transaction.on_commit(lambda: _coalesced_build_enqueue(countdown=BUILD_COALESCE_SECONDS), robust=True)
+    return change
+
+
+def _coalesced_build_enqueue(*, countdown: int | None = None) -> None:
+    from analytics.tasks import dbt_build_coalesced_task
+
+    dbt_build_coalesced_task.apply_async(countdown=countdown)
+
+
+def _coalesced_build_enqueue_if_unbuilt() -> None:
+    # After the lock is released: a change committed while it was held had its request refused by the lock,
+    # and committed before that refusal, so it is visible here (see dbt_build_coalesced).
+    if raw_data_change_unbuilt_list().exists():
+        transaction.on_commit(_coalesced_build_enqueue, robust=True)
+
+
+def dbt_build_coalesced(*, args: list[str] | None = None) -> list[DbtRun]:
+    """Build once for every raw-data change not built yet; again while changes arrived during a build.
+
+    Never two at once (the dbt lock); [] when another run holds the lock or nothing changed. Why no change is
+    left behind: a change is committed before its build is asked for, and the request either gets the lock
+    (and builds it) or is refused while a holder has it. Every holder, after releasing the lock, looks for
+    unbuilt changes again — this loop, under the next lock; dbt_run_execute for the other runs — and a
+    change committed before the refusal, so before that release, is seen there. Changes that arrive during
+    a build are therefore taken in by exactly one build after it, however many they are.
+
+    `args` is the build (FULL_BUILD_ARGS unless an operator narrows it, e.g. a `--select`).
+    """
+    args = list(args or FULL_BUILD_ARGS)
+    runs: list[DbtRun] = []
+    while True:
+        try:
+            run = _dbt_run_locked(args=args, triggered_by=DbtTrigger.DATA_CHANGED, only_if_changed=True)
+        except DbtRunLocked as exc:
+            logger.info("coalesced dbt build left to the running one", extra={"reason": str(exc)})
+            return runs
+        except Exception:
+            _coalesced_build_enqueue_if_unbuilt()
+            raise
+        if run is None:
+            return runs
+        runs.append(run)
 
 
 INTERRUPTED_REASON = (

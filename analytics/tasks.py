@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 
 from analytics.choices import DbtTrigger
-from analytics.services import DbtRunLocked, dbt_run_execute
+from analytics.services import DbtRunLocked, dbt_build_coalesced, dbt_run_execute
 
 logger = logging.getLogger(__name__)
 
@@ -24,3 +24,14 @@ def run_dbt_task(args: list[str]) -> int | None:
     except DbtRunLocked as exc:
         logger.info("scheduled dbt run skipped", extra={"reason": str(exc)})
         return None
+
+
+@shared_task(name="analytics.dbt_build_coalesced", max_retries=0, acks_late=False)
+def dbt_build_coalesced_task() -> list[int]:
+    """Build the raw-data changes not built yet (asked for by each sync's success, and by the sweeper).
+
+    Not retried and not acks_late: many requests are expected for one build and all but one find the lock
+    held or nothing to do; the changes themselves are kept in the database, so a lost request loses nothing
+    (the next request, the sweeper, or the nightly build takes them in).
+    """
+    return [run.pk for run in dbt_build_coalesced()]

@@ -1,0 +1,341 @@
+"""Sync -> models -> pages: a successful sync marks its store's raw data changed, and one coalesced dbt build at
+a time takes in every change not built yet (analytics.services.dbt_build_coalesced).
+
+The builds are real (dbtRunner on a scratch warehouse of their own, as in test_run_dbt). Where a test is about
+the coalescing, the build is a real but small one (`--select dim_merchants`); one test runs the full `build`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, connections
+from django.utils import timezone
+
+from analytics.choices import DbtRunStatus, DbtTrigger
+from analytics.models import DbtRun, RawDataChange
+from analytics.selectors import data_as_of, raw_data_change_unbuilt_list
+from analytics.services import (
+    DBT_LOCK_KEY,
+    RAW_DATA_CHANGE_NAIVE_AT,
+    RAW_DATA_CHANGE_NO_SOURCE,
+    dbt_build_coalesced,
+    raw_data_changed_mark,
+)
+from compliance.models import AuditEvent
+from dashboards.cache import cached, marts_version
+from tests.accounts.factories import MerchantFactory
+
+SMALL_BUILD = ["build", "--select", "dim_merchants", "--indirect-selection", "cautious"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def own_warehouse(scratch_db_factory, monkeypatch) -> dict:
+    """dbt builds in a database of its own here, so these builds never replace the marts other tests read."""
+    db = scratch_db_factory()
+    monkeypatch.setattr("analytics.services.warehouse_connection_params", lambda: dict(db))
+    return db
+
+
+@pytest.fixture
+def eager():
+    """Build requests run inline, as a worker would run them (the coalescing countdown aside)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+NOW = timezone.now().replace(microsecond=0)
+
+
+def _at(minutes_ago: int) -> dt.datetime:
+    return NOW - dt.timedelta(minutes=minutes_ago)
+
+
+def _in_thread(target, *args, **kwargs) -> tuple[threading.Thread, dict]:
+    """Run target in a thread with its own database session (closed at its end); its result or error in out."""
+    out: dict = {}
+
+    def run():
+        try:
+            out["result"] = target(*args, **kwargs)
+        except BaseException as exc:  # reported to the test, which asserts on it
+            out["error"] = exc
+        finally:
+            connection.close()
+            connections["warehouse"].close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def _wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# --- recording a change ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_change_is_recorded_and_its_build_asked_for_only_after_commit(django_capture_on_commit_callbacks):
+    merchant = MerchantFactory()
+    with django_capture_on_commit_callbacks() as callbacks:
+        change = raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=_at(1))
+        assert callbacks == []  # nothing asked for while the sync's transaction may still roll back
+    assert len(callbacks) == 1
+    assert list(raw_data_change_unbuilt_list()) == [change]
+    assert change.consumed_by_run is None
+
+
+@pytest.mark.django_db
+def test_a_change_without_source_or_time_zone_is_refused_and_nothing_recorded():
+    merchant = MerchantFactory()
+    with pytest.raises(ValidationError) as no_source:
+        raw_data_changed_mark(merchant_id=merchant.pk, source=" ", at=_at(1))
+    assert no_source.value.message_dict == {"source": [RAW_DATA_CHANGE_NO_SOURCE]}
+    with pytest.raises(ValidationError) as naive:
+        raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=dt.datetime(2026, 1, 1, 12))
+    assert naive.value.message_dict == {"at": [RAW_DATA_CHANGE_NAIVE_AT]}
+    assert not RawDataChange.objects.exists()
+
+
+# --- one build for a change, the caches refreshed, "data as of" ------------------------------------------------
+
+
+@pytest.mark.django_db(databases=["default", "warehouse"])
+def test_a_change_with_nothing_running_gets_one_full_build_and_fresh_dashboards(
+    eager, django_capture_on_commit_callbacks
+):
+    merchant, other = MerchantFactory(), MerchantFactory()
+    cache_key = ("test-page", merchant.pk)
+    computed = []
+
+    def page() -> int:
+        computed.append(1)
+        return len(computed)
+
+    before = marts_version()
+    assert cached((*cache_key, before), page) == 1
+    assert cached((*cache_key, marts_version()), page) == 1  # reused while the marts stay as they are
+
+    synced_at = _at(2)
+    with django_capture_on_commit_callbacks(execute=True):
+        raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=synced_at)
+
+    run = DbtRun.objects.get()
+    assert (run.command, run.triggered_by, run.status) == ("build", DbtTrigger.DATA_CHANGED, DbtRunStatus.SUCCESS)
+    assert run.merchant_ids == [merchant.pk, other.pk]
+    assert run.node_counts.get("success", 0) > 10 and not run.failures
+    assert list(RawDataChange.objects.values_list("consumed_by_run", flat=True)) == [run.pk]
+    assert not raw_data_change_unbuilt_list().exists()
+
+    # The dashboards' cache is keyed on the latest run: the build's end makes every earlier entry unreachable.
+    assert marts_version() not in (before, "none")
+    assert cached((*cache_key, marts_version()), page) == 2
+
+    assert data_as_of(merchant=merchant) == {"shopify": synced_at}
+    assert data_as_of(merchant=other) == {}
+    # Nothing to build any more: a further request builds nothing.
+    assert dbt_build_coalesced(args=SMALL_BUILD) == []
+    assert DbtRun.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_data_as_of_is_the_latest_built_sync_per_source():
+    merchant, other = MerchantFactory(), MerchantFactory()
+    for source, minutes in (("shopify", 30), ("shopify", 10), ("klaviyo", 20)):
+        raw_data_changed_mark(merchant_id=merchant.pk, source=source, at=_at(minutes))
+    raw_data_changed_mark(merchant_id=other.pk, source="shopify", at=_at(1))
+    assert data_as_of(merchant=merchant) == {}  # synced, but no build has taken it in yet
+    assert data_as_of(merchant=merchant, built_only=False) == {"shopify": _at(10), "klaviyo": _at(20)}
+
+    [run] = dbt_build_coalesced(args=SMALL_BUILD)
+    assert run.status == DbtRunStatus.SUCCESS
+    raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=_at(0))  # after the build: not built
+    assert data_as_of(merchant=merchant) == {"shopify": _at(10), "klaviyo": _at(20)}
+    assert data_as_of(merchant=merchant, built_only=False) == {"shopify": _at(0), "klaviyo": _at(20)}
+    assert data_as_of(merchant=other) == {"shopify": _at(1)}
+
+
+# --- coalescing ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
+@pytest.mark.parametrize("stores", [2, 20])
+def test_changes_during_a_running_build_get_exactly_one_more_build(eager, stores):
+    merchants = [MerchantFactory() for _ in range(stores)]
+    # A change whose build is asked for by hand (below, in a thread): the others arrive while it runs.
+    first = RawDataChange.objects.create(merchant=merchants[0], source="shopify", at=_at(5))
+
+    builder, out = _in_thread(dbt_build_coalesced, args=SMALL_BUILD)
+    _wait_for(lambda: DbtRun.objects.filter(status=DbtRunStatus.RUNNING).exists(), what="the first build to start")
+    running = DbtRun.objects.get()
+
+    # Every store's sync succeeds at once, each in its own session; each request meets the running build's lock.
+    barrier = threading.Barrier(stores)
+
+    def sync_succeeds(merchant_id: int) -> int:
+        barrier.wait()
+        return raw_data_changed_mark(merchant_id=merchant_id, source="shopify", at=_at(1)).pk
+
+    syncs = [_in_thread(sync_succeeds, m.pk) for m in merchants]
+    for thread, _ in syncs:
+        thread.join(60)
+    assert all("error" not in result for _, result in syncs), [r.get("error") for _, r in syncs]
+    running.refresh_from_db()
+    assert running.status == DbtRunStatus.RUNNING  # they all arrived during the build
+
+    builder.join(300)
+    assert "error" not in out, out.get("error")
+    runs = out["result"]
+    assert [r.pk for r in runs] == list(DbtRun.objects.order_by("pk").values_list("pk", flat=True))
+    assert len(runs) == 2, "exactly one more build after the running one"
+    assert all(r.status == DbtRunStatus.SUCCESS for r in runs)
+    assert set(RawDataChange.objects.filter(consumed_by_run=runs[0]).values_list("pk", flat=True)) == {first.pk}
+    during = {result["result"] for _, result in syncs}
+    assert set(RawDataChange.objects.filter(consumed_by_run=runs[1]).values_list("pk", flat=True)) == during
+    assert runs[1].started_at >= runs[0].finished_at
+    assert not raw_data_change_unbuilt_list().exists()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
+def test_concurrent_build_requests_for_changes_build_once():
+    merchants = [MerchantFactory() for _ in range(5)]
+    # Recorded in one transaction with no broker call made (the requests are made by hand below).
+    changes = [
+        RawDataChange.objects.create(merchant=m, source=source, at=_at(1))
+        for m in merchants
+        for source in ("shopify", "klaviyo")
+    ]
+    barrier = threading.Barrier(8)
+
+    def request_build() -> list[int]:
+        barrier.wait()
+        return [run.pk for run in dbt_build_coalesced(args=SMALL_BUILD)]
+
+    requests = [_in_thread(request_build) for _ in range(8)]
+    for thread, _ in requests:
+        thread.join(300)
+    assert all("error" not in out for _, out in requests), [out.get("error") for _, out in requests]
+    built = [pk for _, out in requests for pk in out["result"]]
+    run = DbtRun.objects.get()
+    assert built == [run.pk]
+    assert run.status == DbtRunStatus.SUCCESS
+    assert set(RawDataChange.objects.filter(consumed_by_run=run).values_list("pk", flat=True)) == {
+        c.pk for c in changes
+    }
+
+
+# --- a build killed mid-way -----------------------------------------------------------------------------------
+
+
+def _database_url(settings_dict: dict) -> str:
+    from urllib.parse import quote, urlencode
+
+    user = quote(settings_dict["USER"], safe="")
+    if settings_dict.get("PASSWORD"):
+        user += ":" + quote(settings_dict["PASSWORD"], safe="")
+    host = settings_dict.get("HOST")
+    if host:
+        return f"postgres://{user}@{host}:{settings_dict.get('PORT') or 5432}/{quote(settings_dict['NAME'])}"
+    return f"postgres://{user}@/{quote(settings_dict['NAME'])}?{urlencode({'host': settings_dict['OPTIONS']['host']})}"
+
+
+BUILD_IN_A_WORKER = """
+import django
+django.setup()
+from analytics.services import dbt_build_coalesced
+dbt_build_coalesced()
+"""
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
+def test_a_build_killed_mid_way_leaves_its_changes_to_the_next_build(own_warehouse):
+    merchant = MerchantFactory()
+    change = RawDataChange.objects.create(merchant=merchant, source="shopify", at=_at(3))
+    warehouse = own_warehouse
+    env = {
+        **os.environ,
+        "DJANGO_DEV": "1",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "WAREHOUSE_DATABASE_URL": (
+            f"postgres://{warehouse['user']}:{warehouse['password']}@{warehouse['host']}:{warehouse['port']}"
+            f"/{warehouse['dbname']}"
+        ),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", BUILD_IN_A_WORKER],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(
+            lambda: (
+                RawDataChange.objects.filter(pk=change.pk, consumed_by_run__status=DbtRunStatus.RUNNING).exists()
+                or worker.poll() is not None
+            ),
+            what="the worker's build to take the change in",
+        )
+        assert worker.poll() is None, worker.stderr.read().decode()
+        killed = DbtRun.objects.get()
+        worker.send_signal(signal.SIGKILL)  # the worker dies mid-build: no end is recorded
+        worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.stderr.close()
+
+    # The lock went with the dead worker's session; until then a request leaves the build to it.
+    with psycopg.connect(**_app_params(), autocommit=True) as probe:
+        _wait_for(
+            lambda: (
+                not probe.execute(
+                    "select 1 from pg_locks where locktype = 'advisory' and objid = %s"
+                    " and database = (select oid from pg_database where datname = current_database())",
+                    [DBT_LOCK_KEY],
+                ).fetchone()
+            ),
+            what="the dead worker's lock to go",
+        )
+    assert RawDataChange.objects.get(pk=change.pk).consumed_by_run_id == killed.pk
+    assert list(raw_data_change_unbuilt_list()) == [change]  # a `running` build nobody runs: unbuilt
+
+    [rerun] = dbt_build_coalesced(args=SMALL_BUILD)
+    assert rerun.status == DbtRunStatus.SUCCESS
+    killed.refresh_from_db()
+    assert killed.status == DbtRunStatus.INTERRUPTED
+    assert AuditEvent.objects.filter(action="dbt_run.interrupted", target_id=str(killed.pk)).count() == 1
+    assert RawDataChange.objects.get(pk=change.pk).consumed_by_run_id == rerun.pk
+    assert not raw_data_change_unbuilt_list().exists()
+    assert data_as_of(merchant=merchant) == {"shopify": _at(3)}
+
+
+def _app_params() -> dict:
+    db = connection.settings_dict
+    return {
+        "host": db.get("HOST") or db.get("OPTIONS", {}).get("host"),
+        "port": int(db.get("PORT") or 5432),
+        "user": db["USER"],
+        "password": db.get("PASSWORD") or "",
+        "dbname": db["NAME"],
+    }
