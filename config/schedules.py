@@ -36,6 +36,15 @@ SCHEDULES: list[Schedule] = [
         why="Rebuild every model and run the tests once a day, after Airbyte's overnight syncs.",
     ),
     Schedule(
+        name="app:dbt-build-unbuilt-sweep",
+        task="analytics.dbt_build_coalesced",
+        every_seconds=5 * 60,
+        expires_seconds=4 * 60,
+        why="Each successful sync asks for the coalesced build itself; this catches the requests lost on the way "
+        "(a broker outage at the sync's commit, a worker killed mid-build), so no synced data waits for the "
+        "nightly build. With nothing unbuilt it is one indexed query under the dbt lock.",
+    ),
+    Schedule(
         name="app:dbt-test-weekly",
         task="analytics.run_dbt",
         kwargs={"args": ["test"]},

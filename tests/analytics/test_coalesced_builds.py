@@ -339,3 +339,27 @@ def _app_params() -> dict:
         "password": db.get("PASSWORD") or "",
         "dbname": db["NAME"],
     }
+
+
+# --- admin ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_admin_lists_changes_read_only_with_what_is_not_built_yet(admin_client):
+    merchant = MerchantFactory(name="Acme Outdoor")
+    built = RawDataChange.objects.create(merchant=merchant, source="klaviyo", at=_at(30))
+    [run] = dbt_build_coalesced(args=SMALL_BUILD)
+    waiting = RawDataChange.objects.create(merchant=merchant, source="shopify", at=_at(1))
+    url = "/admin/analytics/rawdatachange/"
+
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "waiting for a build" in body and f"run #{run.pk}: Succeeded" in body
+    assert list(admin_client.get(url + "?build=unbuilt").context["cl"].result_list) == [waiting]
+    assert list(admin_client.get(url + "?build=built").context["cl"].result_list) == [built]
+    detail = admin_client.get(f"{url}{waiting.pk}/change/")
+    assert detail.status_code == 200 and "Acme Outdoor" in detail.content.decode()
+    assert admin_client.get(url + "add/").status_code == 403
+    assert admin_client.post(f"{url}{waiting.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert RawDataChange.objects.count() == 2
