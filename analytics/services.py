@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -168,10 +169,6 @@ def _dbt_run_locked(*, args: list[str], triggered_by: str, only_if_changed: bool
 # little (the marts downstream of every source are the expensive part).
 FULL_BUILD_ARGS = ["build"]
 
-# A sync's success asks for the build this many seconds later, so that syncs finishing together (a sweep
-# triggers many stores at once) share one build; it adds that much to the time from sync to dashboard.
-BUILD_COALESCE_SECONDS = 10
-
 RAW_DATA_CHANGE_NO_SOURCE = "Name the source whose sync changed the data."
 RAW_DATA_CHANGE_NAIVE_AT = "The time of the sync must carry a time zone."
 
@@ -189,7 +186,9 @@ def raw_data_changed_mark(*, merchant_id: int, source: str, at: dt.datetime) -> 
         raise ValidationError({"at": [RAW_DATA_CHANGE_NAIVE_AT]})
     with transaction.atomic():
         change = RawDataChange.objects.create(merchant_id=merchant_id, source=source.strip(), at=at)
-        transaction.on_commit(lambda: _coalesced_build_enqueue(countdown=BUILD_COALESCE_SECONDS), robust=True)
+        # The countdown (DBT_BUILD_COALESCE_SECONDS) lets syncs that finish together share one build.
+        countdown = settings.DBT_BUILD_COALESCE_SECONDS
+        transaction.on_commit(lambda: _coalesced_build_enqueue(countdown=countdown), robust=True)
     return change
 
 

@@ -177,6 +177,12 @@ CACHES["dashboards"] = {
     "OPTIONS": {"MAX_ENTRIES": 500},
 }
 
+# A successful sync asks for the coalesced dbt build this many seconds later (analytics.services): syncs that
+# finish within it share one build; it adds as much to the time from a sync to the dashboards.
+DBT_BUILD_COALESCE_SECONDS = env.int("DBT_BUILD_COALESCE_SECONDS", default=10)
+if not 0 <= DBT_BUILD_COALESCE_SECONDS <= 600:
+    _stop("DBT_BUILD_COALESCE_SECONDS must be between 0 and 600 (the longest a task may wait in the broker)")
+
 CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default=str(LOCAL_DIR / "celery")))
 if REDIS_URL:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

@@ -30,6 +30,7 @@ from analytics.services import (
     RAW_DATA_CHANGE_NAIVE_AT,
     RAW_DATA_CHANGE_NO_SOURCE,
     dbt_build_coalesced,
+    dbt_run_execute,
     raw_data_changed_mark,
 )
 from compliance.models import AuditEvent
@@ -173,6 +174,33 @@ def test_data_as_of_is_the_latest_built_sync_per_source():
     assert data_as_of(merchant=merchant) == {"shopify": _at(10), "klaviyo": _at(20)}
     assert data_as_of(merchant=merchant, built_only=False) == {"shopify": _at(0), "klaviyo": _at(20)}
     assert data_as_of(merchant=other) == {"shopify": _at(1)}
+
+
+@pytest.mark.django_db(databases=["default", "warehouse"])
+def test_changes_that_wait_on_another_run_are_built_after_it_and_a_plain_build_takes_them_in(
+    eager, django_capture_on_commit_callbacks
+):
+    merchant = MerchantFactory()
+    # Recorded while an operator's `run_dbt build --select ...` held the lock: its request found the lock taken.
+    waiting = RawDataChange.objects.create(merchant=merchant, source="google_ads", at=_at(4))
+    with django_capture_on_commit_callbacks(execute=True):
+        operator = dbt_run_execute(args=SMALL_BUILD)
+    runs = list(DbtRun.objects.order_by("pk"))
+    assert [(r.command, r.triggered_by) for r in runs] == [
+        (operator.command, DbtTrigger.COMMAND),
+        ("build", DbtTrigger.DATA_CHANGED),  # asked for as the operator's run released the lock
+    ]
+    assert operator.status == runs[1].status == DbtRunStatus.SUCCESS
+    assert RawDataChange.objects.get(pk=waiting.pk).consumed_by_run_id == runs[1].pk
+
+    # The nightly `build` builds everything: it takes in what is unbuilt, and asks for no build after it.
+    later = RawDataChange.objects.create(merchant=merchant, source="shopify", at=_at(2))
+    with django_capture_on_commit_callbacks(execute=True):
+        nightly = dbt_run_execute(args=["build"], triggered_by=DbtTrigger.SCHEDULE)
+    assert nightly.status == DbtRunStatus.SUCCESS
+    assert RawDataChange.objects.get(pk=later.pk).consumed_by_run_id == nightly.pk
+    assert DbtRun.objects.count() == 3
+    assert data_as_of(merchant=merchant) == {"google_ads": _at(4), "shopify": _at(2)}
 
 
 # --- coalescing ---------------------------------------------------------------------------------------------
