@@ -225,9 +225,8 @@ def dbt_build_coalesced(*, args: list[str] | None = None) -> list[DbtRun]:
         except DbtRunLocked as exc:
             logger.info("coalesced dbt build left to the running one", extra={"reason": str(exc)})
             return runs
-        except Exception:
-            _coalesced_build_enqueue_if_unbuilt()
-            raise
+        # Any other error propagates and asks for nothing more: a database that is down would otherwise turn
+        # every failed request into the next one at once. The 5-minute sweep asks again.
         if run is None:
             return runs
         runs.append(run)
