@@ -23,6 +23,7 @@ import datetime as dt
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,7 @@ def main() -> None:
         LOG_LEVEL="WARNING",
         CELERY_BROKER_URL="filesystem://",
         CELERY_DATA_DIR=str(broker_dir),
+        DBT_QUIET="true",  # dbt's own lines (errors aside) would bury the figures
     )
     if args.coalesce_seconds is not None:
         os.environ["DBT_BUILD_COALESCE_SECONDS"] = str(args.coalesce_seconds)
@@ -108,8 +110,8 @@ def run(args, name: str) -> None:
     from django.utils import timezone
 
     from accounts.models import Merchant
-    from analytics.choices import DbtRunStatus, DbtTrigger
-    from analytics.models import DbtRun, RawDataChange
+    from analytics.choices import DbtRunStatus
+    from analytics.models import DbtRun
     from analytics.selectors import raw_data_change_unbuilt_list
     from analytics.services import dbt_run_execute, merchant_demo_data_generate
 
@@ -174,9 +176,20 @@ def run(args, name: str) -> None:
             time.sleep(0.5)
         else:
             sys.exit("the changes were not built within 20 minutes")
+        report(args, t0, coalesce)
     finally:
-        os.killpg(worker.pid, 15)
-        worker.wait(30)
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:  # a worker still holding countdown messages: the bench is over anyway
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(15)
+
+
+def report(args, t0, coalesce: int) -> None:
+    from analytics.choices import DbtTrigger
+    from analytics.models import DbtRun, RawDataChange
+    from analytics.selectors import raw_data_change_unbuilt_list
 
     builds = list(DbtRun.objects.filter(triggered_by=DbtTrigger.DATA_CHANGED, started_at__gte=t0).order_by("pk"))
     changes = list(RawDataChange.objects.select_related("consumed_by_run"))

@@ -391,3 +391,15 @@ def test_admin_lists_changes_read_only_with_what_is_not_built_yet(admin_client):
     assert admin_client.get(url + "add/").status_code == 403
     assert admin_client.post(f"{url}{waiting.pk}/delete/", {"post": "yes"}).status_code == 403
     assert RawDataChange.objects.count() == 2
+
+
+def test_a_coalescing_countdown_the_broker_cannot_hold_stops_the_boot():
+    from tests.config.test_settings_boot import _production_env, _run
+
+    result = _run(_production_env(DJANGO_DEV="1", DBT_BUILD_COALESCE_SECONDS="601"), "check")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: DBT_BUILD_COALESCE_SECONDS must be between 0 and 600 (the longest a task may wait "
+        "in the broker)"
+    ]
+    assert _run(_production_env(DJANGO_DEV="1", DBT_BUILD_COALESCE_SECONDS="0"), "check").returncode == 0
