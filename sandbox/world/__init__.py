@@ -1,0 +1,5 @@
+"""The sandbox's simulated world: deterministic merchants whose records the providers serve.
+
+``simulation`` is the day-by-day merchant simulation (the demo data writes it straight into a raw
+schema); ``World`` answers which records exist up to a simulated clock, for the Airbyte stand-in's syncs.
+"""
