@@ -49,3 +49,18 @@ class AirbyteSandbox:
     def stored_source_configuration(self, source_id: str) -> dict[str, Any]:
         """The unmasked configuration the sandbox keeps for a source (what a sync would run with)."""
         return self._call("GET", f"/_control/airbyte/sources/{source_id}/configuration")
+
+    def world(self, **settings: Any) -> dict[str, Any]:
+        """The simulated world's settings (history_days, orders_per_day, seed, timezone, currency, start_date)."""
+        return self._call("POST" if settings else "GET", "/_control/airbyte/world", settings or None)
+
+    def set_clock(self, now: str) -> dict[str, Any]:
+        """Freeze the world's "now" (ISO-8601 with a zone); jobs read it when they are created."""
+        return self._call("POST", "/_control/airbyte/world/clock", {"now": now})
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        return self._call("POST", "/_control/airbyte/world/clock", {"advance": seconds})
+
+    def last_sync(self, connection_id: str) -> dict[str, Any]:
+        """What the connection's last job wrote: per stream table, rows, bytes, sums, window, generation."""
+        return self._call("GET", f"/_control/airbyte/connections/{connection_id}/last-sync")

@@ -30,8 +30,10 @@ The public JobResponse carries no failure reason (Airbyte reports it in its noti
 internal Config API), so a job's ``errorType``/``errorMessage``/``errorOrigin`` are visible only to
 tests, through ``GET /_control/airbyte/jobs/{id}``.
 
-Writing rows into the destination on a sync comes next: today a succeeded sync reports the
-scripted ``rowsSynced``/``bytesSynced`` (0 by default) and writes nothing.
+A sync or reset without a scripted outcome is carried out by a worker thread
+(``sandbox.providers.airbyte_worker``): it writes the simulated world (``sandbox.world``) into the
+connection's Postgres destination by cursor, and the job ends when both its stage time is over and the
+worker is done, failing as the worker failed. A scripted outcome replaces the worker (nothing written).
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Response
 
+from sandbox.providers import airbyte_worker
+from sandbox.providers.airbyte_worker import JobPlan, StreamPlan, SyncFailure
 from sandbox.routing import Context, Route, json_response, read_json_object
+from sandbox.world.world import Clock, WorldSettings, settings_update, world_identity, world_start
 
 SECRETS_MASK = "**********"
 ROOTS = ("v1", "api/public/v1")
@@ -282,7 +287,12 @@ CATALOGS: dict[str, tuple[dict[str, Any], ...]] = {
     ),
     "google-ads": (
         _stream("customer", "segments.date", [["customer.id"], ["segments.date"]]),
-        _stream("campaign", "segments.date", [["campaign.id"], ["segments.date"]]),
+        # One row per campaign, day, network and device, as the raw table holds it (analytics/raw_schema.py).
+        _stream(
+            "campaign",
+            "segments.date",
+            [["campaign.id"], ["segments.date"], ["segments.ad_network_type"], ["segments.device"]],
+        ),
         _stream("ad_group", "segments.date", [["ad_group.id"], ["segments.date"]]),
     ),
     "klaviyo": (
@@ -506,6 +516,10 @@ class AirbyteState:
             self.jobs: dict[int, dict[str, Any]] = {}
             self.outcomes: deque[dict[str, Any]] = deque()
             self.next_job_id = 1
+            self.world = WorldSettings()
+            self.clock = Clock()
+            self.world_starts: dict[str, dt.date] = {}  # identity -> first simulated day, fixed by its first sync
+            self.worker_locks: dict[str, threading.Lock] = {}
 
     # tokens
     def configure(self, options: dict[str, Any]) -> None:
@@ -564,7 +578,21 @@ class AirbyteState:
                 duration = job["durations"][job["index"]]
                 if duration is None or now < job["entered_at"] + duration:
                     break
-                self._enter(job, job["index"] + 1, job["entered_at"] + duration)
+                at = job["entered_at"] + duration
+                if job["index"] + 1 == len(job["stages"]) - 1 and job["worker"] is not None:
+                    if job["worked_at"] is None:
+                        break  # the worker is still writing: the job stays running
+                    at = max(at, job["worked_at"])
+                    self._worker_outcome(job)
+                self._enter(job, job["index"] + 1, at)
+
+    @staticmethod
+    def _worker_outcome(job: dict[str, Any]) -> None:
+        """The job ends as its worker's sync ended (unless a test forced the end with `advance(to=...)`)."""
+        if job["stages"][-1] == "succeeded" and job["work_error"] is not None:
+            job["stages"][-1] = "failed"
+            job["error_type"], job["error_message"] = job["work_error"]
+            job["error_origin"] = "destination" if job["error_type"] == "system_error" else "source"
 
     def _enter(self, job: dict[str, Any], index: int, at: float) -> None:
         job["index"], job["entered_at"] = index, at
@@ -574,11 +602,16 @@ class AirbyteState:
             job["rows"], job["bytes"] = (job["outcome_rows"], job["outcome_bytes"])
 
     def advance(self, job: dict[str, Any], to: str | None) -> None:
+        worker = job["worker"]
+        if worker is not None and (to == "succeeded" or (to is None and job["index"] + 2 >= len(job["stages"]))):
+            worker.join()  # outside the lock: the worker takes it to record each stream it commits
         with self._lock:
             self.tick(job)
             if self.status(job) in TERMINAL:
                 raise Problem(409, "state-conflict", "Job is not currently running")
             if to is None:
+                if job["index"] + 1 == len(job["stages"]) - 1 and job["worker"] is not None:
+                    self._worker_outcome(job)
                 self._enter(job, job["index"] + 1, time.time())
                 return
             if to in TERMINAL:
@@ -598,6 +631,7 @@ class AirbyteState:
                 raise Problem(409, "state-conflict", "Job is not currently running")
             job["stages"] = [*job["stages"][: job["index"] + 1], "cancelled"]
             job["error_type"], job["error_message"] = "manual_cancellation", "The sync was cancelled."
+            job["cancel_requested"] = True  # the worker stops before its next stream
             job["outcome_rows"], job["outcome_bytes"] = 0, 0
             self._enter(job, job["index"] + 1, time.time())
 
@@ -614,7 +648,10 @@ class AirbyteState:
                         return job
             return None
 
-    def new_job(self, connection_id: str, job_type: str) -> dict[str, Any]:
+    def new_job(
+        self, connection_id: str, job_type: str, plan: Callable[[int], JobPlan | None] | None = None
+    ) -> dict[str, Any]:
+        """A job; without a scripted outcome, `plan(job_id)` gives the work its worker thread does."""
         with self._lock:
             outcome = self.take_outcome(connection_id)
             final = outcome.get("status", "succeeded")
@@ -643,10 +680,93 @@ class AirbyteState:
             if final == "failed" and not job["error_type"]:
                 job["error_type"], job["error_message"] = "system_error", "The sync failed."
             job["entered_at"] = job["created_at"]
+            job.update(worker=None, worked_at=None, work_error=None, cancel_requested=False)
+            work = plan(job["jobId"]) if plan is not None and not outcome else None
+            if work is not None:
+                job["worker"] = threading.Thread(
+                    target=self._work, args=(job, work), name=f"airbyte-job-{job['jobId']}", daemon=True
+                )
             self.next_job_id += 1
             self.jobs[job["jobId"]] = job
+            if job["worker"] is not None:
+                job["worker"].start()
             self.tick(job)
             return job
+
+    # the worker
+    def job_plan(self, connection: dict[str, Any], source: dict[str, Any], destination: dict[str, Any],
+                 job_id: int, job_type: str, klaviyo_account: str | None = None) -> JobPlan:  # fmt: skip
+        """What a job of `connection` will do, copied now: a later PATCH applies to the next job only."""
+        with self._lock:
+            now = self.clock.now()
+            identity = world_identity(source["type"], source["configuration"], klaviyo_account)
+            start = self.world_starts.setdefault(identity, world_start(self.world, now))
+            states = connection.setdefault("world_streams", {})
+            streams = []
+            for entry in connection["configurations"]["streams"]:
+                state = states.setdefault(entry["name"], {"cursor": None, "generation": 0})
+                streams.append(
+                    StreamPlan(
+                        name=entry["name"],
+                        sync_mode=entry["syncMode"],
+                        primary_key=[airbyte_worker.column_name(p) for p in entry.get("primaryKey", [])],
+                        cursor=airbyte_worker.column_name(entry["cursorField"]) if entry.get("cursorField") else None,
+                        lo=state["cursor"],
+                        generation=state["generation"] + (1 if job_type != "sync" else 0),
+                    )
+                )
+            return JobPlan(
+                job_id=job_id,
+                job_type="sync" if job_type == "sync" else "reset",
+                source_type=source["type"],
+                identity=identity,
+                settings=copy.deepcopy(self.world),
+                start=start,
+                now=now,
+                destination=copy.deepcopy(destination["configuration"]),
+                namespace=airbyte_worker.namespace_of(connection, destination["configuration"]),
+                prefix=connection.get("prefix") or "",
+                streams=streams,
+            )
+
+    def _work(self, job: dict[str, Any], plan: JobPlan) -> None:
+        connection_id = job["connectionId"]
+        with self._lock:
+            lock = self.worker_locks.setdefault(connection_id, threading.Lock())
+            connection = self.connections.get(connection_id)
+            report = {"jobId": job["jobId"], "jobType": job["jobType"], "identity": plan.identity,
+                      "now": _iso(plan.now), "streams": {}}  # fmt: skip
+
+        def committed(stream: StreamPlan, stream_report: dict[str, Any]) -> None:
+            with self._lock:
+                if connection is None:
+                    return
+                state = connection.setdefault("world_streams", {}).setdefault(
+                    stream.name, {"cursor": None, "generation": 0}
+                )
+                state["generation"] = stream.generation
+                state["cursor"] = plan.now if plan.job_type == "sync" else None
+                report["streams"][stream.name] = stream_report
+
+        error = None
+        with lock:  # a forced end lets the next job start while this one still writes: one at a time
+            try:
+                airbyte_worker.run_job(plan, committed=committed, cancelled=lambda: job["cancel_requested"])
+            except SyncFailure as failure:
+                error = (failure.error_type, failure.message)
+            except Exception as exc:
+                error = ("system_error", f"The sync failed: {type(exc).__name__}")
+        with self._lock:
+            report["rows"] = sum(s["rows"] for s in report["streams"].values())
+            report["bytes"] = sum(s["bytes"] for s in report["streams"].values())
+            report["errorType"], report["errorMessage"] = error or (None, None)
+            if connection is not None:
+                connection["last_sync"] = report
+            job["outcome_rows"], job["outcome_bytes"] = report["rows"], report["bytes"]
+            if self.status(job) in TERMINAL:  # forced to its end already: show what was written
+                job["rows"], job["bytes"] = report["rows"], report["bytes"]
+            job["work_error"] = error
+            job["worked_at"] = time.time()
 
 
 # --- response shapes ---------------------------------------------------------------------------------
@@ -1178,7 +1298,18 @@ def jobs_create(ctx: Context) -> Response:
             "Please try again later.",
             {"message": f"A sync is already running for: {connection['connectionId']}"},
         )
-    job = airbyte.new_job(connection["connectionId"], job_type)
+    source = airbyte.sources[connection["sourceId"]]
+    destination = airbyte.destinations[connection["destinationId"]]
+    account = None
+    if source["type"] == "klaviyo":  # the world of a Klaviyo key is its account's, when the sandbox issued it
+        account = (ctx.state.klaviyo.get(source["configuration"].get("api_key", "")) or {}).get("account_id")
+
+    def plan(job_id: int) -> JobPlan | None:
+        if source["deleted"] or destination["deleted"]:
+            return None
+        return airbyte.job_plan(connection, source, destination, job_id, job_type, account)
+
+    job = airbyte.new_job(connection["connectionId"], job_type, plan)
     return json_response(job_body(airbyte, job))
 
 
@@ -1394,6 +1525,70 @@ def control_source_configuration(ctx: Context, source_id: str) -> Response:
         return json_response(copy.deepcopy(source["configuration"]))
 
 
+def control_world(ctx: Context) -> Response:
+    """GET: the world's settings and clock. POST: change settings (history_days, orders_per_day, seed,
+    timezone, currency, start_date); first days already fixed by a sync are forgotten."""
+    airbyte = ctx.state.airbyte
+    if ctx.request.method == "POST":
+        payload = read_json_object(ctx.request)
+        with airbyte._lock:
+            try:
+                airbyte.world = settings_update(airbyte.world, payload)
+            except ValueError as exc:
+                return json_response({"error": str(exc)}, status=400)
+            airbyte.world_starts.clear()
+    with airbyte._lock:
+        return json_response({**airbyte.world.to_dict(), "clock": _clock_body(airbyte)})
+
+
+def _clock_body(airbyte: AirbyteState) -> dict[str, Any]:
+    now = airbyte.clock.now()
+    return {"now": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(), "frozen": airbyte.clock.frozen is not None}
+
+
+def control_world_clock(ctx: Context) -> Response:
+    """``{"now": ISO-8601}`` sets (and freezes) the world's now, ``{"advance": seconds}`` moves it on,
+    ``{"wall": true}`` follows the wall clock again. A job reads the clock when it is created."""
+    airbyte = ctx.state.airbyte
+    payload = read_json_object(ctx.request)
+    try:
+        if len(payload) != 1 or not set(payload) <= {"now", "advance", "wall"}:
+            raise ValueError("give exactly one of now (ISO-8601), advance (seconds) or wall (true)")
+        if "now" in payload:
+            if not isinstance(payload["now"], str):
+                raise ValueError("now must be an ISO-8601 date-time with a time zone")
+            when = dt.datetime.fromisoformat(payload["now"].replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                raise ValueError("now must be an ISO-8601 date-time with a time zone")
+            airbyte.clock.set(when.timestamp())
+        elif "advance" in payload:
+            seconds = payload["advance"]
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                raise ValueError("advance must be a number of seconds >= 0")
+            airbyte.clock.advance(seconds)
+        elif payload["wall"] is not True:
+            raise ValueError("wall must be true")
+        else:
+            airbyte.clock.follow_wall_clock()
+    except ValueError as exc:
+        return json_response({"error": str(exc)}, status=400)
+    return json_response(_clock_body(airbyte))
+
+
+def control_connection_last_sync(ctx: Context, connection_id: str) -> Response:
+    """What the connection's last sync or reset wrote: per stream its table, rows, bytes, sums of its
+    numeric columns over the rows written, window ``[from, to)`` of the world's time and generation."""
+    airbyte = ctx.state.airbyte
+    with airbyte._lock:
+        connection = airbyte.connections.get(connection_id)
+        if connection is None:
+            return json_response({"error": f"no connection {connection_id}"}, status=404)
+        report = connection.get("last_sync")
+        if report is None:
+            return json_response({"error": "no sync has written anything yet"}, status=404)
+        return json_response(copy.deepcopy(report))
+
+
 def _route(name: str, rule: str, methods: tuple[str, ...], handler: Callable[..., Response]) -> Route:
     return Route(f"airbyte.{name}", f"/airbyte/<path:root>{rule}", methods, handler, airbyte_error_body)
 
@@ -1473,6 +1668,15 @@ ROUTES = (
         control=True,
     ),
     Route("control.airbyte.state", "/_control/airbyte/state", ("GET",), control_state, control=True),
+    Route("control.airbyte.world", "/_control/airbyte/world", ("GET", "POST"), control_world, control=True),
+    Route("control.airbyte.world.clock", "/_control/airbyte/world/clock", ("POST",), control_world_clock, control=True),
+    Route(
+        "control.airbyte.connections.last_sync",
+        "/_control/airbyte/connections/<connection_id>/last-sync",
+        ("GET",),
+        control_connection_last_sync,
+        control=True,
+    ),
     Route(
         "control.airbyte.sources.configuration",
         "/_control/airbyte/sources/<source_id>/configuration",
