@@ -64,3 +64,7 @@ class AirbyteSandbox:
     def last_sync(self, connection_id: str) -> dict[str, Any]:
         """What the connection's last job wrote: per stream table, rows, bytes, sums, window, generation."""
         return self._call("GET", f"/_control/airbyte/connections/{connection_id}/last-sync")
+
+    def written_records(self, connection_id: str, stream: str) -> list[dict[str, Any]]:
+        """The rows the connection's last sync wrote for `stream` (stream columns, numeric as strings)."""
+        return self._call("GET", f"/_control/airbyte/connections/{connection_id}/last-sync/records?stream={stream}")

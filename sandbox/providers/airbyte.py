@@ -750,6 +750,12 @@ class AirbyteState:
 
         error = None
         with lock:  # a forced end lets the next job start while this one still writes: one at a time
+            with self._lock:  # the cursors and generations the previous job left, now that it is done
+                states = connection.get("world_streams", {}) if connection is not None else {}
+                for stream in plan.streams:
+                    state = states.get(stream.name, {"cursor": None, "generation": 0})
+                    stream.lo = state["cursor"]
+                    stream.generation = state["generation"] + (1 if plan.job_type != "sync" else 0)
             try:
                 airbyte_worker.run_job(plan, committed=committed, cancelled=lambda: job["cancel_requested"])
             except SyncFailure as failure:
@@ -761,7 +767,7 @@ class AirbyteState:
             report["bytes"] = sum(s["bytes"] for s in report["streams"].values())
             report["errorType"], report["errorMessage"] = error or (None, None)
             if connection is not None:
-                connection["last_sync"] = report
+                connection["last_sync"], connection["last_plan"] = report, plan
             job["outcome_rows"], job["outcome_bytes"] = report["rows"], report["bytes"]
             if self.status(job) in TERMINAL:  # forced to its end already: show what was written
                 job["rows"], job["bytes"] = report["rows"], report["bytes"]
@@ -1589,6 +1595,23 @@ def control_connection_last_sync(ctx: Context, connection_id: str) -> Response:
         return json_response(copy.deepcopy(report))
 
 
+def control_connection_last_sync_records(ctx: Context, connection_id: str) -> Response:
+    """``?stream=<name>``: the records the last sync wrote for that stream, one object per row with the
+    stream's columns typed as JSON (numeric as strings, exact). The world is replayed, not stored."""
+    airbyte = ctx.state.airbyte
+    name = ctx.request.args.get("stream")
+    with airbyte._lock:
+        connection = airbyte.connections.get(connection_id)
+        plan = connection.get("last_plan") if connection is not None else None
+        report = connection.get("last_sync") if connection is not None else None
+        if plan is None or report is None:
+            return json_response({"error": f"no sync of connection {connection_id} wrote anything"}, status=404)
+        stream = report["streams"].get(name)
+        if stream is None:
+            return json_response({"error": f"the last sync wrote no stream {name!r}"}, status=404)
+    return json_response(airbyte_worker.written_records(plan, name, stream))
+
+
 def _route(name: str, rule: str, methods: tuple[str, ...], handler: Callable[..., Response]) -> Route:
     return Route(f"airbyte.{name}", f"/airbyte/<path:root>{rule}", methods, handler, airbyte_error_body)
 
@@ -1670,6 +1693,13 @@ ROUTES = (
     Route("control.airbyte.state", "/_control/airbyte/state", ("GET",), control_state, control=True),
     Route("control.airbyte.world", "/_control/airbyte/world", ("GET", "POST"), control_world, control=True),
     Route("control.airbyte.world.clock", "/_control/airbyte/world/clock", ("POST",), control_world_clock, control=True),
+    Route(
+        "control.airbyte.connections.last_sync.records",
+        "/_control/airbyte/connections/<connection_id>/last-sync/records",
+        ("GET",),
+        control_connection_last_sync_records,
+        control=True,
+    ),
     Route(
         "control.airbyte.connections.last_sync",
         "/_control/airbyte/connections/<connection_id>/last-sync",

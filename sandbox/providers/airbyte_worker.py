@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -234,3 +235,29 @@ def run_job(
             totals["rows"] += report["rows"]
             totals["bytes"] += report["bytes"]
     return totals
+
+
+def _typed(value: str, pg_type: str) -> Any:
+    if value == "\\N":
+        return None
+    if pg_type == "bigint":
+        return int(value)
+    if pg_type == "boolean":
+        return value == "t"
+    if pg_type == "jsonb":
+        return json.loads(value)
+    return value  # text, numeric (exact, as a string), dates and timestamps as written
+
+
+def written_records(plan: JobPlan, stream: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows a job wrote for ``stream``, replayed from the world with the job's own window."""
+    if plan.job_type != "sync" or not report["rows"]:
+        return []
+    world_table = STREAM_TABLES[plan.source_type][stream]
+    lo = report["window"][0]
+    records = world_records(plan.settings, plan.identity, start=plan.start, now=plan.now, windows={world_table: lo})
+    columns = RAW_TABLES[world_table]
+    return [
+        {name: _typed(value, pg_type) for (name, pg_type), value in zip(columns, r.fields.split("\t"), strict=True)}
+        for r in records[world_table]
+    ]
