@@ -193,6 +193,16 @@ SOURCE_SPECS: dict[str, dict[str, Any]] = {
         },
         ("api_key",),
     ),
+    # source-exchange-rates (exchangeratesapi.io / apilayer): the FX table the marts convert ad spend with.
+    "exchange-rates": _obj(
+        {
+            "access_key": _secret(),
+            "start_date": _s(pattern=DATE),
+            "base": _s(pattern=r"^[A-Z]{3}$"),
+            "ignore_weekends": _bool(),
+        },
+        ("access_key", "start_date"),
+    ),
 }
 
 _SSL_KEY = {"client_key_password": _secret()}
@@ -260,6 +270,7 @@ SOURCE_DEFINITIONS = {
     "facebook-marketing": "e7778cfc-e97c-4458-9ecb-b4f2bba8946c",
     "google-ads": "253487c0-2246-43ba-a21f-5116b20a2c50",
     "klaviyo": "95e8cffd-b8c4-4039-968e-d32fb4a69bde",
+    "exchange-rates": "e2b40e36-aa0e-4bed-b41b-bcea6fa348b1",  # the connector registry's id
 }
 DESTINATION_DEFINITIONS = {"postgres": "25c5221d-dce2-4163-ade9-739ef790f503"}
 
@@ -303,6 +314,7 @@ CATALOGS: dict[str, tuple[dict[str, Any], ...]] = {
         _stream("profiles", "updated", [["id"]]),
         _stream("lists", "updated", [["id"]]),
     ),
+    "exchange-rates": (_stream("rates", "date", [["date"]]),),  # lands as exchange_rates_rates (prefix exchange_rates_)
 }
 
 

@@ -2,7 +2,8 @@
 
 A world is one merchant simulation (``sandbox.world.simulation``) named by an identity taken from a
 source's configuration (the Shopify shop, the Meta ad account, the Google Ads customer, the Klaviyo
-account), so two stores' sources see different merchants and a source sees the same one every time.
+account, the exchange-rate base currency), so two stores' sources see different merchants and a source
+sees the same one every time.
 The simulation stamps every row with the moment it became visible (``ext``: the next hourly sync after
 the record changed); a sync at ``now`` reads what became visible since the stream's last sync, the way a
 connector's incremental read does: each record once, in its latest version (the highest cursor value).
@@ -42,6 +43,7 @@ STREAM_TABLES: dict[str, dict[str, str]] = {
         "metrics": "klaviyo_metrics",
         "profiles": "klaviyo_profiles",
     },
+    "exchange-rates": {"rates": "exchange_rates_rates"},
 }
 # table -> (columns naming one record, the column whose value orders its versions)
 RECORD_KEYS: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -58,6 +60,7 @@ RECORD_KEYS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "klaviyo_flows": (("id",), "updated"),
     "klaviyo_metrics": (("id",), "updated"),
     "klaviyo_profiles": (("id",), "updated"),
+    "exchange_rates_rates": (("date",), "date"),
 }
 _INDEX = {table: {name: i for i, (name, _) in enumerate(cols)} for table, cols in RAW_TABLES.items()}
 _KEY_INDEXES = {
@@ -158,6 +161,8 @@ def world_identity(source_type: str, configuration: dict[str, Any], klaviyo_acco
         if klaviyo_account:
             return f"klaviyo:{klaviyo_account}"
         return f"klaviyo:key{zlib.crc32(configuration['api_key'].encode()):08x}"
+    if source_type == "exchange-rates":  # one market for everyone: the world of the base currency
+        return "fx:" + (configuration.get("base") or "EUR")
     raise ValueError(f"no world for source type {source_type}")
 
 
