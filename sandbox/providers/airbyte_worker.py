@@ -199,20 +199,24 @@ def run_job(
                         cur.execute(sql.SQL("delete from {}").format(target))
                         report = {"table": f"{plan.namespace}.{table}", "rows": 0, "bytes": 0, "sums": {}}
                     else:
-                        rows = [r.fields for r in records[world_table]]
+                        rows = [r.fields for r in records.pop(world_table)]  # the stream's memory goes with it
                         if stream.sync_mode in ("full_refresh_overwrite", "full_refresh_overwrite_deduped"):
                             cur.execute(sql.SQL("delete from {}").format(target))
-                        lines = [_copy_line(f, extracted_at, plan.job_id, stream.generation) for f in rows]
+                        size = 0
                         cols = sql.SQL(", ").join(sql.Identifier(c) for c, _ in table_columns(world_table))
                         with cur.copy(sql.SQL("copy {} ({}) from stdin").format(target, cols)) as copy:
-                            for start in range(0, len(lines), 5000):
-                                copy.write("".join(lines[start : start + 5000]))
+                            for start in range(0, len(rows), 5000):
+                                chunk = "".join(
+                                    _copy_line(f, extracted_at, plan.job_id, stream.generation)
+                                    for f in rows[start : start + 5000]
+                                ).encode()
+                                size += len(chunk)
+                                copy.write(chunk)
                         if stream.sync_mode in DEDUPED:
                             _dedupe(cur, target, stream, plan.job_id, {c for c, _ in RAW_TABLES[world_table]})
-                        size = sum(len(line.encode()) for line in lines)
                         report = {
                             "table": f"{plan.namespace}.{table}",
-                            "rows": len(lines),
+                            "rows": len(rows),
                             "bytes": size,
                             "sums": _sums(world_table, rows),
                         }
