@@ -373,8 +373,9 @@ def test_world_and_clock_controls_validate_and_report(server, airbyte):
     assert requests.get(f"{server.url}/_control/airbyte/connections/nope/last-sync", timeout=5).status_code == 404
 
 
-def test_google_ads_and_klaviyo_streams_land_in_their_tables(api, airbyte, warehouse, db):
+def test_google_ads_and_klaviyo_streams_land_in_their_tables(server, api, airbyte, warehouse, db):
     destination_id = _destination(api, warehouse)
+    key = requests.post(f"{server.url}/_control/klaviyo/keys", json={}, timeout=5).json()
     google = {
         "sourceType": "google-ads",
         "customer_id": "1234567890",
@@ -386,7 +387,7 @@ def test_google_ads_and_klaviyo_streams_land_in_their_tables(api, airbyte, wareh
                  {"name": "customer", "syncMode": "incremental_deduped_history"}],
     )  # fmt: skip
     klaviyo_id = _pipeline(
-        api, destination_id, source={"sourceType": "klaviyo", "api_key": "pk_world"}, namespace="raw_m_42",
+        api, destination_id, source={"sourceType": "klaviyo", "api_key": key["api_key"]}, namespace="raw_m_42",
         prefix="klaviyo_", streams=[{"name": n, "syncMode": "incremental_deduped_history"}
                                     for n in ("events", "profiles", "metrics", "flows", "campaigns")],
     )  # fmt: skip
@@ -401,6 +402,9 @@ def test_google_ads_and_klaviyo_streams_land_in_their_tables(api, airbyte, wareh
     assert per_day and {n for (n,) in per_day} == {6}
     cost = airbyte.last_sync(google_id)["streams"]["campaign"]["sums"]["metrics_cost_micros"]
     assert isinstance(cost, int) and cost > 0
+    assert airbyte.last_sync(google_id)["identity"] == "google:1234567890"
+    # A key the sandbox's Klaviyo issued reads its account's world (a rotated key: the same merchant).
+    assert airbyte.last_sync(klaviyo_id)["identity"] == f"klaviyo:{key['account_id']}"
     klaviyo = airbyte.last_sync(klaviyo_id)["streams"]
     assert klaviyo["metrics"]["rows"] == 9 and klaviyo["flows"]["rows"] == 4
     assert _count(db, "select count(*) from raw_m_42.klaviyo_events") == klaviyo["events"]["rows"] > 100
