@@ -57,7 +57,7 @@ from werkzeug.wrappers import Response
 from sandbox.providers import airbyte_worker
 from sandbox.providers.airbyte_worker import JobPlan, StreamPlan, SyncFailure
 from sandbox.routing import Context, Route, json_response, read_json_object
-from sandbox.world.world import Clock, WorldSettings, settings_update, world_identity, world_start
+from sandbox.world.world import Clock, WorldSettings, settings_update, world_identity, world_of, world_start
 
 SECRETS_MASK = "**********"
 ROOTS = ("v1", "api/public/v1")
@@ -711,7 +711,7 @@ class AirbyteState:
         """What a job of `connection` will do, copied now: a later PATCH applies to the next job only."""
         with self._lock:
             now = self.clock.now()
-            identity = world_identity(source["type"], source["configuration"], klaviyo_account)
+            identity = world_of(self.world, world_identity(source["type"], source["configuration"], klaviyo_account))
             start = self.world_starts.setdefault(identity, world_start(self.world, now))
             states = connection.setdefault("world_streams", {})
             streams = []
@@ -1545,7 +1545,7 @@ def control_source_configuration(ctx: Context, source_id: str) -> Response:
 
 def control_world(ctx: Context) -> Response:
     """GET: the world's settings and clock. POST: change settings (history_days, orders_per_day, seed,
-    timezone, currency, start_date); first days already fixed by a sync are forgotten."""
+    timezone, currency, start_date, links); first days already fixed by a sync are forgotten."""
     airbyte = ctx.state.airbyte
     if ctx.request.method == "POST":
         payload = read_json_object(ctx.request)

@@ -79,6 +79,9 @@ class WorldSettings:
     timezone: str = "America/New_York"
     currency: str = "USD"
     start_date: dt.date | None = None  # first simulated day; None: fixed by the first sync's clock
+    # identity -> identity: sources of one store read one merchant (its Meta campaigns are the ones its
+    # Shopify sessions and Klaviyo events refer to), e.g. {"meta:111": "shopify:acme"}
+    links: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         body = dataclasses.asdict(self)
@@ -111,6 +114,11 @@ def settings_update(settings: WorldSettings, payload: dict[str, Any]) -> WorldSe
         if not isinstance(payload["currency"], str) or not re.fullmatch(r"[A-Z]{3}", payload["currency"]):
             raise ValueError("currency must be an ISO 4217 code")
         values["currency"] = payload["currency"]
+    if "links" in payload:
+        links = payload["links"]
+        if not isinstance(links, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in links.items()):
+            raise ValueError('links must map identities to identities, e.g. {"meta:111": "shopify:acme"}')
+        values["links"] = dict(links)
     if "start_date" in payload:
         raw = payload["start_date"]
         try:
@@ -164,6 +172,11 @@ def world_identity(source_type: str, configuration: dict[str, Any], klaviyo_acco
     if source_type == "exchange-rates":  # one market for everyone: the world of the base currency
         return "fx:" + (configuration.get("base") or "EUR")
     raise ValueError(f"no world for source type {source_type}")
+
+
+def world_of(settings: WorldSettings, identity: str) -> str:
+    """The world an identity reads: its link's, if the test or the demo linked it to another one."""
+    return settings.links.get(identity, identity)
 
 
 def _world_key(identity: str) -> str:

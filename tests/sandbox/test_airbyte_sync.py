@@ -278,6 +278,26 @@ def test_two_stores_get_different_worlds_and_one_store_always_the_same(api, airb
     assert shared == 0
 
 
+def test_linked_sources_read_one_merchant(api, airbyte, warehouse, db):
+    """Linked to the shop, a Meta account's campaigns are the ones the shop's world refers to."""
+    airbyte.world(links={"meta:111": "shopify:acme", "meta:222": "shopify:acme"})
+    destination_id = _destination(api, warehouse)
+    streams = [{"name": "campaigns", "syncMode": "full_refresh_overwrite"}]
+    for account, namespace in (("111", "raw_m_42"), ("222", "raw_m_43"), ("333", "raw_m_44")):
+        meta = {"sourceType": "facebook-marketing", "account_ids": [account],
+                "credentials": {"auth_type": "Service", "access_token": "EAAB-token"}}  # fmt: skip
+        connection_id = _pipeline(
+            api, destination_id, source=meta, namespace=namespace, prefix="facebook_marketing_", streams=streams
+        )
+        _run(api, airbyte, connection_id)
+        expected = "shopify:acme" if account != "333" else "meta:333"
+        assert airbyte.last_sync(connection_id)["identity"] == expected
+    campaigns = [db.execute(f"select id, name from {s}.facebook_marketing_campaigns order by id").fetchall()
+                 for s in ("raw_m_42", "raw_m_43", "raw_m_44")]  # fmt: skip
+    assert campaigns[0] == campaigns[1] and {i for i, _ in campaigns[0]}.isdisjoint({i for i, _ in campaigns[2]})
+    assert requests.post(f"{airbyte.url}/_control/airbyte/world", json={"links": ["x"]}, timeout=5).status_code == 400
+
+
 def test_meta_insights_of_recent_days_are_restated_by_later_syncs(api, airbyte, warehouse, db):
     meta = {
         "sourceType": "facebook-marketing",
