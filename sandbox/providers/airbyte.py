@@ -41,6 +41,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
+import logging
 import re
 import secrets
 import threading
@@ -59,6 +60,7 @@ from sandbox.providers.airbyte_worker import JobPlan, StreamPlan, SyncFailure
 from sandbox.routing import Context, Route, json_response, read_json_object
 from sandbox.world.world import Clock, WorldSettings, settings_update, world_identity, world_of, world_start
 
+logger = logging.getLogger("sandbox")
 SECRETS_MASK = "**********"
 ROOTS = ("v1", "api/public/v1")
 TOKEN_TTL = 900
@@ -604,7 +606,7 @@ class AirbyteState:
         if job["stages"][-1] == "succeeded" and job["work_error"] is not None:
             job["stages"][-1] = "failed"
             job["error_type"], job["error_message"] = job["work_error"]
-            job["error_origin"] = "destination" if job["error_type"] == "system_error" else "source"
+            job["error_origin"] = "destination"  # the worker only ever fails writing
 
     def _enter(self, job: dict[str, Any], index: int, at: float) -> None:
         job["index"], job["entered_at"] = index, at
@@ -772,7 +774,8 @@ class AirbyteState:
                 airbyte_worker.run_job(plan, committed=committed, cancelled=lambda: job["cancel_requested"])
             except SyncFailure as failure:
                 error = (failure.error_type, failure.message)
-            except Exception as exc:
+            except Exception as exc:  # a crash is the job's failure, never the server's
+                logger.exception("airbyte job %s: the worker crashed", job["jobId"])
                 error = ("system_error", f"The sync failed: {type(exc).__name__}")
         with self._lock:
             report["rows"] = sum(s["rows"] for s in report["streams"].values())
