@@ -33,7 +33,8 @@ tests, through ``GET /_control/airbyte/jobs/{id}``.
 A sync or reset without a scripted outcome is carried out by a worker thread
 (``sandbox.providers.airbyte_worker``): it writes the simulated world (``sandbox.world``) into the
 connection's Postgres destination by cursor, and the job ends when both its stage time is over and the
-worker is done, failing as the worker failed. A scripted outcome replaces the worker (nothing written).
+worker is done, failing as the worker failed. A scripted outcome that says how the job ends (a status
+other than succeeded, rows, bytes, an error) replaces the worker: nothing is written.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ SYNC_MODES = (
     "incremental_append",
     "incremental_deduped_history",
 )
+_ENDING_FIELDS = frozenset({"rowsSynced", "bytesSynced", "errorType", "errorMessage", "errorOrigin"})
 _SEQUENCE = itertools.count()  # creation order, for lists (createdAt has only seconds)
 ERROR_TYPES = ("config_error", "system_error", "transient_error", "manual_cancellation")
 
@@ -695,7 +697,10 @@ class AirbyteState:
                 job["error_type"], job["error_message"] = "system_error", "The sync failed."
             job["entered_at"] = job["created_at"]
             job.update(worker=None, worked_at=None, work_error=None, cancel_requested=False)
-            work = plan(job["jobId"]) if plan is not None and not outcome else None
+            # An outcome that shapes only the timing (a slow job, an incomplete attempt) keeps the worker;
+            # one that says how the job ends (failed, cancelled, rows/bytes, an error) replaces it.
+            scripted = final != "succeeded" or bool(_ENDING_FIELDS & set(outcome))
+            work = plan(job["jobId"]) if plan is not None and not scripted else None
             if work is not None:
                 job["worker"] = threading.Thread(
                     target=self._work, args=(job, work), name=f"airbyte-job-{job['jobId']}", daemon=True

@@ -368,12 +368,22 @@ def test_jobs_that_run_by_the_clock_end_when_the_worker_is_done(api, airbyte, wa
     assert job["status"] == "succeeded"
     assert job["rowsSynced"] == airbyte.last_sync(connection_id)["rows"] > 0
     assert _count(db, "select count(*) from raw_m_42.shopify_orders") > 0
-    # A scripted outcome replaces the worker: nothing is written, the scripted numbers are reported.
+    # A slow job (scripted timing only) still writes, once its time is over.
+    airbyte.script_job(runningSeconds=0.5)
+    airbyte.advance_clock(DAY)
+    slow = api("POST", "/jobs", json={"connectionId": connection_id, "jobType": "sync"}).json()
+    assert api("GET", f"/jobs/{slow['jobId']}").json()["status"] == "running"
+    time.sleep(0.7)
+    deadline = time.monotonic() + 20
+    while (slow := api("GET", f"/jobs/{slow['jobId']}").json())["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slow["status"] == "succeeded" and slow["rowsSynced"] == airbyte.last_sync(connection_id)["rows"] > 0
+    # An outcome saying how the job ends replaces the worker: nothing written, the scripted numbers reported.
     airbyte.script_job(rowsSynced=5, bytesSynced=50, runningSeconds=0)
     airbyte.advance_clock(DAY)
     scripted = api("POST", "/jobs", json={"connectionId": connection_id, "jobType": "sync"}).json()
     assert (scripted["status"], scripted["rowsSynced"], scripted["bytesSynced"]) == ("succeeded", 5, 50)
-    assert airbyte.last_sync(connection_id)["jobId"] == job["jobId"]
+    assert airbyte.last_sync(connection_id)["jobId"] == slow["jobId"]
 
 
 def test_world_and_clock_controls_validate_and_report(server, airbyte):
