@@ -714,12 +714,21 @@ class AirbyteState:
 
     # the worker
     def job_plan(self, connection: dict[str, Any], source: dict[str, Any], destination: dict[str, Any],
-                 job_id: int, job_type: str, klaviyo_account: str | None = None) -> JobPlan:  # fmt: skip
-        """What a job of `connection` will do, copied now: a later PATCH applies to the next job only."""
+                 job_id: int, job_type: str, klaviyo_account: str | None = None,
+                 shop_of: Callable[[str], dict[str, Any] | None] = lambda identity: None) -> JobPlan:  # fmt: skip
+        """What a job of `connection` will do, copied now: a later PATCH applies to the next job only.
+
+        `shop_of(identity)` is the sandbox Shopify's record of the world's shop, if it has one: the
+        merchant then lives in that shop's time zone and currency, as the store the app installed."""
         with self._lock:
             now = self.clock.now()
             identity = world_of(self.world, world_identity(source["type"], source["configuration"], klaviyo_account))
-            start = self.world_starts.setdefault(identity, world_start(self.world, now))
+            settings = copy.deepcopy(self.world)
+            shop = shop_of(identity)
+            if shop:
+                settings.timezone = shop.get("iana_timezone") or settings.timezone
+                settings.currency = shop.get("currency") or settings.currency
+            start = self.world_starts.setdefault(identity, world_start(settings, now))
             states = connection.setdefault("world_streams", {})
             streams = []
             for entry in connection["configurations"]["streams"]:
@@ -739,7 +748,7 @@ class AirbyteState:
                 job_type="sync" if job_type == "sync" else "reset",
                 source_type=source["type"],
                 identity=identity,
-                settings=copy.deepcopy(self.world),
+                settings=settings,
                 start=start,
                 now=now,
                 destination=copy.deepcopy(destination["configuration"]),
@@ -1330,10 +1339,18 @@ def jobs_create(ctx: Context) -> Response:
     if source["type"] == "klaviyo":  # the world of a Klaviyo key is its account's, when the sandbox issued it
         account = (ctx.state.klaviyo.get(source["configuration"].get("api_key", "")) or {}).get("account_id")
 
+    def shop_of(identity: str) -> dict[str, Any] | None:
+        kind, _, handle = identity.partition(":")
+        if kind != "shopify":
+            return None
+        with ctx.state.shopify._lock:  # a known shop only: looking must not create one
+            shop = ctx.state.shopify.shops.get(f"{handle}.myshopify.com")
+            return dict(shop) if shop else None
+
     def plan(job_id: int) -> JobPlan | None:
         if source["deleted"] or destination["deleted"]:
             return None
-        return airbyte.job_plan(connection, source, destination, job_id, job_type, account)
+        return airbyte.job_plan(connection, source, destination, job_id, job_type, account, shop_of)
 
     job = airbyte.new_job(connection["connectionId"], job_type, plan)
     return json_response(job_body(airbyte, job))

@@ -298,6 +298,25 @@ def test_linked_sources_read_one_merchant(api, airbyte, warehouse, db):
     assert requests.post(f"{airbyte.url}/_control/airbyte/world", json={"links": ["x"]}, timeout=5).status_code == 400
 
 
+def test_a_shop_the_sandbox_shopify_knows_lives_in_its_time_zone_and_currency(server, api, airbyte, warehouse, db):
+    shop = {"shop": "acme.myshopify.com", "iana_timezone": "Europe/Berlin", "currency": "EUR"}
+    assert requests.post(f"{server.url}/_control/shopify/shops", json=shop, timeout=5).status_code == 200
+    airbyte.world(links={"meta:111": "shopify:acme"})
+    destination_id = _destination(api, warehouse)
+    shopify_id = _pipeline(api, destination_id, source=_shopify("acme"), namespace="raw_m_42", prefix="shopify_",
+                           streams=[{"name": "shop", "syncMode": "full_refresh_overwrite"}])  # fmt: skip
+    meta = {"sourceType": "facebook-marketing", "account_ids": ["111"],
+            "credentials": {"auth_type": "Service", "access_token": "EAAB-token"}}  # fmt: skip
+    meta_id = _pipeline(api, destination_id, source=meta, namespace="raw_m_42", prefix="facebook_marketing_",
+                        streams=[{"name": "ads_insights", "syncMode": "incremental_deduped_history"}])  # fmt: skip
+    _run(api, airbyte, shopify_id)
+    _run(api, airbyte, meta_id)
+    profile = db.execute("select iana_timezone, currency from raw_m_42.shopify_shop").fetchone()
+    assert profile == ("Europe/Berlin", "EUR")
+    currencies = db.execute("select distinct account_currency from raw_m_42.facebook_marketing_ads_insights").fetchall()
+    assert currencies == [("EUR",)]
+
+
 def test_meta_insights_of_recent_days_are_restated_by_later_syncs(api, airbyte, warehouse, db):
     meta = {
         "sourceType": "facebook-marketing",
