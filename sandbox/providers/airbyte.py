@@ -59,7 +59,15 @@ from werkzeug.wrappers import Response
 from sandbox.providers import airbyte_worker
 from sandbox.providers.airbyte_worker import JobPlan, StreamPlan, SyncFailure
 from sandbox.routing import Context, Route, json_response, read_json_object
-from sandbox.world.world import Clock, WorldSettings, settings_update, world_identity, world_of, world_start
+from sandbox.world.world import (
+    Clock,
+    WorldSettings,
+    settings_update,
+    world_identity,
+    world_of,
+    world_settings,
+    world_start,
+)
 
 logger = logging.getLogger("sandbox")
 SECRETS_MASK = "**********"
@@ -723,7 +731,7 @@ class AirbyteState:
         with self._lock:
             now = self.clock.now()
             identity = world_of(self.world, world_identity(source["type"], source["configuration"], klaviyo_account))
-            settings = copy.deepcopy(self.world)
+            settings = world_settings(self.world, identity)
             shop = shop_of(identity)
             if shop:
                 settings.timezone = shop.get("iana_timezone") or settings.timezone
@@ -1570,7 +1578,7 @@ def control_source_configuration(ctx: Context, source_id: str) -> Response:
 
 def control_world(ctx: Context) -> Response:
     """GET: the world's settings and clock. POST: change settings (history_days, orders_per_day, seed,
-    timezone, currency, start_date, links); first days already fixed by a sync are forgotten."""
+    timezone, currency, start_date, links, worlds); first days already fixed by a sync are forgotten."""
     airbyte = ctx.state.airbyte
     if ctx.request.method == "POST":
         payload = read_json_object(ctx.request)

@@ -82,6 +82,8 @@ class WorldSettings:
     # identity -> identity: sources of one store read one merchant (its Meta campaigns are the ones its
     # Shopify sessions and Klaviyo events refer to), e.g. {"meta:111": "shopify:acme"}
     links: dict[str, str] = dataclasses.field(default_factory=dict)
+    # identity -> settings of that world only (e.g. a smaller second demo store): {"history_days": 180}
+    worlds: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         body = dataclasses.asdict(self)
@@ -119,6 +121,15 @@ def settings_update(settings: WorldSettings, payload: dict[str, Any]) -> WorldSe
         if not isinstance(links, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in links.items()):
             raise ValueError('links must map identities to identities, e.g. {"meta:111": "shopify:acme"}')
         values["links"] = dict(links)
+    if "worlds" in payload:
+        worlds = payload["worlds"]
+        if not isinstance(worlds, dict) or not all(isinstance(v, dict) for v in worlds.values()):
+            raise ValueError("worlds must map identities to settings of that world")
+        for identity, own in worlds.items():
+            if set(own) & {"links", "worlds", "start_date"}:
+                raise ValueError(f"worlds.{identity}: only history_days, orders_per_day, seed, timezone, currency")
+            settings_update(settings, own)  # raises on a bad value
+        values["worlds"] = {k: dict(v) for k, v in worlds.items()}
     if "start_date" in payload:
         raw = payload["start_date"]
         try:
@@ -177,6 +188,11 @@ def world_identity(source_type: str, configuration: dict[str, Any], klaviyo_acco
 def world_of(settings: WorldSettings, identity: str) -> str:
     """The world an identity reads: its link's, if the test or the demo linked it to another one."""
     return settings.links.get(identity, identity)
+
+
+def world_settings(settings: WorldSettings, identity: str) -> WorldSettings:
+    """The settings of one world: the shared ones with that world's own (``worlds``) applied."""
+    return settings_update(settings, settings.worlds.get(identity, {}))
 
 
 def _world_key(identity: str) -> str:

@@ -264,13 +264,16 @@ def test_reset_empties_the_streams_and_the_next_sync_writes_a_new_generation(api
 
 
 def test_two_stores_get_different_worlds_and_one_store_always_the_same(api, airbyte, warehouse, db):
+    airbyte.world(worlds={"shopify:globex": {"orders_per_day": 2}})  # a smaller store
     acme = _shop_pipeline(api, warehouse, shop="acme")
     globex = _shop_pipeline(api, warehouse, shop="https://globex.myshopify.com", namespace="raw_m_43")
     acme_again = _shop_pipeline(api, warehouse, shop="acme.myshopify.com", namespace="raw_m_44")
     for connection_id in (acme, globex, acme_again):
         _run(api, airbyte, connection_id)
     sums = {c: airbyte.last_sync(c)["streams"]["orders"]["sums"]["total_price"] for c in (acme, globex, acme_again)}
+    orders = {c: airbyte.last_sync(c)["streams"]["orders"]["rows"] for c in (acme, globex)}
     assert sums[acme] == sums[acme_again] != sums[globex]
+    assert orders[globex] < orders[acme] / 2
     shops = [db.execute(f"select myshopify_domain from {s}.shopify_shop").fetchone()[0]
              for s in ("raw_m_42", "raw_m_43")]  # fmt: skip
     assert shops == ["acme.myshopify.com", "globex.myshopify.com"]
@@ -412,7 +415,8 @@ def test_world_and_clock_controls_validate_and_report(server, airbyte):
     assert world["clock"] == {"now": NOW, "frozen": True}
     assert airbyte.advance_clock(3600)["now"] == "2026-03-14T13:00:00+00:00"
     for bad in ({"history_days": 0}, {"colour": "red"}, {"timezone": "Mars/Olympus"}, {"currency": "usd"},
-                {"start_date": "yesterday"}):  # fmt: skip
+                {"start_date": "yesterday"}, {"worlds": {"shopify:x": {"orders_per_day": 0}}},
+                {"worlds": {"shopify:x": {"links": {}}}}, {"worlds": []}):  # fmt: skip
         assert requests.post(base, json=bad, timeout=5).status_code == 400
     for bad in ({}, {"now": "noon"}, {"now": "2026-03-14T12:00:00"}, {"advance": -1}, {"wall": False},
                 {"now": NOW, "advance": 1}):  # fmt: skip
