@@ -1,0 +1,79 @@
+"""Thin Celery tasks over ingestion.services. Arguments are ids and plain values only.
+
+Every task is idempotent (the services re-check their rows under lock), so `acks_late` is safe: a worker
+killed mid-task has its message run again, and whatever is still lost is found by the sweeper.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+
+from celery import shared_task
+from django.utils import timezone
+
+from connectors.models import ConnectorCredential
+from ingestion import services
+from ingestion.client import ProviderError
+from ingestion.models import Pipeline, SyncJob
+
+logger = logging.getLogger(__name__)
+
+FOLLOW_MAX_RETRIES = 5
+
+
+@shared_task(name="ingestion.pipeline_follow_credential", bind=True, max_retries=FOLLOW_MAX_RETRIES, acks_late=True)
+def pipeline_follow_credential_task(self, credential_id: int) -> None:
+    """Enqueued after commit by every audited change of a credential (connectors/services.py)."""
+    try:
+        services.pipeline_follow_credential(credential_id=credential_id)
+    except ConnectorCredential.DoesNotExist:
+        return
+    except services.AirbyteUnreachable as exc:
+        if self.request.retries >= self.max_retries:
+            return  # the sweeper reconciles it once Airbyte answers
+        base = 30 * 2**self.request.retries
+        raise self.retry(exc=exc, countdown=random.uniform(base / 2, base)) from None
+    except ProviderError:
+        return  # refused: recorded on the pipeline, retried by the sweeper after its backoff
+
+
+@shared_task(name="ingestion.pipeline_sync", acks_late=True)
+def pipeline_sync_task(pipeline_id: int, force: bool = False, job_type: str = "sync") -> int | None:
+    try:
+        job = services.pipeline_sync(pipeline_id=pipeline_id, force=force, job_type=job_type)
+    except Pipeline.DoesNotExist:
+        return None
+    if job is not None and not job.is_terminal:
+        job_poll_task.apply_async(args=[job.pk], countdown=services.POLL_FIRST_SECONDS)
+    return job.pk if job is not None else None
+
+
+@shared_task(name="ingestion.job_poll", acks_late=True)
+def job_poll_task(job_id: int) -> str | None:
+    """Poll once; while the job runs, poll again at its next_poll_at (the sweeper takes over a lost chain)."""
+    try:
+        job = services.job_poll(job_id=job_id)
+    except SyncJob.DoesNotExist:
+        return None
+    if not job.is_terminal and job.next_poll_at is not None:
+        wait = max(0.0, (job.next_poll_at - timezone.now()) / dt.timedelta(seconds=1))
+        job_poll_task.apply_async(args=[job.pk], countdown=wait)
+    return job.status
+
+
+@shared_task(name="ingestion.sweep", acks_late=True)
+def ingestion_sweep_task() -> dict[str, int]:
+    """Fan out one task per due row; duplicates of a task still queued are harmless (see above)."""
+    plan = services.ingestion_sweep()
+    for credential_id in plan.follow:
+        pipeline_follow_credential_task.delay(credential_id)
+    for pipeline_id in plan.sync:
+        pipeline_sync_task.delay(pipeline_id)
+    for job_id in plan.poll:
+        job_poll_task.delay(job_id)
+    counts = {"follow": len(plan.follow), "sync": len(plan.sync), "poll": len(plan.poll)}
+    if any(counts.values()):
+        logger.info("ingestion sweep: %s", counts)
+    return counts
