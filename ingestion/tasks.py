@@ -39,25 +39,26 @@ def pipeline_follow_credential_task(self, credential_id: int) -> None:
         return  # refused: recorded on the pipeline, retried by the sweeper after its backoff
 
 
-@shared_task(name="ingestion.pipeline_sync", acks_late=True)
-def pipeline_sync_task(pipeline_id: int, force: bool = False, job_type: str = "sync") -> int | None:
+@shared_task(name="ingestion.pipeline_sync", bind=True, acks_late=True)
+def pipeline_sync_task(self, pipeline_id: int, force: bool = False, job_type: str = "sync") -> int | None:
     try:
         job = services.pipeline_sync(pipeline_id=pipeline_id, force=force, job_type=job_type)
     except Pipeline.DoesNotExist:
         return None
-    if job is not None and not job.is_terminal:
+    # Run inline (eager: debugging, tests) a countdown means nothing: the sweeper follows the job instead.
+    if job is not None and not job.is_terminal and not self.request.is_eager:
         job_poll_task.apply_async(args=[job.pk], countdown=services.POLL_FIRST_SECONDS)
     return job.pk if job is not None else None
 
 
-@shared_task(name="ingestion.job_poll", acks_late=True)
-def job_poll_task(job_id: int) -> str | None:
+@shared_task(name="ingestion.job_poll", bind=True, acks_late=True)
+def job_poll_task(self, job_id: int) -> str | None:
     """Poll once; while the job runs, poll again at its next_poll_at (the sweeper takes over a lost chain)."""
     try:
         job = services.job_poll(job_id=job_id)
     except SyncJob.DoesNotExist:
         return None
-    if not job.is_terminal and job.next_poll_at is not None:
+    if not job.is_terminal and job.next_poll_at is not None and not self.request.is_eager:
         wait = max(0.0, (job.next_poll_at - timezone.now()) / dt.timedelta(seconds=1))
         job_poll_task.apply_async(args=[job.pk], countdown=wait)
     return job.status
