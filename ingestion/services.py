@@ -274,8 +274,16 @@ def _teardown(client: AirbyteClient, pipeline: Pipeline) -> None:
 
 def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential) -> None:
     if credential.status in USABLE_STATUSES:
-        _source_ensure(client, pipeline, credential)
-        _connection_ensure(client, pipeline, credential)
+        try:
+            _source_ensure(client, pipeline, credential)
+            _connection_ensure(client, pipeline, credential)
+        except NotFound:
+            # Deleted on Airbyte's side (by hand, say): what we hold is gone, so both are made afresh, once.
+            logger.warning("pipeline %s: Airbyte lost its source or connection; creating them again", pipeline.pk)
+            pipeline.source_id = pipeline.connection_id = ""
+            pipeline.source_digests = {}
+            _source_ensure(client, pipeline, credential)
+            _connection_ensure(client, pipeline, credential)
         pipeline.status = PipelineStatus.ACTIVE
     elif credential.status == CredentialStatus.NEEDS_REAUTH:
         if pipeline.connection_id and pipeline.status != PipelineStatus.PAUSED:
@@ -472,6 +480,10 @@ def _job_finish(job: SyncJob, pipeline: Pipeline) -> None:
     """A job just turned terminal: the pipeline's record of success or failure (called once per job)."""
     now = timezone.now()
     job.next_poll_at = None
+    if job.status == JobStatus.SUCCEEDED and job.job_type == JobType.RESET:
+        job.save()
+        pipeline.next_sync_at = now  # the tables are empty: the history comes back with the next sync, now
+        return
     if job.status == JobStatus.SUCCEEDED:
         job.save()
         if pipeline.failure_alerted_at:

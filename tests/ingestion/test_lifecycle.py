@@ -244,3 +244,20 @@ def test_a_credential_status_change_the_task_missed_is_reconciled_by_the_sweeper
     pipeline_follow_credential(credential_id=credential.pk)
     assert ingestion_sweep().follow == []
     assert airbyte.state()["connections"][0]["status"] == "inactive"
+
+
+def test_a_source_deleted_in_airbyte_is_made_again(airbyte, providers):
+    from ingestion.client import AirbyteClient
+
+    credential = credential_for(Provider.KLAVIYO, providers)
+    pipeline = pipeline_follow_credential(credential_id=credential.pk)
+    AirbyteClient().delete_connection(pipeline.connection_id)
+    AirbyteClient().delete_source(pipeline.source_id)
+    Pipeline.objects.filter(pk=pipeline.pk).update(source_digests={})  # so the reconcile has something to PATCH
+
+    again = pipeline_follow_credential(credential_id=credential.pk)
+    assert again.status == PipelineStatus.ACTIVE and again.source_id != pipeline.source_id
+    [source] = airbyte.state()["sources"]
+    assert source["sourceId"] == again.source_id
+    live = [c for c in airbyte.state()["connections"] if c["status"] == "active"]
+    assert [c["connectionId"] for c in live] == [again.connection_id]

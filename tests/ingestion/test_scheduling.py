@@ -226,7 +226,10 @@ def test_staff_sync_now_and_reset_are_audited_and_run_after_commit(
     job_poll(job_id=job.pk)
     with django_capture_on_commit_callbacks(execute=True):
         services.pipeline_sync_request(pipeline_id=pipeline.pk, actor=Actor.system("staff"), job_type=JobType.RESET)
-    assert SyncJob.objects.filter(pipeline=pipeline, job_type=JobType.RESET).count() == 1
+    [reset] = SyncJob.objects.filter(pipeline=pipeline, job_type=JobType.RESET)
+    airbyte.advance(reset.airbyte_job_id, "succeeded")
+    job_poll(job_id=reset.pk)
+    assert ingestion_sweep().sync == [pipeline.pk]  # emptied tables: the history is synced again at once
     events = AuditEvent.objects.filter(target_type="ingestion.pipeline").order_by("pk")
     assert list(events.values_list("action", flat=True)) == [
         "ingestion.sync_requested",
