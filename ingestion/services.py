@@ -319,11 +319,7 @@ def pipeline_follow_credential(*, credential_id: int) -> Pipeline | None:
             failure = exc
         except ProviderError as exc:
             failure = exc
-            pipeline.consecutive_failures += 1
-            pipeline.last_error_code, pipeline.last_error_message = _error_text(exc)
-            retry = _backoff(RETRY_FIRST_SECONDS, pipeline.consecutive_failures, pipeline.sync_interval_seconds)
-            pipeline.next_sync_at = timezone.now() + dt.timedelta(seconds=retry)
-            logger.warning("pipeline %s: Airbyte refused (%s)", pipeline.pk, pipeline.last_error_code)
+            _failure_count(pipeline, *_error_text(exc), now=timezone.now())
         pipeline.save()
     if isinstance(failure, UNREACHABLE):
         _api_down(failure)
@@ -377,6 +373,8 @@ def _refresh_if_due(credential: ConnectorCredential) -> None:
         connector_services.credential_refresh(credential_id=credential.pk)
     except connector_services.RefreshRetryable:
         logger.info("pipeline for credential %s: refresh failed, syncing with the current token", credential.pk)
+    except connector_services.CredentialUnusable:
+        pass  # now needs reconnecting: the sync below finds it unusable, and the follow task pauses the pipeline
 
 
 def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobType.SYNC) -> SyncJob | None:

@@ -235,3 +235,18 @@ def test_staff_sync_now_and_reset_are_audited_and_run_after_commit(
         "ingestion.sync_requested",
         "ingestion.reset_requested",
     ]
+
+
+def test_a_token_refused_at_sync_time_starts_no_job_and_the_credential_needs_reconnecting(airbyte, providers):
+    from connectors.choices import CredentialStatus
+    from connectors.services import credential_secret
+
+    credential = credential_for(Provider.META, providers, ttl=3600)
+    pipeline = pipeline_follow_credential(credential_id=credential.pk)
+    providers.meta_invalidate(credential_secret(credential))
+
+    assert pipeline_sync(pipeline_id=pipeline.pk) is None
+    credential.refresh_from_db()
+    assert credential.status == CredentialStatus.NEEDS_REAUTH
+    assert airbyte.control.calls("airbyte.jobs.create") == []
+    assert ingestion_sweep().follow == [credential.pk]  # → the connection is paused
