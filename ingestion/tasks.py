@@ -21,6 +21,7 @@ from ingestion.models import Pipeline, SyncJob
 logger = logging.getLogger(__name__)
 
 FOLLOW_MAX_RETRIES = 5
+SWEEP_FANOUT_EXPIRES_SECONDS = 55  # the sweep runs every minute
 
 
 @shared_task(name="ingestion.pipeline_follow_credential", bind=True, max_retries=FOLLOW_MAX_RETRIES, acks_late=True)
@@ -68,12 +69,11 @@ def job_poll_task(self, job_id: int) -> str | None:
 def ingestion_sweep_task() -> dict[str, int]:
     """Fan out one task per due row; duplicates of a task still queued are harmless (see above)."""
     plan = services.ingestion_sweep()
-    for credential_id in plan.follow:
-        pipeline_follow_credential_task.delay(credential_id)
-    for pipeline_id in plan.sync:
-        pipeline_sync_task.delay(pipeline_id)
-    for job_id in plan.poll:
-        job_poll_task.delay(job_id)
+    # Each expires before the next sweep enqueues it again: a backed-up queue holds one of each, not dozens.
+    for task, ids in ((pipeline_follow_credential_task, plan.follow), (pipeline_sync_task, plan.sync),
+                      (job_poll_task, plan.poll)):  # fmt: skip
+        for row_id in ids:
+            task.apply_async(args=[row_id], expires=SWEEP_FANOUT_EXPIRES_SECONDS)
     counts = {"follow": len(plan.follow), "sync": len(plan.sync), "poll": len(plan.poll)}
     if any(counts.values()):
         logger.info("ingestion sweep: %s", counts)

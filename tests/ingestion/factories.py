@@ -15,6 +15,9 @@ def credential_for(provider: str, providers, **kwargs) -> ConnectorCredential:
         return meta_credential(providers, metadata=META_ACCOUNTS, **kwargs)
     if provider == Provider.GOOGLE_ADS:
         return google_credential(providers, metadata=GOOGLE_CUSTOMERS, **kwargs)
+    if provider == "shopify":  # Provider.SHOPIFY once the Shopify install lands
+        return CredentialFactory(provider="shopify", external_account_id="acme.myshopify.com",
+                                 access_token="shpat_" + "0a" * 16, expires_at=None, **kwargs)  # fmt: skip
     return CredentialFactory(
         provider=Provider.KLAVIYO,
         auth_kind=AuthKind.API_KEY,

@@ -39,8 +39,20 @@ EXPECTED_STREAMS = {
                              ("flows", "updated"), ("profiles", "updated"))
     ],
 }  # fmt: skip
-PREFIXES = {Provider.META: "facebook_marketing_", Provider.GOOGLE_ADS: "google_ads_", Provider.KLAVIYO: "klaviyo_"}
-SOURCE_TYPES = {Provider.META: "facebook-marketing", Provider.GOOGLE_ADS: "google-ads", Provider.KLAVIYO: "klaviyo"}
+# Shopify by its value: connectors.choices.Provider gains SHOPIFY with the Shopify install (another branch).
+EXPECTED_STREAMS["shopify"] = [
+    {"name": "orders", "syncMode": "incremental_deduped_history", "cursorField": ["updated_at"],
+     "primaryKey": [["id"]]},
+    {"name": "order_refunds", "syncMode": "incremental_deduped_history", "cursorField": ["created_at"],
+     "primaryKey": [["id"]]},
+    {"name": "customers", "syncMode": "incremental_deduped_history", "cursorField": ["updated_at"],
+     "primaryKey": [["id"]]},
+    {"name": "shop", "syncMode": "full_refresh_overwrite"},
+]  # fmt: skip
+PREFIXES = {Provider.META: "facebook_marketing_", Provider.GOOGLE_ADS: "google_ads_", Provider.KLAVIYO: "klaviyo_",
+            "shopify": "shopify_"}  # fmt: skip
+SOURCE_TYPES = {Provider.META: "facebook-marketing", Provider.GOOGLE_ADS: "google-ads", Provider.KLAVIYO: "klaviyo",
+                "shopify": "shopify"}  # fmt: skip
 
 
 def test_every_stream_lands_in_a_raw_table_the_marts_read():
@@ -51,7 +63,7 @@ def test_every_stream_lands_in_a_raw_table_the_marts_read():
         assert {t for t in RAW_TABLES if t.startswith(kind.prefix)} == tables, provider
 
 
-@pytest.mark.parametrize("provider", [Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO])
+@pytest.mark.parametrize("provider", [Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO, "shopify"])
 def test_connect_creates_the_source_and_a_manual_connection_into_the_raw_schema(airbyte, providers, provider):
     credential = credential_for(provider, providers)
 
@@ -81,6 +93,10 @@ def test_connect_creates_the_source_and_a_manual_connection_into_the_raw_schema(
         assert stored["account_ids"] == ["111111111111111"]
         assert stored["credentials"]["access_token"] == connector_services.credential_secret(credential)
         assert stored["credentials"]["auth_type"] == "Client"
+    elif provider == "shopify":
+        assert stored["shop"] == credential.external_account_id
+        assert stored["credentials"] == {"auth_method": "oauth2.0",
+                                         "access_token": connector_services.credential_secret(credential)}  # fmt: skip
     elif provider == Provider.GOOGLE_ADS:
         assert stored["customer_id"] == "1234567890"
         assert "access_token" not in stored["credentials"]  # the connector renews its own
