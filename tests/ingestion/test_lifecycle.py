@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.conf import settings
 
 from analytics.raw_schema import RAW_TABLES
 from compliance.services import Actor
@@ -95,8 +96,11 @@ def test_connect_creates_the_source_and_a_manual_connection_into_the_raw_schema(
         assert stored["credentials"]["auth_type"] == "Client"
     elif provider == "shopify":
         assert stored["shop"] == credential.external_account_id
+        app = {key: getattr(settings, name, "") for key, name in (("client_id", "SHOPIFY_API_KEY"),
+                                                                  ("client_secret", "SHOPIFY_API_SECRET"))}  # fmt: skip
         assert stored["credentials"] == {"auth_method": "oauth2.0",
-                                         "access_token": connector_services.credential_secret(credential)}  # fmt: skip
+                                         "access_token": connector_services.credential_secret(credential),
+                                         **{key: value for key, value in app.items() if value}}  # fmt: skip
     elif provider == Provider.GOOGLE_ADS:
         assert stored["customer_id"] == "1234567890"
         assert "access_token" not in stored["credentials"]  # the connector renews its own
