@@ -25,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
@@ -273,7 +274,7 @@ def _teardown(client: AirbyteClient, pipeline: Pipeline) -> None:
 
 
 def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential) -> None:
-    if credential.status in USABLE_STATUSES:
+    if credential.status in USABLE_STATUSES and pipeline.merchant.is_active:
         try:
             _source_ensure(client, pipeline, credential)
             _connection_ensure(client, pipeline, credential)
@@ -285,7 +286,7 @@ def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorC
             _source_ensure(client, pipeline, credential)
             _connection_ensure(client, pipeline, credential)
         pipeline.status = PipelineStatus.ACTIVE
-    elif credential.status == CredentialStatus.NEEDS_REAUTH:
+    elif credential.status != CredentialStatus.REVOKED:  # needs reconnecting, or the store is uninstalled
         if pipeline.connection_id and pipeline.status != PipelineStatus.PAUSED:
             client.patch_connection(pipeline.connection_id, status="inactive")
         pipeline.status = PipelineStatus.PAUSED if pipeline.connection_id else PipelineStatus.PENDING
@@ -298,7 +299,8 @@ def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorC
 
 def pipeline_follow_credential(*, credential_id: int) -> Pipeline | None:
     """Make Airbyte match the credential: usable → source (created or PATCHed) and an active connection;
-    needs reconnecting → connection paused; revoked → connection deactivated and deleted, source deleted.
+    needs reconnecting or the store inactive (uninstalled) → connection paused; revoked → connection
+    deactivated and deleted, source deleted.
 
     None for a provider without an Airbyte source. Raises AirbyteUnreachable (retry later) or the client's
     error, after saving every id Airbyte already gave us.
@@ -306,7 +308,8 @@ def pipeline_follow_credential(*, credential_id: int) -> Pipeline | None:
     credential = ConnectorCredential.objects.get(pk=credential_id)
     if credential.provider not in SOURCES:
         return None
-    if credential.status not in USABLE_STATUSES and not Pipeline.objects.filter(credential=credential).exists():
+    usable = credential.status in USABLE_STATUSES and credential.merchant.is_active
+    if not usable and not Pipeline.objects.filter(credential=credential).exists():
         return None  # nothing in Airbyte to pause or delete
     client = _client()
     failure: Exception | None = None
@@ -384,10 +387,10 @@ def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobT
     None when nothing was started: not due, not active, a job of ours still running, Airbyte unreachable
     (the schedule is kept: the next sweep tries again), or refused (counted as a failure, retried later).
     """
-    pipeline = Pipeline.objects.select_related("credential").get(pk=pipeline_id)
+    pipeline = Pipeline.objects.select_related("credential", "merchant").get(pk=pipeline_id)
     now = timezone.now()
-    if pipeline.status != PipelineStatus.ACTIVE or not pipeline.connection_id:
-        return None
+    if pipeline.status != PipelineStatus.ACTIVE or not pipeline.connection_id or not pipeline.merchant.is_active:
+        return None  # an inactive store's pipelines are paused by the sweeper's follow
     if not force and (pipeline.next_sync_at is None or pipeline.next_sync_at > now):
         return None
     if pipeline.jobs.exclude(status__in=TERMINAL_JOB_STATUSES).exists():
@@ -571,7 +574,9 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
         .values_list("pk", flat=True)
     )
     providers = list(SOURCES)
-    usable = ConnectorCredential.objects.filter(provider__in=providers, status__in=USABLE_STATUSES)
+    usable = ConnectorCredential.objects.filter(
+        provider__in=providers, status__in=USABLE_STATUSES, merchant__is_active=True
+    )
     plan.follow = sorted(
         set(usable.filter(pipeline__isnull=True).values_list("pk", flat=True))
         | set(
@@ -580,9 +585,9 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
             .values_list("pk", flat=True)
         )
         | set(
-            ConnectorCredential.objects.filter(
-                provider__in=providers, status=CredentialStatus.NEEDS_REAUTH, pipeline__status=PipelineStatus.ACTIVE
-            ).values_list("pk", flat=True)
+            ConnectorCredential.objects.filter(provider__in=providers, pipeline__status=PipelineStatus.ACTIVE)
+            .filter(Q(status=CredentialStatus.NEEDS_REAUTH) | Q(status__in=USABLE_STATUSES, merchant__is_active=False))
+            .values_list("pk", flat=True)
         )
         | set(
             ConnectorCredential.objects.filter(provider__in=providers, status=CredentialStatus.REVOKED)

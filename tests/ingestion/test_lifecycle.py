@@ -281,3 +281,25 @@ def test_a_source_deleted_in_airbyte_is_made_again(airbyte, providers):
     assert source["sourceId"] == again.source_id
     live = [c for c in airbyte.state()["connections"] if c["status"] == "active"]
     assert [c["connectionId"] for c in live] == [again.connection_id]
+
+
+def test_an_uninstalled_store_is_paused_and_resumes_when_it_is_back(airbyte, providers):
+    from ingestion.services import ingestion_sweep, pipeline_sync
+
+    credential = credential_for(Provider.META, providers)
+    pipeline = pipeline_follow_credential(credential_id=credential.pk)
+    merchant = credential.merchant
+    merchant.is_active = False  # what the Shopify uninstall webhook does, with the Shopify credential revoked
+    merchant.save(update_fields=["is_active"])
+
+    assert pipeline_sync(pipeline_id=pipeline.pk) is None
+    assert ingestion_sweep().follow == [credential.pk]
+    pipeline_follow_credential(credential_id=credential.pk)
+    assert ingestion_sweep().follow == []  # paused, and not followed again every minute
+    assert airbyte.state()["connections"][0]["status"] == "inactive"
+
+    merchant.is_active = True
+    merchant.save(update_fields=["is_active"])
+    assert ingestion_sweep().follow == [credential.pk]
+    pipeline = pipeline_follow_credential(credential_id=credential.pk)
+    assert pipeline.status == PipelineStatus.ACTIVE and airbyte.state()["connections"][0]["status"] == "active"
