@@ -250,3 +250,29 @@ def test_a_token_refused_at_sync_time_starts_no_job_and_the_credential_needs_rec
     assert credential.status == CredentialStatus.NEEDS_REAUTH
     assert airbyte.control.calls("airbyte.jobs.create") == []
     assert ingestion_sweep().follow == [credential.pk]  # → the connection is paused
+
+
+def test_the_sweep_costs_the_same_few_queries_for_any_number_of_stores(django_assert_max_num_queries):
+    import time
+
+    from tests.connectors.factories import CredentialFactory
+
+    now = timezone.now()
+    credentials = CredentialFactory.create_batch(
+        200, provider=Provider.KLAVIYO, auth_kind="api_key", access_token="", api_key="pk_" + "x" * 34
+    )
+    pipelines = Pipeline.objects.bulk_create(
+        Pipeline(credential=c, merchant_id=c.merchant_id, source_type="klaviyo", start_date=now.date(),
+                 connection_id=str(uuid.uuid4()), status="active", next_sync_at=now - dt.timedelta(minutes=1))
+        for c in credentials
+    )  # fmt: skip
+    SyncJob.objects.bulk_create(
+        SyncJob(pipeline=p, airbyte_job_id=i, status="running", next_poll_at=now - dt.timedelta(minutes=5))
+        for i, p in enumerate(pipelines[:100])
+    )
+    started = time.monotonic()
+    with django_assert_max_num_queries(7):  # 2 for polls, 1 for syncs, 4 for follows: none per row
+        plan = ingestion_sweep()
+    elapsed = time.monotonic() - started
+    assert len(plan.poll) == 100 and len(plan.sync) == 100 and plan.follow == []
+    print(f"ingestion_sweep_200_pipelines: {elapsed * 1000:.1f} ms")
