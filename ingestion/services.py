@@ -413,9 +413,9 @@ def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobT
             except TryLater:
                 body, attached = client.running_job(pipeline.connection_id), True
             if body is not None:
-                job = _job_record(pipeline, body, job_type=job_type, attached=attached)
-                if job_type == JobType.SYNC:
+                if job_type == JobType.SYNC:  # first: a job found already failed moves it sooner (its retry)
                     pipeline.next_sync_at = next_slot(pipeline.connection_id, pipeline.sync_interval_seconds, now)
+                job = _job_record(pipeline, body, job_type=job_type, attached=attached)
         except UNREACHABLE as exc:
             failure = exc
         except ProviderError as exc:
