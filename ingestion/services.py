@@ -34,7 +34,7 @@ from compliance.services import Actor, audit_event_record
 from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus
 from connectors.models import ConnectorCredential
 from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineStatus
-from ingestion.client import AirbyteClient, NotFound, ProviderError, RateLimited, Transient, TryLater
+from ingestion.client import AirbyteClient, Conflict, NotFound, ProviderError, RateLimited, Transient, TryLater
 from ingestion.models import Pipeline, SyncJob, Workspace
 from ingestion.sources import SOURCES, changed_part, default_start_date, digests
 
@@ -412,12 +412,22 @@ def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobT
                 body, attached = client.start_job(pipeline.connection_id, job_type), False
             except TryLater:
                 body, attached = client.running_job(pipeline.connection_id), True
+            except Conflict:
+                # Not active in Airbyte although it is for us: deleted there (Airbyte keeps it, deprecated), or
+                # paused by hand. We are the source of truth: made again, or resumed for the next sweep.
+                status = client.get_connection(pipeline.connection_id).get("status")
+                if status == "deprecated":
+                    raise NotFound("the connection was deleted in Airbyte", code="deleted") from None
+                client.patch_connection(pipeline.connection_id, status="active")
+                body, attached = None, False
             if body is not None:
                 if job_type == JobType.SYNC:  # first: a job found already failed moves it sooner (its retry)
                     pipeline.next_sync_at = next_slot(pipeline.connection_id, pipeline.sync_interval_seconds, now)
                 job = _job_record(pipeline, body, job_type=job_type, attached=attached)
         except UNREACHABLE as exc:
             failure = exc
+        except NotFound:
+            _forget(client, pipeline)
         except ProviderError as exc:
             failure = exc
             _failure_count(pipeline, *_error_text(exc), now=now)
@@ -428,6 +438,19 @@ def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobT
     if failure is None:
         _api_up()
     return job
+
+
+def _forget(client: AirbyteClient, pipeline: Pipeline) -> None:
+    """Airbyte lost the connection or the source (deleted by hand, a restored server): drop what is left of
+    them and let the sweeper's follow make both again — not the store's failure."""
+    logger.warning("pipeline %s: Airbyte lost its connection or source; it is made again", pipeline.pk)
+    if pipeline.source_id:
+        with contextlib.suppress(ProviderError):
+            client.delete_source(pipeline.source_id)
+    pipeline.source_id = pipeline.connection_id = ""
+    pipeline.source_digests = {}
+    pipeline.status = PipelineStatus.PENDING
+    pipeline.next_sync_at = None
 
 
 def _failure_count(pipeline: Pipeline, code: str, message: str, *, now: dt.datetime) -> None:

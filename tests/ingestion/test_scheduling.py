@@ -276,3 +276,25 @@ def test_the_sweep_costs_the_same_few_queries_for_any_number_of_stores(django_as
     elapsed = time.monotonic() - started
     assert len(plan.poll) == 100 and len(plan.sync) == 100 and plan.follow == []
     print(f"ingestion_sweep_200_pipelines: {elapsed * 1000:.1f} ms")
+
+
+def test_a_connection_airbyte_lost_is_made_again_and_synced_without_counting_a_failure(airbyte, pipeline):
+    AirbyteClient().delete_connection(pipeline.connection_id)
+    assert pipeline_sync(pipeline_id=pipeline.pk) is None
+    pipeline.refresh_from_db()
+    assert pipeline.status == "pending" and pipeline.consecutive_failures == 0 and pipeline.connection_id == ""
+    assert airbyte.state()["sources"] == []  # the orphan source went too
+
+    assert ingestion_sweep().follow == [pipeline.credential_id]
+    pipeline = pipeline_follow_credential(credential_id=pipeline.credential_id)
+    assert pipeline.status == "active" and ingestion_sweep().sync == [pipeline.pk]
+    assert pipeline_sync(pipeline_id=pipeline.pk) is not None
+
+
+def test_a_connection_paused_by_hand_in_airbyte_is_resumed(airbyte, pipeline):
+    AirbyteClient().patch_connection(pipeline.connection_id, status="inactive")
+    assert pipeline_sync(pipeline_id=pipeline.pk) is None
+    assert airbyte.state()["connections"][0]["status"] == "active"
+    pipeline.refresh_from_db()
+    assert pipeline.consecutive_failures == 0 and pipeline.next_sync_at <= timezone.now()  # still due
+    assert pipeline_sync(pipeline_id=pipeline.pk) is not None
