@@ -303,3 +303,19 @@ def test_an_uninstalled_store_is_paused_and_resumes_when_it_is_back(airbyte, pro
     assert ingestion_sweep().follow == [credential.pk]
     pipeline = pipeline_follow_credential(credential_id=credential.pk)
     assert pipeline.status == PipelineStatus.ACTIVE and airbyte.state()["connections"][0]["status"] == "active"
+
+
+def test_the_follow_task_retries_while_airbyte_is_down_then_leaves_it_to_the_sweeper(
+    airbyte, providers, sandbox, eager
+):
+    from ingestion.services import ingestion_sweep
+    from ingestion.tasks import FOLLOW_MAX_RETRIES, pipeline_follow_credential_task
+
+    credential = credential_for(Provider.KLAVIYO, providers)
+    sandbox.fault("airbyte.sources.create", 503, times=FOLLOW_MAX_RETRIES + 1)
+    pipeline_follow_credential_task.apply(args=[credential.pk]).get()
+    assert len(airbyte.control.calls("airbyte.sources.create")) == FOLLOW_MAX_RETRIES + 1
+    assert Pipeline.objects.get(credential=credential).status == PipelineStatus.PENDING
+    assert ingestion_sweep().follow == [credential.pk]
+    pipeline_follow_credential_task.apply(args=[credential.pk]).get()
+    assert Pipeline.objects.get(credential=credential).status == PipelineStatus.ACTIVE
