@@ -67,7 +67,10 @@ class SyncJob(models.Model):
     """One Airbyte job of a pipeline, followed until Airbyte calls it terminal."""
 
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="jobs")
-    airbyte_job_id = models.BigIntegerField(unique=True)
+    # Airbyte's job ids are unique per Airbyte server, not across a restored or replaced one (nor the sandbox's
+    # restarts), so a job is the pair: a reused id on a new connection is another job.
+    connection_id = models.CharField(max_length=64)
+    airbyte_job_id = models.BigIntegerField(db_index=True)
     job_type = models.CharField(max_length=10, choices=JobType.choices, default=JobType.SYNC)
     status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.PENDING)
     rows_synced = models.BigIntegerField(null=True, blank=True)
@@ -84,6 +87,9 @@ class SyncJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection_id", "airbyte_job_id"], name="syncjob_one_per_airbyte_job")
+        ]
         indexes = [
             models.Index(
                 fields=["next_poll_at"],

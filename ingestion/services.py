@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +189,28 @@ def destination_ensure(client: AirbyteClient) -> str:
         return workspace.destination_id
 
 
+def _exists(get: Callable[[str], dict[str, Any]], resource_id: str) -> bool:
+    """Whether Airbyte still has it (a deleted connection is kept as `deprecated`: gone for us)."""
+    try:
+        return get(resource_id).get("status") != "deprecated"
+    except NotFound:
+        return False
+
+
+def _destination_check(client: AirbyteClient) -> None:
+    """Forget the destination if Airbyte no longer has it (a replaced server): the next use creates it."""
+    workspace = workspace_get()
+    if not workspace.destination_id:
+        return
+    try:
+        client.get_destination(workspace.destination_id)
+    except NotFound:
+        logger.warning("Airbyte lost destination %s; it is created again", workspace.destination_id)
+        Workspace.objects.filter(pk=workspace.pk, destination_id=workspace.destination_id).update(
+            destination_id="", destination_digests={}, updated_at=timezone.now()
+        )
+
+
 # --- the lifecycle: the pipeline follows its credential ----------------------------------------------
 
 
@@ -281,8 +304,11 @@ def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorC
         except NotFound:
             # Deleted on Airbyte's side (by hand, say): what we hold is gone, so both are made afresh, once.
             logger.warning("pipeline %s: Airbyte lost its source or connection; creating them again", pipeline.pk)
-            pipeline.source_id = pipeline.connection_id = ""
-            pipeline.source_digests = {}
+            _destination_check(client)
+            if pipeline.source_id and not _exists(client.get_source, pipeline.source_id):
+                pipeline.source_id, pipeline.source_digests = "", {}
+            if pipeline.connection_id and not _exists(client.get_connection, pipeline.connection_id):
+                pipeline.connection_id = ""
             _source_ensure(client, pipeline, credential)
             _connection_ensure(client, pipeline, credential)
         pipeline.status = PipelineStatus.ACTIVE
@@ -352,6 +378,7 @@ def _job_fields(job: SyncJob, body: dict[str, Any]) -> None:
 def _job_record(pipeline: Pipeline, body: dict[str, Any], *, job_type: str, attached: bool) -> SyncJob:
     """The job Airbyte told us about, recorded once whoever learns of it first (unique Airbyte id)."""
     job, _created = SyncJob.objects.get_or_create(
+        connection_id=pipeline.connection_id,
         airbyte_job_id=int(body["jobId"]),
         defaults={"pipeline": pipeline, "job_type": job_type, "attached": attached},
     )
@@ -546,6 +573,10 @@ def job_poll(*, job_id: int) -> SyncJob:
         except UNREACHABLE as exc:
             unreachable, body = exc, None
         except NotFound:
+            body = None
+        if body is not None and str(body.get("connectionId") or job.connection_id) != job.connection_id:
+            body = None  # the id now names another connection's job: Airbyte was replaced or restored
+        if body is None and unreachable is None:
             body = {"status": JobStatus.FAILED}
             job.error_type, job.error_message = "not_found", JOB_VANISHED
         if body is not None:

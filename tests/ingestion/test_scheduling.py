@@ -267,7 +267,13 @@ def test_the_sweep_costs_the_same_few_queries_for_any_number_of_stores(django_as
         for c in credentials
     )  # fmt: skip
     SyncJob.objects.bulk_create(
-        SyncJob(pipeline=p, airbyte_job_id=i, status="running", next_poll_at=now - dt.timedelta(minutes=5))
+        SyncJob(
+            pipeline=p,
+            connection_id=p.connection_id,
+            airbyte_job_id=i,
+            status="running",
+            next_poll_at=now - dt.timedelta(minutes=5),
+        )
         for i, p in enumerate(pipelines[:100])
     )
     started = time.monotonic()
@@ -298,3 +304,24 @@ def test_a_connection_paused_by_hand_in_airbyte_is_resumed(airbyte, pipeline):
     pipeline.refresh_from_db()
     assert pipeline.consecutive_failures == 0 and pipeline.next_sync_at <= timezone.now()  # still due
     assert pipeline_sync(pipeline_id=pipeline.pk) is not None
+
+
+def test_a_job_id_reused_by_a_new_airbyte_is_another_job(airbyte, pipeline, sandbox):
+    first = pipeline_sync(pipeline_id=pipeline.pk)
+    airbyte.advance(first.airbyte_job_id, "succeeded")
+    job_poll(job_id=first.pk)
+    sandbox.reset()  # Airbyte replaced (the sandbox restarted): ids start again, our connection is gone
+    airbyte.manual_jobs()
+    from ingestion.client import TOKENS
+
+    TOKENS.clear()
+    _due(pipeline)
+    assert pipeline_sync(pipeline_id=pipeline.pk) is None  # the connection is gone: made again
+    pipeline = pipeline_follow_credential(credential_id=pipeline.credential_id)
+    again = pipeline_sync(pipeline_id=pipeline.pk)
+    assert again.airbyte_job_id == first.airbyte_job_id and again.pk != first.pk
+    assert again.connection_id == pipeline.connection_id != first.connection_id
+    state = airbyte.state()  # made once each in the new Airbyte, nothing orphaned
+    assert (len(state["sources"]), len(state["destinations"]), len(state["connections"])) == (1, 1, 1)
+    airbyte.advance(again.airbyte_job_id, "succeeded")
+    assert job_poll(job_id=again.pk).status == JobStatus.SUCCEEDED
