@@ -99,3 +99,39 @@ def test_no_secret_in_logs_admin_rows_or_errors(
         assert secret not in rows, "a secret in ingestion's rows"
         assert all(secret not in error for error in errors), "a secret in an error"
     assert json.loads(rows)  # the rows were searched, not an empty dump
+
+
+@pytest.mark.parametrize("provider", [Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO])
+def test_an_error_report_from_inside_a_source_create_carries_no_secret(airbyte, providers, settings, provider):
+    """Raised in the HTTP layer (requests refuses the configured timeout) with the decrypted configuration,
+    the Airbyte token and the destination password in the frames; rendered as Django would mail it.
+
+    The secrets are read only after the report is rendered: this test's own frame is in the report too (the
+    chained exception's traceback), and must not be what holds them."""
+    from django.views.debug import ExceptionReporter
+
+    from ingestion.client import AirbyteClient
+
+    settings.DEBUG = False  # the filter hides nothing in debug mode, by design
+    settings.AIRBYTE_DESTINATION_HOST = "warehouse.internal"
+    settings.AIRBYTE_DESTINATION_PASSWORD = DESTINATION_PASSWORD
+    credential = credential_for(provider, providers)
+    AirbyteClient().list_sources()  # a token in the cache: the failure comes from the source's own call
+    settings.CONNECTORS_HTTP_TIMEOUT = ("not-a-number", 1.0)
+
+    with pytest.raises(ValueError) as caught:
+        pipeline_follow_credential(credential_id=credential.pk)
+
+    reporter = ExceptionReporter(None, caught.type, caught.value, caught.tb.tb_next)  # from the service down
+    report = reporter.get_traceback_text() + reporter.get_traceback_html()
+    assert "_source_ensure" in report and "create_source" in report and "_request" in report
+    for secret in _secrets_of(credential, settings, airbyte):
+        assert secret not in report
+
+
+def _secrets_of(credential, settings, airbyte) -> list[str]:
+    found = [connector_services.credential_secret(credential), settings.META_APP_SECRET, CLIENT_SECRET,
+             settings.GOOGLE_OAUTH_CLIENT_SECRET, DESTINATION_PASSWORD, *airbyte.issued_tokens()]  # fmt: skip
+    if credential.refresh_token_enc:
+        found.append(connector_services.decrypt_secret(credential.refresh_token_enc))
+    return [secret for secret in found if secret]
