@@ -12,10 +12,14 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
-    list_display = ("name", "shop_domain", "key", "timezone", "currency", "is_active", "member_count", "created_at")
+    list_display = (
+        "name", "shop_domain", "key", "timezone", "currency", "is_active", "uninstalled_at", "member_count",
+        "created_at",
+    )  # fmt: skip
     list_filter = ("is_active", "currency", "timezone")
     search_fields = ("name", "shop_domain", "key")
-    readonly_fields = ("created_at", "updated_at")
+    # Set by Shopify's app/uninstalled webhook, cleared by a reinstall: not for hand editing.
+    readonly_fields = ("uninstalled_at", "created_at", "updated_at")
     inlines = [MembershipInline]
 
     def get_readonly_fields(self, request, obj=None):

@@ -25,6 +25,11 @@ class Merchant(models.Model):
         help_text="Names the merchant's raw data schema, raw_<key>. Never changes once data has landed.",
     )
     is_active = models.BooleanField(default=True, help_text="Inactive merchants are left out of dbt runs.")
+    uninstalled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the Shopify app was uninstalled (empty: installed, or never via Shopify).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

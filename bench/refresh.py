@@ -7,6 +7,8 @@ starts the provider sandbox in-process on a free loopback port, then:
 
 - storm: 50 threads call Google Ads through `credential_call` with one expired credential
   (goal: 1 token call, 50 successes);
+- Shopify storm: the same with one expired Shopify credential (goal: 1 token call, 50 successes, the
+  rotated refresh token stored);
 - failing storms: the same against a token endpoint answering 503, then one hanging past the read
   timeout (goal: 1 token call each, 1 failure counted, status still active, every caller back within
   CONNECTORS_REFRESH_MAX_WAIT_SECONDS);
@@ -138,6 +140,49 @@ def run(args) -> None:
         print(f"refresh_storm_succeeded: {ok} callers")
         print(f"refresh_storm_token_calls: {len(control.calls('google.oauth.token'))} calls (goal 1)")
         print(f"refresh_storm_time: {storm_seconds:.2f} s")
+
+        # --- Shopify storm: the refresh token rotates; the rotated one must be the one stored ---------
+        from connectors.clients.shopify import ShopifyClient
+        from connectors.crypto import decrypt_secret
+
+        settings.SHOPIFY_ADMIN_URL = f"{sandbox.url}/shopify/{{shop}}"
+        settings.SHOPIFY_API_KEY = "sandbox-shopify-api-key"
+        settings.SHOPIFY_API_SECRET = "shpss_sandbox_shopify_api_secret_0000"
+        shop = merchant.shop_domain
+        pair = control._request("POST", "/_control/shopify/tokens", json={"shop": shop, "ttl": -5}).json()
+        shopify_storm = ConnectorCredential.objects.create(
+            merchant=merchant,
+            provider=Provider.SHOPIFY,
+            auth_kind=AuthKind.OAUTH,
+            external_account_id=shop,
+            access_token_enc=encrypt_secret(pair["access_token"]),
+            refresh_token_enc=encrypt_secret(pair["refresh_token"]),
+            expires_at=timezone.now() - dt.timedelta(seconds=5),
+        )
+        shopify_barrier = threading.Barrier(50)
+
+        def shopify_caller(_: int) -> bool:
+            try:
+                shopify_barrier.wait()
+                services.credential_call(
+                    credential_id=shopify_storm.pk,
+                    call=lambda token: ShopifyClient(shop=shop).shop(access_token=token),
+                )
+                return True
+            finally:
+                connection.close()
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            ok = sum(pool.map(shopify_caller, range(50)))
+        shopify_seconds = time.perf_counter() - started
+        shopify_storm.refresh_from_db()
+        rotated = decrypt_secret(shopify_storm.refresh_token_enc) != pair["refresh_token"]
+        print(f"refresh_shopify_storm_succeeded: {ok} callers")
+        token_calls = len(control.calls("shopify.oauth.access_token"))
+        print(f"refresh_shopify_storm_token_calls: {token_calls} calls (goal 1)")
+        print(f"refresh_shopify_storm_rotated_token_stored: {int(rotated)} bool (goal 1)")
+        print(f"refresh_shopify_storm_time: {shopify_seconds:.2f} s")
 
         # --- failing storms ----------------------------------------------------------------------
         settings.CONNECTORS_HTTP_TIMEOUT = (2.0, 1.0)

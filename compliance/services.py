@@ -21,7 +21,8 @@ _SECRET_KEY_NAME = re.compile(
 # Values that are secrets whatever key they sit under.
 _SECRET_VALUE = re.compile(
     r"(?i)^bearer\s|\b(?:sk|pk|rk)_(?:live_|test_)?[A-Za-z0-9]{8,}|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.|"
-    r"\bEAA[A-Za-z0-9]{20,}|\bya29\.|\b1//[A-Za-z0-9_-]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"\bEAA[A-Za-z0-9]{20,}|\bya29\.|\b1//[A-Za-z0-9_-]{20,}|\bshp(?:at|ca|ua|rt|ss)_[A-Za-z0-9_]{8,}|"
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----"
 )
 
 

@@ -105,6 +105,25 @@ def allowed_hosts_problem(hosts: Sequence[str]) -> str | None:
     return None
 
 
+SHOPIFY_REQUIRED = ("SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "SHOPIFY_SCOPES", "SHOPIFY_API_VERSION", "SHOPIFY_APP_URL")
+
+
+def shopify_problem(values: dict[str, object]) -> str | None:
+    """The Shopify app's settings: every one is needed to install, refresh and verify webhooks."""
+    for name in SHOPIFY_REQUIRED:
+        if not values.get(name):
+            return (
+                f"{name} is required: the Shopify app's settings (Partner dashboard), or DJANGO_DEV=1 for the sandbox"
+            )
+    app_url = str(values["SHOPIFY_APP_URL"])
+    split = urlsplit(app_url)
+    if split.scheme not in ("http", "https") or not split.netloc or split.query or split.fragment:
+        return "SHOPIFY_APP_URL is not a URL (https://app.example.com): the App URL configured in Shopify"
+    if not re.fullmatch(r"\d{4}-\d{2}|unstable", str(values["SHOPIFY_API_VERSION"])):
+        return "SHOPIFY_API_VERSION is not an Admin API version (YYYY-MM, e.g. 2026-01)"
+    return None
+
+
 def clerk_secret_key_problem(value: str) -> str | None:
     if value and not value.startswith(("sk_live_", "sk_test_")):
         return "CLERK_SECRET_KEY is not a Clerk secret key (sk_live_... or sk_test_...)"

@@ -21,8 +21,9 @@ from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "[REDACTED]"
 
-# Paths whose whole query string is secret: the OAuth callback (?code=...&state=...) and every webhook.
-SECRET_QUERY_PATHS = re.compile(r"^/(?:connectors/oauth/[^/]+/callback/?|webhooks/)")
+# Paths whose whole query string is secret: the OAuth callbacks (?code=...&state=...; Shopify's with its
+# hmac), Shopify's install request and every webhook.
+SECRET_QUERY_PATHS = re.compile(r"^/(?:connectors/oauth/[^/]+/callback/?|webhooks/|shopify/(?:callback|install)/?)")
 # Query parameters that hold a secret wherever they appear, compared case-insensitively.
 SECRET_QUERY_PARAMETERS = frozenset(
     {
@@ -61,6 +62,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bEAA[A-Za-z0-9]{20,}"), REDACTED),
     (re.compile(r"\bya29\.[A-Za-z0-9_\-]+"), REDACTED),
     (re.compile(r"\b1//[A-Za-z0-9_\-]{20,}"), REDACTED),
+    # Shopify access tokens (shpat_, shpca_, shpua_), refresh tokens (shprt_) and app secrets (shpss_).
+    (re.compile(r"\bshp(?:at|ca|ua|rt|ss)_[A-Za-z0-9_]{8,}"), REDACTED),
 ]
 
 

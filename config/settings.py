@@ -314,6 +314,32 @@ GOOGLE_ADS_DEVELOPER_TOKEN = env.str("GOOGLE_ADS_DEVELOPER_TOKEN", default="")
 KLAVIYO_API_URL = env.str("KLAVIYO_API_URL", default="https://a.klaviyo.com")
 KLAVIYO_REVISION = env.str("KLAVIYO_REVISION", default="2025-10-15")
 ATTENTIVE_API_URL = env.str("ATTENTIVE_API_URL", default="https://api.attentivemobile.com")
+# Shopify (the app merchants install): in local development and tests the sandbox's app and shops
+# (sandbox/providers/shopify.py); in production every one is required. SHOPIFY_ADMIN_URL is where a shop's
+# Admin API lives, `{shop}` being its myshopify domain: https://{shop} for real shops.
+SHOPIFY_API_KEY = _secret("SHOPIFY_API_KEY", "sandbox-shopify-api-key")
+SHOPIFY_API_SECRET = _secret("SHOPIFY_API_SECRET", "shpss_sandbox_shopify_api_secret_0000")
+SHOPIFY_SCOPES = env.list("SHOPIFY_SCOPES", default=["read_orders", "read_customers", "read_products"] if DEV else [])
+SHOPIFY_API_VERSION = env.str("SHOPIFY_API_VERSION", default="2026-01" if DEV else "")
+SHOPIFY_APP_URL = env.str("SHOPIFY_APP_URL", default=APP_BASE_URL if DEV else "").rstrip("/")
+SHOPIFY_ADMIN_URL = env.str(
+    "SHOPIFY_ADMIN_URL",
+    default=f"{SANDBOX_URL or 'http://127.0.0.1:8001'}/shopify/{{shop}}" if DEV else "https://{shop}",
+)
+if not DEV:
+    _check(
+        boot.shopify_problem(
+            {
+                "SHOPIFY_API_KEY": SHOPIFY_API_KEY,
+                "SHOPIFY_API_SECRET": SHOPIFY_API_SECRET,
+                "SHOPIFY_SCOPES": SHOPIFY_SCOPES,
+                "SHOPIFY_API_VERSION": SHOPIFY_API_VERSION,
+                "SHOPIFY_APP_URL": SHOPIFY_APP_URL,
+            }
+        )
+    )
+# A pending install (started from Shopify, waiting for its person to sign in) can be claimed this long.
+SHOPIFY_CLAIM_MAX_AGE_SECONDS = env.int("SHOPIFY_CLAIM_MAX_AGE_SECONDS", default=30 * 60)
 # (connect, read) seconds for every provider call; no call goes out without a timeout.
 CONNECTORS_HTTP_TIMEOUT = (
     env.float("CONNECTORS_HTTP_CONNECT_TIMEOUT", default=5.0),
@@ -322,6 +348,8 @@ CONNECTORS_HTTP_TIMEOUT = (
 # How far ahead of expiry a token is refreshed: Google's live an hour, Meta's about 60 days.
 CONNECTORS_GOOGLE_REFRESH_AHEAD_SECONDS = env.int("CONNECTORS_GOOGLE_REFRESH_AHEAD_SECONDS", default=600)
 CONNECTORS_META_REFRESH_AHEAD_DAYS = env.int("CONNECTORS_META_REFRESH_AHEAD_DAYS", default=7)
+# Shopify's expiring offline tokens live an hour; Shopify asks for a refresh a few minutes ahead.
+CONNECTORS_SHOPIFY_REFRESH_AHEAD_SECONDS = env.int("CONNECTORS_SHOPIFY_REFRESH_AHEAD_SECONDS", default=300)
 # Consecutive transient refresh failures before a credential turns to `error` and is alerted.
 CONNECTORS_REFRESH_MAX_FAILURES = env.int("CONNECTORS_REFRESH_MAX_FAILURES", default=5)
 # How long a writer (refresh, revoke, re-encrypt) waits for the credential's row lock.

@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from connectors import services
-from connectors.models import ConnectorCredential
+from connectors.models import ConnectorCredential, ShopifyPendingInstall, ShopifyWebhookDelivery
 from connectors.selectors import credential_needs_attention_q
 
 
@@ -130,3 +130,35 @@ class ConnectorCredentialAdmin(admin.ModelAdmin):
             for pk in queryset.values_list("pk", flat=True)
         )
         messages.success(request, f"Re-encrypted {changed} credential(s).")
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ShopifyWebhookDelivery)
+class ShopifyWebhookDeliveryAdmin(_ReadOnlyAdmin):
+    """What Shopify sent and what became of it (a failed one says why)."""
+
+    list_display = ("id", "topic", "shop_domain", "status", "attempts", "received_at", "processed_at", "error")
+    list_filter = ("status", "topic")
+    search_fields = ("shop_domain", "event_id", "webhook_id")
+    fields = (
+        "topic", "shop_domain", "merchant", "status", "error", "attempts", "event_id", "webhook_id",
+        "api_version", "triggered_at", "received_at", "processed_at", "body",
+    )  # fmt: skip
+    readonly_fields = fields
+
+
+@admin.register(ShopifyPendingInstall)
+class ShopifyPendingInstallAdmin(_ReadOnlyAdmin):
+    """Installs waiting for their person to sign in. The tokens are never shown."""
+
+    list_display = ("id", "shop_domain", "created_at", "claim_expires_at", "claimed_at", "claimed_by", "merchant")
+    search_fields = ("shop_domain", "claimed_by")
+    fields = ("shop_domain", "shop", "scopes", "created_at", "claim_expires_at", "claimed_at", "claimed_by", "merchant")
+    readonly_fields = fields

@@ -2,6 +2,8 @@ from django.db import models
 
 
 class Provider(models.TextChoices):
+    # The order is the Connectors checklist's (selectors.source_checklist): the store itself first.
+    SHOPIFY = "shopify", "Shopify"  # installed from Shopify or "Add a Shopify store" (connectors/shopify.py)
     META = "meta", "Meta Ads"
     GOOGLE_ADS = "google_ads", "Google Ads"
     KLAVIYO = "klaviyo", "Klaviyo"

@@ -58,3 +58,17 @@ class OAuthCallbackForm(forms.Form):
     state = forms.CharField(max_length=2048, required=False, validators=[prohibit_surrogates])
     code = forms.CharField(max_length=2048, required=False, validators=[prohibit_surrogates])
     error = forms.CharField(max_length=256, required=False, validators=[prohibit_surrogates])
+
+
+class ShopifyAddForm(forms.Form):
+    """ "Add a Shopify store": the shop's myshopify domain (or its handle alone)."""
+
+    shop = forms.CharField(max_length=255, validators=[prohibit_surrogates])
+
+    def clean_shop(self) -> str:
+        from connectors.shopify import ShopifyFailed, shop_domain_clean
+
+        try:
+            return shop_domain_clean(self.cleaned_data["shop"])
+        except ShopifyFailed as exc:
+            raise ValidationError(exc.message, code="invalid_shop") from None

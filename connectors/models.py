@@ -9,6 +9,7 @@ from connectors.choices import AuthKind, CredentialStatus, Provider
 SECRET_FIELDS = {
     "ConnectorCredential": ("access_token_enc", "refresh_token_enc", "api_key_enc"),
     "OAuthState": ("code_verifier_enc",),
+    "ShopifyPendingInstall": ("access_token_enc", "refresh_token_enc"),
 }
 
 
@@ -81,3 +82,75 @@ class OAuthState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} connect for merchant {self.merchant_id} by {self.clerk_user_id}"
+
+
+class ShopifyOAuthState(models.Model):
+    """One Shopify install attempt: the `state` nonce, bound to the browser (a signed cookie holds it too),
+    to the shop, and to the signed-in user who started it (empty when it started from Shopify)."""
+
+    nonce = models.CharField(max_length=64, unique=True)
+    shop_domain = models.CharField(max_length=255)
+    clerk_user_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Shopify install of {self.shop_domain} ({self.nonce[:6]}…)"
+
+
+class ShopifyPendingInstall(models.Model):
+    """An install completed at Shopify by someone not signed in: waits (tokens encrypted) for that person to
+    sign in and claim it. The claim token lives only in their browser's cookie; this row has its hash."""
+
+    claim_token_hash = models.CharField(max_length=64, unique=True)
+    shop_domain = models.CharField(max_length=255, db_index=True)
+    shop = models.JSONField(default=dict, help_text="The shop's record from shop.json (no secrets).")
+    access_token_enc = models.TextField(blank=True)
+    refresh_token_enc = models.TextField(blank=True)
+    scopes = models.JSONField(default=list, blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claim_expires_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    merchant = models.ForeignKey(
+        "accounts.Merchant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"pending Shopify install of {self.shop_domain}"
+
+
+class WebhookStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored"  # a topic we do not act on, or a shop we do not know
+    FAILED = "failed", "Failed"
+
+
+class ShopifyWebhookDelivery(models.Model):
+    """One Shopify webhook delivery as received (its HMAC checked), stored before it is acted on."""
+
+    # X-Shopify-Event-Id (Shopify's advice for dedupe), else the webhook id, which retries also keep.
+    dedupe_key = models.CharField(max_length=128, unique=True)
+    event_id = models.CharField(max_length=128, blank=True)
+    webhook_id = models.CharField(max_length=128, blank=True)
+    topic = models.CharField(max_length=64)
+    shop_domain = models.CharField(max_length=255, db_index=True)
+    api_version = models.CharField(max_length=16, blank=True)
+    triggered_at = models.CharField(max_length=64, blank=True)
+    body = models.JSONField(default=dict)
+    merchant = models.ForeignKey(
+        "accounts.Merchant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=WebhookStatus.choices, default=WebhookStatus.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.topic} for {self.shop_domain} ({self.status})"

@@ -32,6 +32,7 @@ def refresh_windows() -> dict[str, dt.timedelta]:
     return {
         Provider.GOOGLE_ADS: dt.timedelta(seconds=settings.CONNECTORS_GOOGLE_REFRESH_AHEAD_SECONDS),
         Provider.META: dt.timedelta(days=settings.CONNECTORS_META_REFRESH_AHEAD_DAYS),
+        Provider.SHOPIFY: dt.timedelta(seconds=settings.CONNECTORS_SHOPIFY_REFRESH_AHEAD_SECONDS),
     }
 
 

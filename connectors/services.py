@@ -32,6 +32,7 @@ from connectors.clients.base import Forbidden, Permanent, ProviderError, RateLim
 from connectors.clients.google import GoogleOAuthClient
 from connectors.clients.klaviyo import KlaviyoClient
 from connectors.clients.meta import MetaClient
+from connectors.clients.shopify import ShopifyClient
 from connectors.crypto import decrypt_secret, encrypt_secret
 from connectors.forms import (  # noqa: F401 -- the messages are re-exported for callers and tests
     MALFORMED_ATTENTIVE_KEY,
@@ -439,6 +440,21 @@ def _apply_meta(credential: ConnectorCredential, timeout: float) -> None:
         credential.expires_at = timezone.now() + dt.timedelta(seconds=int(token.expires_in))
 
 
+@sensitive_variables("tokens")
+def _apply_shopify(credential: ConnectorCredential, timeout: float) -> None:
+    """Shopify rotates the refresh token on every use: the new one is saved with the access token, in the
+    transaction that holds the refresh lock. If the answer is lost (a timeout), the row keeps the previous
+    refresh token, which Shopify honours until the new one is first used (INGESTION.md §4)."""
+    client = ShopifyClient(shop=credential.external_account_id)
+    tokens = client.refresh(refresh_token=decrypt_secret(credential.refresh_token_enc), timeout=timeout)
+    credential.access_token_enc = encrypt_secret(tokens.access_token)
+    credential.refresh_token_enc = encrypt_secret(tokens.refresh_token)
+    credential.secret_last4 = _last4(tokens.access_token)
+    credential.expires_at = tokens.expires_at
+    if tokens.scopes:
+        credential.scopes = list(tokens.scopes)
+
+
 @sensitive_variables("stale_access_token")
 def credential_refresh(*, credential_id: int, stale_access_token: str = "", force: bool = False) -> ConnectorCredential:
     """Renew the credential's access token if it still needs it; returns the credential as stored.
@@ -490,6 +506,8 @@ def _refresh_locked(credential: ConnectorCredential, deadline: float) -> Connect
             _apply_google(credential, timeout=left)
         elif credential.provider == Provider.META:
             _apply_meta(credential, timeout=left)
+        elif credential.provider == Provider.SHOPIFY:
+            _apply_shopify(credential, timeout=left)
         else:
             return None
     except Unauthorized as exc:
@@ -648,12 +666,13 @@ def google_token_revoke(*, encrypted_token: str) -> None:
 
 def credential_refresh_sweep() -> list[int]:
     """Enqueue one refresh task per credential due within its provider's window (after commit)."""
-    from connectors.models import OAuthState
+    from connectors.models import OAuthState, ShopifyOAuthState
     from connectors.selectors import credential_ids_due_for_refresh
     from connectors.tasks import credential_refresh_task
 
     # Abandoned OAuth attempts are useless once their state expired; a day is kept for support questions.
     OAuthState.objects.filter(created_at__lt=timezone.now() - dt.timedelta(days=1)).delete()
+    ShopifyOAuthState.objects.filter(created_at__lt=timezone.now() - dt.timedelta(days=1)).delete()
     ids = credential_ids_due_for_refresh()
     for credential_id in ids:
         credential_refresh_task.delay_on_commit(credential_id)

@@ -7,6 +7,7 @@ import random
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
 
 from connectors import services
 from connectors.clients.base import RateLimited, Transient
@@ -64,3 +65,42 @@ def credential_refresh_sweep_task() -> int:
 def google_token_revoke_task(self, encrypted_token: str) -> None:
     """Revoking twice is harmless: Google answers 400 for an already revoked token, which we ignore."""
     services.google_token_revoke(encrypted_token=encrypted_token)
+
+
+@shared_task(
+    name="connectors.shopify_webhooks_register",
+    bind=True,
+    acks_late=True,  # idempotent: an existing subscription counts as done
+    max_retries=5,
+    autoretry_for=(Transient, RateLimited, services.RefreshRetryable),
+    retry_backoff=30,
+    retry_jitter=True,
+)
+def shopify_webhooks_register_task(self, credential_id: int) -> None:
+    from connectors import shopify
+
+    try:
+        shopify.webhooks_register(credential_id=credential_id)
+    except (ConnectorCredential.DoesNotExist, services.CredentialUnusable):
+        return  # disconnected or uninstalled meanwhile; recorded by the service that said so
+
+
+@shared_task(
+    name="connectors.shopify_webhook_process",
+    acks_late=True,  # idempotent: only a delivery still `received` is processed, under its row lock
+    autoretry_for=(OperationalError,),
+    max_retries=5,
+    retry_backoff=10,
+)
+def shopify_webhook_process_task(delivery_id: int) -> str:
+    from connectors import shopify
+
+    try:
+        return shopify.webhook_process(delivery_id=delivery_id)
+    except OperationalError:
+        raise  # the database: retried, the delivery is still `received`
+    except Exception as exc:
+        # Recorded on the delivery with its reason (staff see it in the admin); never silently dropped.
+        logger.exception("shopify webhook delivery %s could not be processed", delivery_id)
+        shopify.webhook_failed(delivery_id=delivery_id, error=exc)
+        return "failed"

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from connectors import views
+from connectors import views, views_shopify
 
 app_name = "connectors"
 
@@ -14,4 +14,10 @@ urlpatterns = [
         name="disconnect",
     ),
     path("connectors/oauth/<str:provider>/callback/", views.oauth_callback, name="oauth_callback"),
+    path("shopify/add/", views_shopify.shopify_add, name="shopify_add"),
+    # Shopify's own paths: the App URL and the redirect URL, with or without the trailing slash.
+    re_path(r"^shopify/install/?$", views_shopify.shopify_install, name="shopify_install"),
+    re_path(r"^shopify/callback/?$", views_shopify.shopify_callback, name="shopify_callback"),
+    path("shopify/claim/", views_shopify.shopify_claim, name="shopify_claim"),
+    path("webhooks/shopify/", views_shopify.shopify_webhook, name="shopify_webhook"),
 ]

@@ -210,6 +210,7 @@ def cmd_run(args: list[str]) -> None:
         GOOGLE_ADS_API_URL=f"{sandbox_url}/google/ads",
         KLAVIYO_API_URL=f"{sandbox_url}/klaviyo",
         ATTENTIVE_API_URL=f"{sandbox_url}/attentive",
+        SHOPIFY_ADMIN_URL=f"{sandbox_url}/shopify/{{shop}}",
     )
     say("migrating")
     manage(env, "migrate", "--no-input", "-v", "0")  # as DATABASE_OWNER_URL (compliance's migrate)

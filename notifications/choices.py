@@ -5,6 +5,7 @@ class NotificationKind(models.TextChoices):
     # Critical: the merchant's data stops flowing until someone acts. These cannot be muted.
     CREDENTIAL_NEEDS_REAUTH = "credential_needs_reauth", "Credential needs reconnecting"
     CREDENTIAL_EXPIRING = "credential_expiring", "Credential expiring soon"
+    STORE_UNINSTALLED = "store_uninstalled", "Store uninstalled the app"
     # Informational: a member may opt out of these.
     DBT_RUN_FAILED = "dbt_run_failed", "Data model run failed"
     DATA_STALE = "data_stale", "Data is stale"
@@ -13,7 +14,7 @@ class NotificationKind(models.TextChoices):
 
 
 CRITICAL_KINDS: frozenset[str] = frozenset(
-    {NotificationKind.CREDENTIAL_NEEDS_REAUTH, NotificationKind.CREDENTIAL_EXPIRING}
+    {NotificationKind.CREDENTIAL_NEEDS_REAUTH, NotificationKind.CREDENTIAL_EXPIRING, NotificationKind.STORE_UNINSTALLED}
 )
 
 # Kinds whose templates are written for a staff operator too (no merchant; a link to the admin).

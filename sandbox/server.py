@@ -185,5 +185,9 @@ class SandboxControl:
         """An API key of a new Attentive company named `company`."""
         return self._request("POST", "/_control/attentive/keys", json={"company": company}).json()["api_key"]
 
+    def shopify_shop_set(self, shop: str, **fields: Any) -> dict[str, Any]:
+        """Create or change the sandbox Shopify's record of `shop` (what shop.json serves)."""
+        return self._request("POST", "/_control/shopify/shops", json={"shop": shop, **fields}).json()["shop"]
+
     def close(self) -> None:
         self.session.close()

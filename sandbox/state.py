@@ -19,6 +19,7 @@ from sandbox.providers.clerk import ClerkState
 from sandbox.providers.google import GoogleState
 from sandbox.providers.klaviyo import KlaviyoState
 from sandbox.providers.meta import MetaState
+from sandbox.providers.shopify import ShopifyState
 from sandbox.smtp import Mailbox
 
 
@@ -81,6 +82,7 @@ class SandboxState:
         self.google = GoogleState()
         self.klaviyo = KlaviyoState()
         self.attentive = AttentiveState()
+        self.shopify = ShopifyState()
         self.airbyte = AirbyteState()
         self.mail = Mailbox()  # filled by sandbox.smtp.SmtpSink when one runs
 
@@ -93,5 +95,6 @@ class SandboxState:
         self.google.reset()
         self.klaviyo.reset()
         self.attentive.reset()
+        self.shopify.reset()
         self.airbyte.reset()
         self.mail.clear()

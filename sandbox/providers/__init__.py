@@ -7,10 +7,10 @@ give it a store in ``SandboxState`` if it keeps data, and list it below.
 from __future__ import annotations
 
 from sandbox import smtp
-from sandbox.providers import airbyte, attentive, clerk, clerk_webhooks, google, klaviyo, meta
+from sandbox.providers import airbyte, attentive, clerk, clerk_webhooks, google, klaviyo, meta, shopify
 from sandbox.routing import Route
 
-PROVIDERS = (clerk, meta, google, klaviyo, attentive, airbyte, clerk_webhooks, smtp)
+PROVIDERS = (clerk, meta, google, klaviyo, attentive, shopify, airbyte, clerk_webhooks, smtp)
 
 
 def provider_routes() -> tuple[Route, ...]:

@@ -73,6 +73,6 @@ def test_signed_in_user_without_membership_is_asked_to_add_a_store(client, clerk
     assert response.status_code == 200
     html = response.content.decode()
     assert '<h1 id="onboarding-heading">Add your Shopify store</h1>' in html
-    # No Shopify add flow on this build: the page says where a store comes from instead of a dead link.
-    assert 'data-testid="shopify-app-store"' in html and 'data-testid="shopify-add"' not in html
+    # The Shopify add flow is installed: the page links to it.
+    assert 'href="/shopify/add/" data-testid="shopify-add"' in html and 'data-testid="shopify-app-store"' not in html
     assert "Invited to someone else" in html

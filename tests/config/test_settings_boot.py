@@ -45,6 +45,11 @@ def _production_env(**overrides: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "app.example.com",
         "CLERK_AUTHORIZED_PARTIES": "https://app.example.com",
         "CLERK_JWT_KEY": CLERK_PEM,
+        "SHOPIFY_API_KEY": "prod-shopify-api-key",
+        "SHOPIFY_API_SECRET": "prod-shopify-api-secret-0123456789",
+        "SHOPIFY_SCOPES": "read_orders,read_customers",
+        "SHOPIFY_API_VERSION": "2026-01",
+        "SHOPIFY_APP_URL": "https://app.example.com",
         **AIRBYTE,
     }
     env.update(overrides)
@@ -229,3 +234,31 @@ def test_a_malformed_encryption_key_stops_local_development_too():
     assert result.stderr.strip().splitlines() == [
         f"configuration error: FIELD_ENCRYPTION_KEYS entry 1 of 1 is not a Fernet key {FERNET_HINT}"
     ]
+
+
+@pytest.mark.parametrize(
+    "missing", ["SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "SHOPIFY_SCOPES", "SHOPIFY_API_VERSION", "SHOPIFY_APP_URL"]
+)
+def test_production_refuses_to_boot_without_a_shopify_setting(missing):
+    env = _production_env()
+    del env[missing]
+    result = _run(env, "check")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"configuration error: {missing} is required: the Shopify app's settings (Partner dashboard), "
+        "or DJANGO_DEV=1 for the sandbox"
+    ]
+    assert "prod-shopify-api-secret" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ({"SHOPIFY_APP_URL": "app.example.com"}, "SHOPIFY_APP_URL is not a URL"),
+        ({"SHOPIFY_API_VERSION": "latest"}, "SHOPIFY_API_VERSION is not an Admin API version"),
+    ],
+)
+def test_production_refuses_a_malformed_shopify_setting(override, line):
+    result = _run(_production_env(**override), "check")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[0].startswith(f"configuration error: {line}")

@@ -38,5 +38,9 @@ def providers(settings, sandbox_server, sandbox) -> ProviderSandbox:
     settings.GOOGLE_ADS_API_URL = f"{url}/google/ads"
     settings.KLAVIYO_API_URL = f"{url}/klaviyo"
     settings.ATTENTIVE_API_URL = f"{url}/attentive"
+    settings.SHOPIFY_ADMIN_URL = f"{url}/shopify/{{shop}}"
+    settings.SHOPIFY_API_KEY = "sandbox-shopify-api-key"
+    settings.SHOPIFY_API_SECRET = "shpss_sandbox_shopify_api_secret_0000"
+    settings.SHOPIFY_APP_URL = "http://testserver"
     settings.CONNECTORS_HTTP_TIMEOUT = (2.0, 2.0)
     return ProviderSandbox(sandbox)

@@ -48,3 +48,20 @@ def meta_credential(providers, *, ttl: int = 5183944, kind: str = "long", **kwar
     token = providers.meta_token(kind=kind, ttl=None if kind == "system" else ttl)
     expires_at = None if kind == "system" else timezone.now() + dt.timedelta(seconds=ttl)
     return CredentialFactory(provider=Provider.META, access_token=token, expires_at=expires_at, **kwargs)
+
+
+def shopify_credential(providers, *, shop: str = "", expired: bool = False, **kwargs) -> ConnectorCredential:
+    """A Shopify credential whose tokens the sandbox really issued (an expiring offline pair)."""
+    from tests.accounts.factories import MerchantFactory
+
+    merchant = kwargs.pop("merchant", None) or MerchantFactory(**({"shop_domain": shop} if shop else {}))
+    tokens = providers.shopify_tokens(merchant.shop_domain, ttl=-10 if expired else 3600)
+    return CredentialFactory(
+        merchant=merchant,
+        provider=Provider.SHOPIFY,
+        external_account_id=merchant.shop_domain,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+        expires_at=timezone.now() + dt.timedelta(seconds=-10 if expired else 3600),
+        **kwargs,
+    )

@@ -47,5 +47,24 @@ class ProviderSandbox:
     def attentive_key(self, *, company: str = "Demo Store") -> str:
         return self.control.attentive_key_create(company=company)
 
+    # Shopify
+    def shopify_tokens(self, shop: str, *, ttl: int = 3600) -> dict[str, Any]:
+        return self._post("/_control/shopify/tokens", {"shop": shop, "ttl": ttl})
+
+    def shopify_expire(self, access_token: str) -> None:
+        self._post("/_control/shopify/tokens/expire", {"access_token": access_token})
+
+    def shopify_revoke_refresh(self, refresh_token: str) -> None:
+        self._post("/_control/shopify/tokens/revoke", {"refresh_token": refresh_token})
+
+    def shopify_shop(self, shop: str, **fields: Any) -> dict[str, Any]:
+        return self._post("/_control/shopify/shops", {"shop": shop, **fields})["shop"]
+
+    def shopify_install_url(self, shop: str, app_url: str) -> str:
+        return self._post("/_control/shopify/install_url", {"shop": shop, "app_url": app_url})["url"]
+
+    def shopify_webhook(self, shop: str, topic: str, **options: Any) -> dict[str, Any]:
+        return self._post("/_control/shopify/webhooks", {"shop": shop, "topic": topic, **options})
+
     def calls(self, route: str) -> int:
         return len(self.control.calls(route))

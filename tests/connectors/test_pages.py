@@ -223,7 +223,8 @@ def test_each_source_shows_its_state_and_problem_in_plain_words(client, clerk, o
     html = _page(client, clerk, owner)
 
     assert _checklist(html) == [
-        ("meta", "connected"), ("google_ads", "needs_reauth"), ("klaviyo", "error"), ("attentive", "not_connected"),
+        ("shopify", "not_connected"), ("meta", "connected"), ("google_ads", "needs_reauth"), ("klaviyo", "error"),
+        ("attentive", "not_connected"),
     ]  # fmt: skip
     assert escape(PROBLEM_ACCESS_LOST.format(provider="Google Ads")) in html
     assert PROBLEM_UNREACHABLE.format(provider="Klaviyo") in html

@@ -22,7 +22,7 @@ import connectors.forms
 import dashboards.forms
 from config.api import MAX_JSON_DEPTH, json_loads
 from config.validators import has_surrogates
-from connectors.forms import ApiKeyConnectForm, OAuthCallbackForm
+from connectors.forms import ApiKeyConnectForm, OAuthCallbackForm, ShopifyAddForm
 from dashboards import periods
 from dashboards.api.serializers import DashboardTemplateSerializer, DashboardTemplateUpdateSerializer
 from dashboards.forms import DashboardTemplateEditForm, DashboardTemplateSaveForm
@@ -205,7 +205,7 @@ def test_json_loads_answers_a_shallow_value_or_a_value_error(text):
 
 # --- every form -----------------------------------------------------------------------------------------
 
-FORMS = [DashboardTemplateSaveForm, DashboardTemplateEditForm, ApiKeyConnectForm, OAuthCallbackForm]
+FORMS = [DashboardTemplateSaveForm, DashboardTemplateEditForm, ApiKeyConnectForm, OAuthCallbackForm, ShopifyAddForm]
 
 
 def test_every_form_of_dashboards_and_connectors_is_generated_here():
@@ -226,6 +226,7 @@ def form_data(form_class):
         "version": st.one_of(st.integers(-2, 2**32).map(str), huge_numbers),
         "provider": st.sampled_from(["klaviyo", "attentive", "meta", "google_ads"]),
         "api_key": st.just("pk_" + "a1" * 17),
+        "shop": st.sampled_from(["demo-store", "https://Demo-Store.myshopify.com/", "x.myshopify.com.evil.com"]),
     }
     return st.fixed_dictionaries(
         {}, optional={name: st.one_of(field_text, likely[name]) if name in likely else field_text for name in names}

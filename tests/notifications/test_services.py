@@ -26,8 +26,13 @@ def delay():
         yield patched
 
 
-def test_critical_kinds_are_the_credential_alerts():
-    assert {NotificationKind.CREDENTIAL_NEEDS_REAUTH, NotificationKind.CREDENTIAL_EXPIRING} == CRITICAL_KINDS
+def test_critical_kinds_are_the_credential_alerts_and_the_uninstall():
+    # Each means the store's data stopped (or is about to stop) flowing: none can be muted.
+    assert {
+        NotificationKind.CREDENTIAL_NEEDS_REAUTH,
+        NotificationKind.CREDENTIAL_EXPIRING,
+        NotificationKind.STORE_UNINSTALLED,
+    } == CRITICAL_KINDS
 
 
 def test_create_renders_the_templates_and_enqueues_after_commit(delay, django_capture_on_commit_callbacks, settings):

@@ -11,8 +11,8 @@ from sandbox.server import SandboxControl, SandboxControlError
 
 class Command(BaseCommand):
     help = (
-        "Connect the demo stores to the sandbox's Meta, Google Ads, Klaviyo and Attentive accounts through the "
-        "same services a merchant's clicks use. Idempotent: a provider already connected is left alone."
+        "Connect the demo stores to the sandbox's Shopify, Meta, Google Ads, Klaviyo and Attentive accounts through "
+        "the same services a merchant's clicks use. Idempotent: a provider already connected is left alone."
     )
 
     def add_arguments(self, parser):
