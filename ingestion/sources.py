@@ -18,6 +18,7 @@ from django.conf import settings
 from django.utils.crypto import salted_hmac
 from django.views.decorators.debug import sensitive_variables
 
+from connectors.choices import Provider
 from connectors.crypto import decrypt_secret
 from connectors.models import ConnectorCredential
 
@@ -105,9 +106,9 @@ def _shopify(credential: ConnectorCredential, start: dt.date) -> dict[str, Any]:
     return {"shop": credential.external_account_id, "credentials": credentials, "start_date": start.isoformat()}
 
 
-# Keyed by connectors.choices.Provider values. Attentive has no Airbyte source (webhooks, INGESTION.md §5).
+# Attentive has no Airbyte source (webhooks, INGESTION.md §5).
 SOURCES: dict[str, SourceKind] = {
-    "shopify": SourceKind(
+    Provider.SHOPIFY: SourceKind(
         "shopify",
         "shopify_",
         (
@@ -118,7 +119,7 @@ SOURCES: dict[str, SourceKind] = {
         ),
         _shopify,
     ),
-    "meta": SourceKind(
+    Provider.META: SourceKind(
         "facebook-marketing",
         "facebook_marketing_",
         (
@@ -127,7 +128,7 @@ SOURCES: dict[str, SourceKind] = {
         ),
         _meta,
     ),
-    "google_ads": SourceKind(
+    Provider.GOOGLE_ADS: SourceKind(
         "google-ads",
         "google_ads_",
         (
@@ -136,7 +137,7 @@ SOURCES: dict[str, SourceKind] = {
         ),
         _google_ads,
     ),
-    "klaviyo": SourceKind(
+    Provider.KLAVIYO: SourceKind(
         "klaviyo",
         "klaviyo_",
         (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from connectors.choices import AuthKind, Provider
 from connectors.models import ConnectorCredential
-from tests.connectors.factories import CredentialFactory, google_credential, meta_credential
+from tests.connectors.factories import CredentialFactory, google_credential, meta_credential, shopify_credential
 
 META_ACCOUNTS = {"ad_accounts": [{"id": "act_111111111111111", "name": "Acme ads"}]}
 GOOGLE_CUSTOMERS = {"customers": ["1234567890"]}
@@ -15,9 +15,8 @@ def credential_for(provider: str, providers, **kwargs) -> ConnectorCredential:
         return meta_credential(providers, metadata=META_ACCOUNTS, **kwargs)
     if provider == Provider.GOOGLE_ADS:
         return google_credential(providers, metadata=GOOGLE_CUSTOMERS, **kwargs)
-    if provider == "shopify":  # Provider.SHOPIFY once the Shopify install lands
-        return CredentialFactory(provider="shopify", external_account_id="acme.myshopify.com",
-                                 access_token="shpat_" + "0a" * 16, expires_at=None, **kwargs)  # fmt: skip
+    if provider == Provider.SHOPIFY:
+        return shopify_credential(providers, **kwargs)
     return CredentialFactory(
         provider=Provider.KLAVIYO,
         auth_kind=AuthKind.API_KEY,

@@ -40,8 +40,7 @@ EXPECTED_STREAMS = {
                              ("flows", "updated"), ("profiles", "updated"))
     ],
 }  # fmt: skip
-# Shopify by its value: connectors.choices.Provider gains SHOPIFY with the Shopify install (another branch).
-EXPECTED_STREAMS["shopify"] = [
+EXPECTED_STREAMS[Provider.SHOPIFY] = [
     {"name": "orders", "syncMode": "incremental_deduped_history", "cursorField": ["updated_at"],
      "primaryKey": [["id"]]},
     {"name": "order_refunds", "syncMode": "incremental_deduped_history", "cursorField": ["created_at"],
@@ -51,9 +50,9 @@ EXPECTED_STREAMS["shopify"] = [
     {"name": "shop", "syncMode": "full_refresh_overwrite"},
 ]  # fmt: skip
 PREFIXES = {Provider.META: "facebook_marketing_", Provider.GOOGLE_ADS: "google_ads_", Provider.KLAVIYO: "klaviyo_",
-            "shopify": "shopify_"}  # fmt: skip
+            Provider.SHOPIFY: "shopify_"}  # fmt: skip
 SOURCE_TYPES = {Provider.META: "facebook-marketing", Provider.GOOGLE_ADS: "google-ads", Provider.KLAVIYO: "klaviyo",
-                "shopify": "shopify"}  # fmt: skip
+                Provider.SHOPIFY: "shopify"}  # fmt: skip
 
 
 def test_every_stream_lands_in_a_raw_table_the_marts_read():
@@ -64,7 +63,7 @@ def test_every_stream_lands_in_a_raw_table_the_marts_read():
         assert {t for t in RAW_TABLES if t.startswith(kind.prefix)} == tables, provider
 
 
-@pytest.mark.parametrize("provider", [Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO, "shopify"])
+@pytest.mark.parametrize("provider", [Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO, Provider.SHOPIFY])
 def test_connect_creates_the_source_and_a_manual_connection_into_the_raw_schema(airbyte, providers, provider):
     credential = credential_for(provider, providers)
 
@@ -94,7 +93,7 @@ def test_connect_creates_the_source_and_a_manual_connection_into_the_raw_schema(
         assert stored["account_ids"] == ["111111111111111"]
         assert stored["credentials"]["access_token"] == connector_services.credential_secret(credential)
         assert stored["credentials"]["auth_type"] == "Client"
-    elif provider == "shopify":
+    elif provider == Provider.SHOPIFY:
         assert stored["shop"] == credential.external_account_id
         app = {key: getattr(settings, name, "") for key, name in (("client_id", "SHOPIFY_API_KEY"),
                                                                   ("client_secret", "SHOPIFY_API_SECRET"))}  # fmt: skip
@@ -164,6 +163,22 @@ def test_a_refreshed_token_is_patched_alone_into_the_source(
     # What was sent: the token's leaf and nothing else (the log names the paths, never the values).
     assert f"Airbyte source {pipeline.source_id} updated: credentials.access_token" in caplog.messages
     assert new_token not in caplog.text
+
+
+def test_a_rotated_shopify_token_is_patched_alone_into_the_source(
+    airbyte, providers, eager, django_capture_on_commit_callbacks
+):
+    credential = credential_for(Provider.SHOPIFY, providers)
+    pipeline = pipeline_follow_credential(credential_id=credential.pk)
+    before = airbyte.stored_source_configuration(pipeline.source_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        connector_services.credential_refresh(credential_id=credential.pk, force=True)
+    credential.refresh_from_db()
+    new_token = connector_services.credential_secret(credential)
+    assert new_token != before["credentials"]["access_token"]
+    assert len(airbyte.control.calls("airbyte.sources.patch")) == 1
+    after = airbyte.stored_source_configuration(pipeline.source_id)
+    assert after == {**before, "credentials": {**before["credentials"], "access_token": new_token}}
 
 
 def test_the_changed_part_is_only_the_leaves_that_changed():
