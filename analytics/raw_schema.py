@@ -251,6 +251,15 @@ RAW_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("device", "text"),
         ("shop_url", "text"),
     ),
+    # Attentive event types no staging model reads (custom_attribute.set, sms.inbound_message, names Attentive
+    # adds later), kept whole so a model written later can read what arrived before it. Last in this dict: the
+    # demo generator numbers tables by position, and a table inserted earlier would change its row ids.
+    "attentive_other_events": (
+        ("type", "text"),
+        ("timestamp", "timestamptz"),
+        ("company_id", "text"),
+        ("payload", "jsonb"),
+    ),
 }
 
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,50}$")
@@ -269,21 +278,36 @@ def raw_schema_name(merchant_key: str) -> str:
     return f"raw_{merchant_key}"
 
 
-def create_raw_schema(conn: psycopg.Connection, merchant_key: str) -> None:
-    """Create the merchant's raw schema and every raw table (idempotent; existing data is kept)."""
+# Tables our own webhook intake writes: each row's _airbyte_raw_id is derived from the delivery (the sha256 of
+# its raw body), and this unique index is what makes a redelivered event land once (INSERT ... ON CONFLICT).
+WEBHOOK_TABLES = tuple(table for table in RAW_TABLES if table.startswith("attentive_"))
+
+
+def raw_table_statements(merchant_key: str, tables: tuple[str, ...] | None = None) -> list[sql.Composed]:
+    """The DDL of the merchant's raw schema and of `tables` (default: all), every statement idempotent."""
     schema = raw_schema_name(merchant_key)
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
-        for table in RAW_TABLES:
-            cols = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type))
-                for name, pg_type in table_columns(table)
-            )
-            cur.execute(
-                sql.SQL("create table if not exists {}.{} ({})").format(
-                    sql.Identifier(schema), sql.Identifier(table), cols
+    statements = [sql.SQL("create schema if not exists {}").format(sql.Identifier(schema))]
+    for table in tables or tuple(RAW_TABLES):
+        cols = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type)) for name, pg_type in table_columns(table)
+        )
+        statements.append(
+            sql.SQL("create table if not exists {}.{} ({})").format(sql.Identifier(schema), sql.Identifier(table), cols)
+        )
+        if table in WEBHOOK_TABLES:
+            statements.append(
+                sql.SQL("create unique index if not exists {} on {}.{} (_airbyte_raw_id)").format(
+                    sql.Identifier(f"{table}_raw_id_key"), sql.Identifier(schema), sql.Identifier(table)
                 )
             )
+    return statements
+
+
+def create_raw_schema(conn: psycopg.Connection, merchant_key: str) -> None:
+    """Create the merchant's raw schema and every raw table (idempotent; existing data is kept)."""
+    with conn.cursor() as cur:
+        for statement in raw_table_statements(merchant_key):
+            cur.execute(statement)
     conn.commit()
 
 

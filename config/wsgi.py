@@ -4,3 +4,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_wsgi_application()
+
+# Attentive's webhook deliveries skip Django's request handling (a burst is thousands a second); see the class.
+from connectors.attentive import AttentiveIntakeDispatch  # noqa: E402  (needs the app registry loaded above)
+
+application = AttentiveIntakeDispatch(application)

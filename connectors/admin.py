@@ -7,7 +7,12 @@ from django.utils.html import format_html
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from connectors import services
-from connectors.models import ConnectorCredential, ShopifyPendingInstall, ShopifyWebhookDelivery
+from connectors.models import (
+    AttentiveWebhook,
+    ConnectorCredential,
+    ShopifyPendingInstall,
+    ShopifyWebhookDelivery,
+)
 from connectors.selectors import credential_needs_attention_q
 
 
@@ -161,4 +166,16 @@ class ShopifyPendingInstallAdmin(_ReadOnlyAdmin):
     list_display = ("id", "shop_domain", "created_at", "claim_expires_at", "claimed_at", "claimed_by", "merchant")
     search_fields = ("shop_domain", "claimed_by")
     fields = ("shop_domain", "shop", "scopes", "created_at", "claim_expires_at", "claimed_at", "claimed_by", "merchant")
+    readonly_fields = fields
+
+
+@admin.register(AttentiveWebhook)
+class AttentiveWebhookAdmin(_ReadOnlyAdmin):
+    """Read-only: rows are written by connect and disconnect; the signing key is never shown (nor its ciphertext)."""
+
+    list_display = ("id", "merchant", "credential", "attentive_webhook_id", "created_at", "disabled_at")
+    list_filter = ("disabled_at",)
+    list_select_related = ("merchant", "credential")
+    search_fields = ("attentive_webhook_id", "merchant__name")
+    fields = ("merchant", "credential", "attentive_webhook_id", "events", "created_at", "disabled_at")
     readonly_fields = fields

@@ -9,6 +9,7 @@ from connectors.choices import AuthKind, CredentialStatus, Provider
 SECRET_FIELDS = {
     "ConnectorCredential": ("access_token_enc", "refresh_token_enc", "api_key_enc"),
     "OAuthState": ("code_verifier_enc",),
+    "AttentiveWebhook": ("signing_key_enc",),
     "ShopifyPendingInstall": ("access_token_enc", "refresh_token_enc"),
 }
 
@@ -82,6 +83,29 @@ class OAuthState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} connect for merchant {self.merchant_id} by {self.clerk_user_id}"
+
+
+class AttentiveWebhook(models.Model):
+    """A webhook registered at Attentive for an API-key credential: where its events arrive, and their key.
+
+    Events are POSTed to /webhooks/attentive/<public_id>/ (connectors.attentive); the id is opaque so the URL says
+    nothing about the merchant. The signing key (Attentive's per-webhook secret) is stored encrypted.
+    """
+
+    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.CASCADE, related_name="+")
+    credential = models.ForeignKey(ConnectorCredential, on_delete=models.CASCADE, related_name="attentive_webhooks")
+    public_id = models.CharField(max_length=64, unique=True, help_text="Opaque id in the intake URL.")
+    attentive_webhook_id = models.CharField(max_length=128, help_text="Attentive's id of the webhook.")
+    signing_key_enc = models.TextField(help_text="Encrypted (connectors.crypto).")
+    events = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    disabled_at = models.DateTimeField(null=True, blank=True, help_text="Set at disconnect: events are refused.")
+
+    class Meta:
+        ordering = ["merchant_id", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"Attentive webhook {self.attentive_webhook_id} ({self.merchant_id})"
 
 
 class ShopifyOAuthState(models.Model):

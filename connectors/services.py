@@ -270,19 +270,73 @@ def _connect_api_key_validated(
     except ProviderError as exc:
         raise ApiKeyRejected(PROVIDER_REFUSED.format(provider=name)) from exc
 
-    return credential_store(
-        merchant=merchant,
-        provider=provider,
-        auth_kind=AuthKind.API_KEY,
-        secrets=NewSecrets(
-            # The provider's words, cut to fit: what it accepted must not fail on our column sizes.
-            external_account_id=account_id[:128],
-            account_label=label or default_label,
-            api_key=api_key,
-        ),
-        actor=actor,
-        request_ctx=request_ctx,
+    secrets = NewSecrets(
+        # The provider's words, cut to fit: what it accepted must not fail on our column sizes.
+        external_account_id=account_id[:128],
+        account_label=label or default_label,
+        api_key=api_key,
     )
+    if provider != Provider.ATTENTIVE:
+        return credential_store(
+            merchant=merchant,
+            provider=provider,
+            auth_kind=AuthKind.API_KEY,
+            secrets=secrets,
+            actor=actor,
+            request_ctx=request_ctx,
+        )
+    return _connect_attentive(merchant=merchant, secrets=secrets, actor=actor, request_ctx=request_ctx)
+
+
+@sensitive_variables()
+def _connect_attentive(
+    *, merchant: Merchant, secrets: NewSecrets, actor: Actor, request_ctx: dict | None
+) -> ConnectorCredential:
+    """Attentive's data arrives only by webhook: a key is connected together with its webhook, or not at all.
+
+    The webhook is registered first (a provider call outside any transaction); the credential and the webhook
+    row are then saved in one transaction, and if that fails the webhook is deleted at Attentive again.
+    """
+    from connectors import attentive
+    from connectors.tasks import attentive_webhook_delete_task
+
+    try:
+        registered = attentive.attentive_webhook_register(api_key=secrets.api_key)
+    except Unauthorized as exc:
+        raise ApiKeyRejected(INVALID_KEY) from exc
+    except Forbidden as exc:
+        scope = (exc.detail or {}).get("missing_scope", "webhooks:write")
+        raise ApiKeyMissingScope(MISSING_SCOPE.format(scope=scope), missing_scope=scope) from exc
+    except (RateLimited, Transient) as exc:
+        reason = "Attentive is not answering right now; try again in a minute."
+        raise ProviderUnavailable(
+            attentive.REGISTRATION_FAILED.format(reason=reason), retry_after=getattr(exc, "retry_after", None) or 30
+        ) from exc
+    except ProviderError as exc:
+        raise ApiKeyRejected(attentive.REGISTRATION_FAILED.format(reason=str(exc))) from exc
+    try:
+        with transaction.atomic():
+            credential = credential_store(
+                merchant=merchant,
+                provider=Provider.ATTENTIVE,
+                auth_kind=AuthKind.API_KEY,
+                secrets=secrets,
+                actor=actor,
+                request_ctx=request_ctx,
+            )
+            replaced = attentive.attentive_webhook_store(credential=credential, registered=registered)
+            encrypted_key = encrypt_secret(secrets.api_key)
+            for webhook_id in replaced:  # a reconnect's earlier webhook: events now arrive at the new one
+                attentive_webhook_delete_task.delay_on_commit(encrypted_key, webhook_id)
+    except Exception:
+        try:
+            attentive.attentive_webhook_unregister(
+                api_key=secrets.api_key, attentive_webhook_id=registered.attentive_webhook_id
+            )
+        except ProviderError:
+            logger.warning("attentive connect failed; its webhook %s remains at Attentive", registered)
+        raise
+    return credential
 
 
 # --- refresh -------------------------------------------------------------------------------------
@@ -596,6 +650,14 @@ def credential_revoke(*, credential_id: int, actor: Actor, request_ctx: dict | N
     google_token = ""
     if credential.provider == Provider.GOOGLE_ADS and credential.refresh_token_enc:
         google_token = decrypt_secret(credential.refresh_token_enc)
+    if credential.provider == Provider.ATTENTIVE:
+        from connectors.attentive import attentive_webhooks_disable
+        from connectors.tasks import attentive_webhook_delete_task
+
+        # Refused from now on; deleted at Attentive after commit, with the key we are about to forget.
+        for webhook_id in attentive_webhooks_disable(credential=credential):
+            if credential.api_key_enc:
+                attentive_webhook_delete_task.delay_on_commit(credential.api_key_enc, webhook_id)
     credential.status = CredentialStatus.REVOKED
     credential.access_token_enc = credential.refresh_token_enc = credential.api_key_enc = ""
     credential.secret_last4 = ""
@@ -705,3 +767,15 @@ def secrets_rotate_batch(*, model_name: str, after_pk: int, batch_size: int) -> 
                 row.save(update_fields=changed)
                 rewritten += len(changed)
     return len(rows), rewritten, rows[-1].pk if rows else after_pk
+
+
+@sensitive_variables()
+def attentive_webhook_delete(*, encrypted_api_key: str, attentive_webhook_id: str) -> None:
+    """Delete a webhook at Attentive (already gone counts as deleted); a refused key is logged, not retried."""
+    from connectors.attentive import attentive_webhook_unregister
+
+    try:
+        api_key = decrypt_secret(encrypted_api_key)
+        attentive_webhook_unregister(api_key=api_key, attentive_webhook_id=attentive_webhook_id)
+    except (Unauthorized, Forbidden, Permanent) as exc:
+        logger.warning("attentive webhook %s not deleted at Attentive: %s", attentive_webhook_id, exc.code)

@@ -68,6 +68,19 @@ def google_token_revoke_task(self, encrypted_token: str) -> None:
 
 
 @shared_task(
+    name="connectors.attentive_webhook_delete",
+    bind=True,
+    acks_late=True,  # idempotent: deleting a webhook Attentive no longer has is a 404, counted as done
+    max_retries=5,
+    autoretry_for=(Transient, RateLimited),
+    retry_backoff=30,
+    retry_jitter=True,
+)
+def attentive_webhook_delete_task(self, encrypted_api_key: str, attentive_webhook_id: str) -> None:
+    services.attentive_webhook_delete(encrypted_api_key=encrypted_api_key, attentive_webhook_id=attentive_webhook_id)
+
+
+@shared_task(
     name="connectors.shopify_webhooks_register",
     bind=True,
     acks_late=True,  # idempotent: an existing subscription counts as done

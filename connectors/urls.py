@@ -14,6 +14,7 @@ urlpatterns = [
         name="disconnect",
     ),
     path("connectors/oauth/<str:provider>/callback/", views.oauth_callback, name="oauth_callback"),
+    path("webhooks/attentive/<str:public_id>/", views.attentive_webhook, name="attentive_webhook"),
     path("shopify/add/", views_shopify.shopify_add, name="shopify_add"),
     # Shopify's own paths: the App URL and the redirect URL, with or without the trailing slash.
     re_path(r"^shopify/install/?$", views_shopify.shopify_install, name="shopify_install"),

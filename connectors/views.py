@@ -12,16 +12,17 @@ import dataclasses
 
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.choices import MANAGING_ROLES
 from accounts.views import clerk_login_required, merchant_member_required, shopify_add_url
 from compliance.services import request_context
-from connectors import oauth, services
+from connectors import attentive, oauth, services
 from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, Provider
 from connectors.consent import consent_origins
 from connectors.forms import ApiKeyConnectForm, OAuthCallbackForm
@@ -165,3 +166,14 @@ def credential_disconnect(request: HttpRequest, credential_id: int) -> HttpRespo
     )
     messages.success(request, DISCONNECTED.format(provider=credential.get_provider_display()))
     return redirect("connectors:list", merchant_id=request.merchant.pk)
+
+
+@csrf_exempt  # authenticated by the per-webhook HMAC signature, not a browser session
+@require_POST
+def attentive_webhook(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Attentive's event deliveries (connectors.attentive): 200 stored (or already stored), 400 not an event we
+    can store, 401 unsigned or badly signed, 404 unknown webhook, 503 not stored — deliver again."""
+    status, body = attentive.attentive_delivery_receive(
+        public_id=public_id, body=request.body, signature=request.META.get(attentive.SIGNATURE_HEADER)
+    )
+    return JsonResponse(body, status=status)

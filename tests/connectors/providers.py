@@ -68,3 +68,15 @@ class ProviderSandbox:
 
     def calls(self, route: str) -> int:
         return len(self.control.calls(route))
+
+    def attentive_webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook registered at the sandbox's Attentive, signing keys included."""
+        return self.control._request("GET", "/_control/attentive/webhooks").json()["webhooks"]
+
+    def attentive_emit(self, webhook_id: str, **payload: Any) -> dict[str, Any]:
+        """Deliver events to a registered webhook (signed, retried); returns the emitter's report."""
+        response = self.control.session.post(
+            f"{self.url}/_control/attentive/webhooks/{webhook_id}/emit", json=payload, timeout=600
+        )
+        response.raise_for_status()
+        return response.json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import logging
 import subprocess
@@ -108,6 +110,34 @@ def test_no_plaintext_secret_anywhere(client, admin_client, clerk, providers, pr
         )
         responses.append(response.content.decode())
     secrets.add("pk_" + "z" * 34)
+
+    # The Attentive connect registered a webhook; its signing key is a secret too. Deliveries signed with it,
+    # with another key, and a malformed one: none may echo or log it.
+    from connectors.models import AttentiveWebhook
+
+    [registered] = providers.attentive_webhooks()
+    signing_key = registered["signingKey"]
+    secrets.add(signing_key)
+    webhook = AttentiveWebhook.objects.get()
+    statuses = []
+    for key, body in (
+        (signing_key, b'{"type": "sms.sent", "timestamp": 1632945178104}'),
+        ("0" * 64, b'{"type": "sms.sent", "timestamp": 1632945178104}'),
+        (signing_key, b'{"type": "sms.sent"}'),
+    ):
+        response = client.post(
+            f"/webhooks/attentive/{webhook.public_id}/",
+            data=body,
+            content_type="application/json",
+            HTTP_X_ATTENTIVE_HMAC_SHA256=hmac.new(key.encode(), body, hashlib.sha256).hexdigest(),
+        )
+        responses.append(response.content.decode())
+        statuses.append(response.status_code)
+    assert statuses == [200, 401, 400]
+    responses.append(admin_client.get("/admin/connectors/attentivewebhook/").content.decode())
+    page = admin_client.get(f"/admin/connectors/attentivewebhook/{webhook.pk}/change/")
+    assert page.status_code == 200
+    responses.append(page.content.decode())
 
     # OAuth connects.
     for provider in ("google_ads", "meta"):

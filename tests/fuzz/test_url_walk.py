@@ -48,6 +48,7 @@ PARAMETERS: dict[str, tuple[str, list[str], list[str]]] = {
     "key": ("acquisition", [], ["no-such-starter", "-"]),
     "provider": ("google_ads", [], ["meta", "klaviyo", "nope", *HOSTILE_TEXT[:3]]),
     "token": ("not-a-token", [], HOSTILE_TEXT),
+    "public_id": ("no-such-webhook", [], HOSTILE_TEXT[:3]),  # /webhooks/attentive/<public_id>/: 404 unless known
 }
 ADMIN_OBJECT_IDS = [str(MISSING_ID), BEYOND_BIGINT, "abc", "%00", "1%2F2"]  # besides a real row's pk
 
