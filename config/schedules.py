@@ -77,6 +77,15 @@ SCHEDULES: list[Schedule] = [
         why="Renew OAuth tokens before they expire (Google 10 min ahead, Meta 7 days ahead), so no sync "
         "finds an expired token and no merchant has to sign in again; every 5 min fits Google's 1-hour tokens.",
     ),
+    Schedule(
+        name="app:ingestion-sweep",
+        task="ingestion.sweep",
+        every_seconds=60,
+        expires_seconds=50,
+        why="Trigger each store's Airbyte connections when due (hourly, each at a minute of its own so a thousand "
+        "stores do not all start at :00), follow every job not yet finished (a killed worker's too) and retry "
+        "failed ones; every minute so a slot is kept to the minute and a lost poll is picked up within two.",
+    ),
 ]
 
 

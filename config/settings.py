@@ -375,6 +375,21 @@ AIRBYTE_API_URL = env.str(
 AIRBYTE_CLIENT_ID = env.str("AIRBYTE_CLIENT_ID", default="sandbox-airbyte-client" if DEV else "")
 AIRBYTE_CLIENT_SECRET = _secret("AIRBYTE_CLIENT_SECRET", "sandbox-airbyte-secret")
 AIRBYTE_WORKSPACE_ID = env.str("AIRBYTE_WORKSPACE_ID", default="5ae6b09b-fdec-41af-aaf7-7d94cfc33ef6" if DEV else "")
+# The one PostgreSQL destination Airbyte writes every store's raw schema into; created in Airbyte once, on
+# the first connect (ingestion/services.py). An empty host means the warehouse database itself (local
+# development). The password is sent to Airbyte only: never logged, shown in admin or returned.
+AIRBYTE_DESTINATION_HOST = env.str("AIRBYTE_DESTINATION_HOST", default="")
+AIRBYTE_DESTINATION_PORT = env.int("AIRBYTE_DESTINATION_PORT", default=5432)
+AIRBYTE_DESTINATION_DATABASE = env.str("AIRBYTE_DESTINATION_DATABASE", default="")
+AIRBYTE_DESTINATION_USER = env.str("AIRBYTE_DESTINATION_USER", default="")
+AIRBYTE_DESTINATION_PASSWORD = env.str("AIRBYTE_DESTINATION_PASSWORD", default="")
+AIRBYTE_DESTINATION_SSL_MODE = env.str("AIRBYTE_DESTINATION_SSL_MODE", default="disable" if DEV else "require")
+# Each connection syncs this often, at a minute of the hour derived from its id (staggered).
+AIRBYTE_SYNC_INTERVAL_SECONDS = env.int("AIRBYTE_SYNC_INTERVAL_SECONDS", default=3600)
+# After this many failed syncs in a row the store's owners and admins are told, once per failing run.
+AIRBYTE_SYNC_ALERT_AFTER_FAILURES = env.int("AIRBYTE_SYNC_ALERT_AFTER_FAILURES", default=3)
+# Airbyte's API unreachable this long → one ERROR line for staff per outage (syncs catch up afterwards).
+AIRBYTE_OUTAGE_ALERT_SECONDS = env.int("AIRBYTE_OUTAGE_ALERT_SECONDS", default=600)
 if not DEV:
     _check(boot.airbyte_problem(AIRBYTE_API_URL, AIRBYTE_CLIENT_ID, AIRBYTE_CLIENT_SECRET, AIRBYTE_WORKSPACE_ID))
 

@@ -54,6 +54,11 @@ CREDENTIAL_UNUSABLE = "This connection needs to be reconnected."
 REFRESH_BUSY = "Another refresh of this credential is taking too long."
 REFRESH_FAILED_RECENTLY = "The last refresh of this credential failed moments ago."
 
+# Audited credential changes after which ingestion reconciles the credential's Airbyte pipeline.
+INGESTION_FOLLOWS = frozenset(
+    {"credential.connected", "credential.reconnected", "credential.refreshed", "credential.needs_reauth",
+     "credential.revoked"}
+)  # fmt: skip
 # Renew a little before the provider's own expiry so a call does not race the clock.
 EXPIRY_SKEW = dt.timedelta(seconds=60)
 
@@ -109,6 +114,11 @@ def _audit(credential: ConnectorCredential, action: str, actor: Actor, request_c
         },
         **(request_ctx or {}),
     )
+    if action in INGESTION_FOLLOWS:
+        # Every change of a credential's state is audited here: the Airbyte source and connection follow it.
+        from ingestion.tasks import pipeline_follow_credential_task
+
+        pipeline_follow_credential_task.delay_on_commit(credential.pk)
 
 
 @sensitive_variables()

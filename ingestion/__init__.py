@@ -9,4 +9,11 @@ knowledge of how data is moved.
 
 Airbyte's public API and its errors are in shared/INGESTION.md §1; `ingestion.client` speaks it, and
 the tests drive the sandbox's stand-in of it (`sandbox/providers/airbyte.py`).
+
+- `sources`: per provider, the Airbyte source (type, configuration from the decrypted credential, raw-table
+  prefix, the streams the marts read); adding a provider is one entry.
+- `models`: the deployment's workspace and destination, a `Pipeline` (source + connection + schedule) per
+  credential, a `SyncJob` per Airbyte job.
+- `services`: the pipeline follows its credential (told by `connectors.services` after commit); the sweeper
+  triggers due syncs (staggered), attaches on 409, polls, retries and alerts (docs/async.md, "ingestion").
 """

@@ -30,8 +30,11 @@ The public JobResponse carries no failure reason (Airbyte reports it in its noti
 internal Config API), so a job's ``errorType``/``errorMessage``/``errorOrigin`` are visible only to
 tests, through ``GET /_control/airbyte/jobs/{id}``.
 
-Writing rows into the destination on a sync comes next: today a succeeded sync reports the
-scripted ``rowsSynced``/``bytesSynced`` (0 by default) and writes nothing.
+A sync or reset without a scripted outcome is carried out by a worker thread
+(``sandbox.providers.airbyte_worker``): it writes the simulated world (``sandbox.world``) into the
+connection's Postgres destination by cursor, and the job ends when both its stage time is over and the
+worker is done, failing as the worker failed. A scripted outcome that says how the job ends (a status
+other than succeeded, rows, bytes, an error) replaces the worker: nothing is written.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
+import logging
 import re
 import secrets
 import threading
@@ -52,8 +56,20 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Response
 
+from sandbox.providers import airbyte_worker
+from sandbox.providers.airbyte_worker import JobPlan, StreamPlan, SyncFailure
 from sandbox.routing import Context, Route, json_response, read_json_object
+from sandbox.world.world import (
+    Clock,
+    WorldSettings,
+    settings_update,
+    world_identity,
+    world_of,
+    world_settings,
+    world_start,
+)
 
+logger = logging.getLogger("sandbox")
 SECRETS_MASK = "**********"
 ROOTS = ("v1", "api/public/v1")
 TOKEN_TTL = 900
@@ -74,6 +90,7 @@ SYNC_MODES = (
     "incremental_append",
     "incremental_deduped_history",
 )
+_ENDING_FIELDS = frozenset({"rowsSynced", "bytesSynced", "errorType", "errorMessage", "errorOrigin"})
 _SEQUENCE = itertools.count()  # creation order, for lists (createdAt has only seconds)
 ERROR_TYPES = ("config_error", "system_error", "transient_error", "manual_cancellation")
 
@@ -188,6 +205,16 @@ SOURCE_SPECS: dict[str, dict[str, Any]] = {
         },
         ("api_key",),
     ),
+    # source-exchange-rates (exchangeratesapi.io / apilayer): the FX table the marts convert ad spend with.
+    "exchange-rates": _obj(
+        {
+            "access_key": _secret(),
+            "start_date": _s(pattern=DATE),
+            "base": _s(pattern=r"^[A-Z]{3}$"),
+            "ignore_weekends": _bool(),
+        },
+        ("access_key", "start_date"),
+    ),
 }
 
 _SSL_KEY = {"client_key_password": _secret()}
@@ -255,6 +282,7 @@ SOURCE_DEFINITIONS = {
     "facebook-marketing": "e7778cfc-e97c-4458-9ecb-b4f2bba8946c",
     "google-ads": "253487c0-2246-43ba-a21f-5116b20a2c50",
     "klaviyo": "95e8cffd-b8c4-4039-968e-d32fb4a69bde",
+    "exchange-rates": "e2b40e36-aa0e-4bed-b41b-bcea6fa348b1",  # the connector registry's id
 }
 DESTINATION_DEFINITIONS = {"postgres": "25c5221d-dce2-4163-ade9-739ef790f503"}
 
@@ -282,7 +310,12 @@ CATALOGS: dict[str, tuple[dict[str, Any], ...]] = {
     ),
     "google-ads": (
         _stream("customer", "segments.date", [["customer.id"], ["segments.date"]]),
-        _stream("campaign", "segments.date", [["campaign.id"], ["segments.date"]]),
+        # One row per campaign, day, network and device, as the raw table holds it (analytics/raw_schema.py).
+        _stream(
+            "campaign",
+            "segments.date",
+            [["campaign.id"], ["segments.date"], ["segments.ad_network_type"], ["segments.device"]],
+        ),
         _stream("ad_group", "segments.date", [["ad_group.id"], ["segments.date"]]),
     ),
     "klaviyo": (
@@ -293,6 +326,7 @@ CATALOGS: dict[str, tuple[dict[str, Any], ...]] = {
         _stream("profiles", "updated", [["id"]]),
         _stream("lists", "updated", [["id"]]),
     ),
+    "exchange-rates": (_stream("rates", "date", [["date"]]),),  # lands as exchange_rates_rates (prefix exchange_rates_)
 }
 
 
@@ -506,6 +540,10 @@ class AirbyteState:
             self.jobs: dict[int, dict[str, Any]] = {}
             self.outcomes: deque[dict[str, Any]] = deque()
             self.next_job_id = 1
+            self.world = WorldSettings()
+            self.clock = Clock()
+            self.world_starts: dict[str, dt.date] = {}  # identity -> first simulated day, fixed by its first sync
+            self.worker_locks: dict[str, threading.Lock] = {}
 
     # tokens
     def configure(self, options: dict[str, Any]) -> None:
@@ -564,7 +602,21 @@ class AirbyteState:
                 duration = job["durations"][job["index"]]
                 if duration is None or now < job["entered_at"] + duration:
                     break
-                self._enter(job, job["index"] + 1, job["entered_at"] + duration)
+                at = job["entered_at"] + duration
+                if job["index"] + 1 == len(job["stages"]) - 1 and job["worker"] is not None:
+                    if job["worked_at"] is None:
+                        break  # the worker is still writing: the job stays running
+                    at = max(at, job["worked_at"])
+                    self._worker_outcome(job)
+                self._enter(job, job["index"] + 1, at)
+
+    @staticmethod
+    def _worker_outcome(job: dict[str, Any]) -> None:
+        """The job ends as its worker's sync ended (unless a test forced the end with `advance(to=...)`)."""
+        if job["stages"][-1] == "succeeded" and job["work_error"] is not None:
+            job["stages"][-1] = "failed"
+            job["error_type"], job["error_message"] = job["work_error"]
+            job["error_origin"] = "destination"  # the worker only ever fails writing
 
     def _enter(self, job: dict[str, Any], index: int, at: float) -> None:
         job["index"], job["entered_at"] = index, at
@@ -574,11 +626,16 @@ class AirbyteState:
             job["rows"], job["bytes"] = (job["outcome_rows"], job["outcome_bytes"])
 
     def advance(self, job: dict[str, Any], to: str | None) -> None:
+        worker = job["worker"]
+        if worker is not None and (to == "succeeded" or (to is None and job["index"] + 2 >= len(job["stages"]))):
+            worker.join()  # outside the lock: the worker takes it to record each stream it commits
         with self._lock:
             self.tick(job)
             if self.status(job) in TERMINAL:
                 raise Problem(409, "state-conflict", "Job is not currently running")
             if to is None:
+                if job["index"] + 1 == len(job["stages"]) - 1 and job["worker"] is not None:
+                    self._worker_outcome(job)
                 self._enter(job, job["index"] + 1, time.time())
                 return
             if to in TERMINAL:
@@ -598,6 +655,7 @@ class AirbyteState:
                 raise Problem(409, "state-conflict", "Job is not currently running")
             job["stages"] = [*job["stages"][: job["index"] + 1], "cancelled"]
             job["error_type"], job["error_message"] = "manual_cancellation", "The sync was cancelled."
+            job["cancel_requested"] = True  # the worker stops before its next stream
             job["outcome_rows"], job["outcome_bytes"] = 0, 0
             self._enter(job, job["index"] + 1, time.time())
 
@@ -614,7 +672,10 @@ class AirbyteState:
                         return job
             return None
 
-    def new_job(self, connection_id: str, job_type: str) -> dict[str, Any]:
+    def new_job(
+        self, connection_id: str, job_type: str, plan: Callable[[int], JobPlan | None] | None = None
+    ) -> dict[str, Any]:
+        """A job; without a scripted outcome, `plan(job_id)` gives the work its worker thread does."""
         with self._lock:
             outcome = self.take_outcome(connection_id)
             final = outcome.get("status", "succeeded")
@@ -643,10 +704,112 @@ class AirbyteState:
             if final == "failed" and not job["error_type"]:
                 job["error_type"], job["error_message"] = "system_error", "The sync failed."
             job["entered_at"] = job["created_at"]
+            job.update(worker=None, worked_at=None, work_error=None, cancel_requested=False)
+            # An outcome that shapes only the timing (a slow job, an incomplete attempt) keeps the worker;
+            # one that says how the job ends (failed, cancelled, rows/bytes, an error) replaces it.
+            scripted = final != "succeeded" or bool(_ENDING_FIELDS & set(outcome))
+            work = plan(job["jobId"]) if plan is not None and not scripted else None
+            if work is not None:
+                job["worker"] = threading.Thread(
+                    target=self._work, args=(job, work), name=f"airbyte-job-{job['jobId']}", daemon=True
+                )
             self.next_job_id += 1
             self.jobs[job["jobId"]] = job
+            if job["worker"] is not None:
+                job["worker"].start()
             self.tick(job)
             return job
+
+    # the worker
+    def job_plan(self, connection: dict[str, Any], source: dict[str, Any], destination: dict[str, Any],
+                 job_id: int, job_type: str, klaviyo_account: str | None = None,
+                 shop_of: Callable[[str], dict[str, Any] | None] = lambda identity: None) -> JobPlan:  # fmt: skip
+        """What a job of `connection` will do, copied now: a later PATCH applies to the next job only.
+
+        `shop_of(identity)` is the sandbox Shopify's record of the world's shop, if it has one: the
+        merchant then lives in that shop's time zone and currency, as the store the app installed."""
+        with self._lock:
+            now = self.clock.now()
+            identity = world_of(self.world, world_identity(source["type"], source["configuration"], klaviyo_account))
+            settings = world_settings(self.world, identity)
+            shop = shop_of(identity)
+            if shop:
+                settings.timezone = shop.get("iana_timezone") or settings.timezone
+                settings.currency = shop.get("currency") or settings.currency
+            start = self.world_starts.setdefault(identity, world_start(settings, now))
+            states = connection.setdefault("world_streams", {})
+            streams = []
+            for entry in connection["configurations"]["streams"]:
+                state = states.setdefault(entry["name"], {"cursor": None, "generation": 0})
+                streams.append(
+                    StreamPlan(
+                        name=entry["name"],
+                        sync_mode=entry["syncMode"],
+                        primary_key=[airbyte_worker.column_name(p) for p in entry.get("primaryKey", [])],
+                        cursor=airbyte_worker.column_name(entry["cursorField"]) if entry.get("cursorField") else None,
+                        lo=state["cursor"],
+                        generation=state["generation"] + (1 if job_type != "sync" else 0),
+                    )
+                )
+            return JobPlan(
+                job_id=job_id,
+                job_type="sync" if job_type == "sync" else "reset",
+                source_type=source["type"],
+                identity=identity,
+                settings=settings,
+                start=start,
+                now=now,
+                destination=copy.deepcopy(destination["configuration"]),
+                namespace=airbyte_worker.namespace_of(connection, destination["configuration"]),
+                prefix=connection.get("prefix") or "",
+                streams=streams,
+            )
+
+    def _work(self, job: dict[str, Any], plan: JobPlan) -> None:
+        connection_id = job["connectionId"]
+        with self._lock:
+            lock = self.worker_locks.setdefault(connection_id, threading.Lock())
+            connection = self.connections.get(connection_id)
+            report = {"jobId": job["jobId"], "jobType": job["jobType"], "identity": plan.identity,
+                      "now": _iso(plan.now), "streams": {}}  # fmt: skip
+
+        def committed(stream: StreamPlan, stream_report: dict[str, Any]) -> None:
+            with self._lock:
+                if connection is None:
+                    return
+                state = connection.setdefault("world_streams", {}).setdefault(
+                    stream.name, {"cursor": None, "generation": 0}
+                )
+                state["generation"] = stream.generation
+                state["cursor"] = plan.now if plan.job_type == "sync" else None
+                report["streams"][stream.name] = stream_report
+
+        error = None
+        with lock:  # a forced end lets the next job start while this one still writes: one at a time
+            with self._lock:  # the cursors and generations the previous job left, now that it is done
+                states = connection.get("world_streams", {}) if connection is not None else {}
+                for stream in plan.streams:
+                    state = states.get(stream.name, {"cursor": None, "generation": 0})
+                    stream.lo = state["cursor"]
+                    stream.generation = state["generation"] + (1 if plan.job_type != "sync" else 0)
+            try:
+                airbyte_worker.run_job(plan, committed=committed, cancelled=lambda: job["cancel_requested"])
+            except SyncFailure as failure:
+                error = (failure.error_type, failure.message)
+            except Exception as exc:  # a crash is the job's failure, never the server's
+                logger.exception("airbyte job %s: the worker crashed", job["jobId"])
+                error = ("system_error", f"The sync failed: {type(exc).__name__}")
+        with self._lock:
+            report["rows"] = sum(s["rows"] for s in report["streams"].values())
+            report["bytes"] = sum(s["bytes"] for s in report["streams"].values())
+            report["errorType"], report["errorMessage"] = error or (None, None)
+            if connection is not None:
+                connection["last_sync"], connection["last_plan"] = report, plan
+            job["outcome_rows"], job["outcome_bytes"] = report["rows"], report["bytes"]
+            if self.status(job) in TERMINAL:  # forced to its end already: show what was written
+                job["rows"], job["bytes"] = report["rows"], report["bytes"]
+            job["work_error"] = error
+            job["worked_at"] = time.time()
 
 
 # --- response shapes ---------------------------------------------------------------------------------
@@ -1178,7 +1341,26 @@ def jobs_create(ctx: Context) -> Response:
             "Please try again later.",
             {"message": f"A sync is already running for: {connection['connectionId']}"},
         )
-    job = airbyte.new_job(connection["connectionId"], job_type)
+    source = airbyte.sources[connection["sourceId"]]
+    destination = airbyte.destinations[connection["destinationId"]]
+    account = None
+    if source["type"] == "klaviyo":  # the world of a Klaviyo key is its account's, when the sandbox issued it
+        account = (ctx.state.klaviyo.get(source["configuration"].get("api_key", "")) or {}).get("account_id")
+
+    def shop_of(identity: str) -> dict[str, Any] | None:
+        kind, _, handle = identity.partition(":")
+        if kind != "shopify":
+            return None
+        with ctx.state.shopify._lock:  # a known shop only: looking must not create one
+            shop = ctx.state.shopify.shops.get(f"{handle}.myshopify.com")
+            return dict(shop) if shop else None
+
+    def plan(job_id: int) -> JobPlan | None:
+        if source["deleted"] or destination["deleted"]:
+            return None
+        return airbyte.job_plan(connection, source, destination, job_id, job_type, account, shop_of)
+
+    job = airbyte.new_job(connection["connectionId"], job_type, plan)
     return json_response(job_body(airbyte, job))
 
 
@@ -1394,6 +1576,87 @@ def control_source_configuration(ctx: Context, source_id: str) -> Response:
         return json_response(copy.deepcopy(source["configuration"]))
 
 
+def control_world(ctx: Context) -> Response:
+    """GET: the world's settings and clock. POST: change settings (history_days, orders_per_day, seed,
+    timezone, currency, start_date, links, worlds); first days already fixed by a sync are forgotten."""
+    airbyte = ctx.state.airbyte
+    if ctx.request.method == "POST":
+        payload = read_json_object(ctx.request)
+        with airbyte._lock:
+            try:
+                airbyte.world = settings_update(airbyte.world, payload)
+            except ValueError as exc:
+                return json_response({"error": str(exc)}, status=400)
+            airbyte.world_starts.clear()
+    with airbyte._lock:
+        return json_response({**airbyte.world.to_dict(), "clock": _clock_body(airbyte)})
+
+
+def _clock_body(airbyte: AirbyteState) -> dict[str, Any]:
+    now = airbyte.clock.now()
+    return {"now": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(), "frozen": airbyte.clock.frozen is not None}
+
+
+def control_world_clock(ctx: Context) -> Response:
+    """``{"now": ISO-8601}`` sets (and freezes) the world's now, ``{"advance": seconds}`` moves it on,
+    ``{"wall": true}`` follows the wall clock again. A job reads the clock when it is created."""
+    airbyte = ctx.state.airbyte
+    payload = read_json_object(ctx.request)
+    try:
+        if len(payload) != 1 or not set(payload) <= {"now", "advance", "wall"}:
+            raise ValueError("give exactly one of now (ISO-8601), advance (seconds) or wall (true)")
+        if "now" in payload:
+            if not isinstance(payload["now"], str):
+                raise ValueError("now must be an ISO-8601 date-time with a time zone")
+            when = dt.datetime.fromisoformat(payload["now"].replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                raise ValueError("now must be an ISO-8601 date-time with a time zone")
+            airbyte.clock.set(when.timestamp())
+        elif "advance" in payload:
+            seconds = payload["advance"]
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                raise ValueError("advance must be a number of seconds >= 0")
+            airbyte.clock.advance(seconds)
+        elif payload["wall"] is not True:
+            raise ValueError("wall must be true")
+        else:
+            airbyte.clock.follow_wall_clock()
+    except ValueError as exc:
+        return json_response({"error": str(exc)}, status=400)
+    return json_response(_clock_body(airbyte))
+
+
+def control_connection_last_sync(ctx: Context, connection_id: str) -> Response:
+    """What the connection's last sync or reset wrote: per stream its table, rows, bytes, sums of its
+    numeric columns over the rows written, window ``[from, to)`` of the world's time and generation."""
+    airbyte = ctx.state.airbyte
+    with airbyte._lock:
+        connection = airbyte.connections.get(connection_id)
+        if connection is None:
+            return json_response({"error": f"no connection {connection_id}"}, status=404)
+        report = connection.get("last_sync")
+        if report is None:
+            return json_response({"error": "no sync has written anything yet"}, status=404)
+        return json_response(copy.deepcopy(report))
+
+
+def control_connection_last_sync_records(ctx: Context, connection_id: str) -> Response:
+    """``?stream=<name>``: the records the last sync wrote for that stream, one object per row with the
+    stream's columns typed as JSON (numeric as strings, exact). The world is replayed, not stored."""
+    airbyte = ctx.state.airbyte
+    name = ctx.request.args.get("stream")
+    with airbyte._lock:
+        connection = airbyte.connections.get(connection_id)
+        plan = connection.get("last_plan") if connection is not None else None
+        report = connection.get("last_sync") if connection is not None else None
+        if plan is None or report is None:
+            return json_response({"error": f"no sync of connection {connection_id} wrote anything"}, status=404)
+        stream = report["streams"].get(name)
+        if stream is None:
+            return json_response({"error": f"the last sync wrote no stream {name!r}"}, status=404)
+    return json_response(airbyte_worker.written_records(plan, name, stream))
+
+
 def _route(name: str, rule: str, methods: tuple[str, ...], handler: Callable[..., Response]) -> Route:
     return Route(f"airbyte.{name}", f"/airbyte/<path:root>{rule}", methods, handler, airbyte_error_body)
 
@@ -1473,6 +1736,22 @@ ROUTES = (
         control=True,
     ),
     Route("control.airbyte.state", "/_control/airbyte/state", ("GET",), control_state, control=True),
+    Route("control.airbyte.world", "/_control/airbyte/world", ("GET", "POST"), control_world, control=True),
+    Route("control.airbyte.world.clock", "/_control/airbyte/world/clock", ("POST",), control_world_clock, control=True),
+    Route(
+        "control.airbyte.connections.last_sync.records",
+        "/_control/airbyte/connections/<connection_id>/last-sync/records",
+        ("GET",),
+        control_connection_last_sync_records,
+        control=True,
+    ),
+    Route(
+        "control.airbyte.connections.last_sync",
+        "/_control/airbyte/connections/<connection_id>/last-sync",
+        ("GET",),
+        control_connection_last_sync,
+        control=True,
+    ),
     Route(
         "control.airbyte.sources.configuration",
         "/_control/airbyte/sources/<source_id>/configuration",

@@ -122,7 +122,7 @@ def test_disconnect_forgets_secrets_and_revokes_at_google_after_commit(
     credential.refresh_from_db()
     assert credential.status == CredentialStatus.REVOKED
     assert (credential.access_token_enc, credential.refresh_token_enc) == ("", "")
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the revoke at Google, and ingestion following the credential (its pipeline)
     assert [c["status"] for c in providers.control.calls("google.oauth.revoke")] == [200]
 
 

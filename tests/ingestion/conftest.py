@@ -24,3 +24,18 @@ def airbyte(settings, sandbox_server, sandbox) -> Iterator[AirbyteSandbox]:
     TOKENS.clear()  # tokens from an earlier test belong to a reset sandbox
     yield control
     TOKENS.clear()
+
+
+# The connectors' fixtures: provider settings on the sandbox, a fresh encryption key, no notification delivery.
+from tests.connectors.conftest import _no_notification_delivery, encryption_key, providers  # noqa: E402, F401
+
+
+@pytest.fixture
+def eager(settings):
+    """Run tasks inline where they are enqueued (Celery's own switch): the hook → task → service path."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

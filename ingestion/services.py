@@ -1,0 +1,681 @@
+"""Writes for ingestion: each credential's Airbyte source and connection follow the credential, and the
+sweeper triggers and follows their sync jobs.
+
+Every function here is idempotent and works from the rows, not from memory, so a crash anywhere is repaired
+by running it again (the sweeper does): a source created but not recorded is found by nothing — hence each
+Airbyte id is saved in the same transaction the call is made in, even when a later call of the same
+reconcile fails (the failure is raised after commit); a job started but not recorded is found by the 409
+of the next trigger (attach); a job recorded but not followed is polled by the sweeper.
+
+Errors: Airbyte unreachable (`Transient`, `RateLimited`) is the platform's outage, not the store's — it is
+not counted against a pipeline, the schedule is kept, and staff get one ERROR line per outage. Anything else
+Airbyte refuses is the pipeline's failure (counted, retried with backoff, the store's admins told after
+AIRBYTE_SYNC_ALERT_AFTER_FAILURES in a row, once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.debug import sensitive_variables
+
+from compliance.services import Actor, audit_event_record
+from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus
+from connectors.models import ConnectorCredential
+from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineStatus
+from ingestion.client import AirbyteClient, Conflict, NotFound, ProviderError, RateLimited, Transient, TryLater
+from ingestion.models import Pipeline, SyncJob, Workspace
+from ingestion.sources import SOURCES, changed_part, default_start_date, digests
+
+logger = logging.getLogger(__name__)
+
+UNREACHABLE = (Transient, RateLimited)
+# Polls of a running job: 5 s, 10 s, 20 s ... then every minute.
+POLL_FIRST_SECONDS = 5.0
+POLL_MAX_SECONDS = 60.0
+# A job whose next poll is this late has lost its task (a killed worker): the sweeper polls it.
+POLL_GRACE_SECONDS = 60.0
+# A failed sync is retried after 5 min, 10 min, 20 min ... but never later than its next regular slot.
+RETRY_FIRST_SECONDS = 300.0
+SYNC_FAILED = "The sync failed in Airbyte."
+SYNC_CANCELLED = "The sync was cancelled."
+JOB_VANISHED = "Airbyte no longer knows this job."
+
+
+class IngestionError(Exception):
+    """Base of the errors raised here; `message` is safe to show (no secret, no configuration)."""
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class AirbyteUnreachable(IngestionError):
+    """Airbyte's API did not answer (5xx, 429, timeout): retry later, nothing was lost."""
+
+
+def _client() -> AirbyteClient:
+    return AirbyteClient()
+
+
+def _error_text(error: Exception) -> tuple[str, str]:
+    code = getattr(error, "code", "") or type(error).__name__
+    return str(code)[:64], str(error)[:500]
+
+
+# --- scheduling ----------------------------------------------------------------------------------
+
+
+def stagger_offset(key: str, interval_seconds: int) -> int:
+    """Seconds into each interval at which a connection fires: a hash of its id, so a thousand stores do not
+    all sync at :00 — and a connection keeps its slot across restarts."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % max(1, interval_seconds)
+
+
+def next_slot(key: str, interval_seconds: int, after: dt.datetime) -> dt.datetime:
+    """The first of the connection's slots (offset + k·interval, epoch-aligned) strictly after `after`."""
+    interval = max(1, interval_seconds)
+    offset = stagger_offset(key, interval)
+    epoch = int(after.timestamp())
+    slot = (epoch - offset) // interval * interval + offset + interval
+    return dt.datetime.fromtimestamp(slot, tz=dt.UTC)
+
+
+def _backoff(base: float, attempt: int, ceiling: float) -> float:
+    """Exponential with jitter (between 3/4 and all of base·2^(attempt-1)), at most `ceiling`."""
+    seconds = min(ceiling, base * 2 ** max(0, attempt - 1))
+    return random.uniform(seconds * 0.75, seconds)
+
+
+# --- the Airbyte API's health -------------------------------------------------------------------
+
+
+def workspace_get() -> Workspace:
+    workspace, _ = Workspace.objects.get_or_create(workspace_id=settings.AIRBYTE_WORKSPACE_ID)
+    return workspace
+
+
+def _api_down(error: Exception) -> None:
+    """Record the outage; its one ERROR line for staff once it has lasted AIRBYTE_OUTAGE_ALERT_SECONDS."""
+    now = timezone.now()
+    with transaction.atomic():
+        workspace_get()
+        workspace = Workspace.objects.select_for_update().get(workspace_id=settings.AIRBYTE_WORKSPACE_ID)
+        if workspace.api_down_since is None:
+            workspace.api_down_since = now
+            logger.warning("Airbyte API unreachable (%s): syncs wait until it answers", _error_text(error)[0])
+        if workspace.api_alerted_at is None and (now - workspace.api_down_since).total_seconds() >= (
+            settings.AIRBYTE_OUTAGE_ALERT_SECONDS
+        ):
+            workspace.api_alerted_at = now
+            logger.error(
+                "Airbyte API unreachable since %s (%s): no store syncs until it answers; they catch up then",
+                workspace.api_down_since.isoformat(),
+                _error_text(error)[0],
+            )
+        workspace.save(update_fields=["api_down_since", "api_alerted_at", "updated_at"])
+
+
+def _api_up() -> None:
+    recovered = Workspace.objects.filter(
+        workspace_id=settings.AIRBYTE_WORKSPACE_ID, api_down_since__isnull=False
+    ).update(api_down_since=None, api_alerted_at=None, updated_at=timezone.now())
+    if recovered:
+        logger.info("Airbyte API answers again: syncs catch up")
+
+
+# --- the destination -----------------------------------------------------------------------------
+
+
+@sensitive_variables()
+def destination_configuration() -> dict[str, Any]:
+    """The deployment's PostgreSQL destination, from AIRBYTE_DESTINATION_*; an empty host is the warehouse."""
+    warehouse = settings.DATABASES["warehouse"]
+    own = bool(settings.AIRBYTE_DESTINATION_HOST)
+    configuration: dict[str, Any] = {
+        "host": settings.AIRBYTE_DESTINATION_HOST if own else (warehouse.get("HOST") or "127.0.0.1"),
+        "port": int(settings.AIRBYTE_DESTINATION_PORT if own else (warehouse.get("PORT") or 5432)),
+        "database": settings.AIRBYTE_DESTINATION_DATABASE or warehouse["NAME"],
+        "schema": "public",  # every connection names its own namespace (the store's raw schema)
+        "username": settings.AIRBYTE_DESTINATION_USER or warehouse.get("USER") or "",
+        "ssl_mode": {"mode": settings.AIRBYTE_DESTINATION_SSL_MODE},
+        "tunnel_method": {"tunnel_method": "NO_TUNNEL"},
+        "disable_type_dedupe": False,
+        "unconstrained_number": True,
+    }
+    password = settings.AIRBYTE_DESTINATION_PASSWORD if own else (warehouse.get("PASSWORD") or "")
+    if password:
+        configuration["password"] = password
+    return configuration
+
+
+@sensitive_variables()
+def destination_ensure(client: AirbyteClient) -> str:
+    """The destination's id: created once per deployment (row-locked, so never twice), updated when the
+    settings change (only what changed is sent)."""
+    workspace_get()
+    with transaction.atomic():
+        workspace = Workspace.objects.select_for_update().get(workspace_id=settings.AIRBYTE_WORKSPACE_ID)
+        configuration = destination_configuration()
+        if not workspace.destination_id:
+            created = client.create_destination(
+                name="warehouse", workspace_id=workspace.workspace_id, destination_type="postgres",
+                configuration=configuration,
+            )  # fmt: skip
+            workspace.destination_id = str(created["destinationId"])
+            workspace.destination_digests = digests(configuration)
+            workspace.save(update_fields=["destination_id", "destination_digests", "updated_at"])
+            logger.info("Airbyte destination %s created", workspace.destination_id)
+        else:
+            patch = changed_part(configuration, workspace.destination_digests)
+            if patch:
+                client.patch_destination(workspace.destination_id, configuration=patch)
+                workspace.destination_digests = digests(configuration)
+                workspace.save(update_fields=["destination_digests", "updated_at"])
+        return workspace.destination_id
+
+
+def _exists(get: Callable[[str], dict[str, Any]], resource_id: str) -> bool:
+    """Whether Airbyte still has it (a deleted connection is kept as `deprecated`: gone for us)."""
+    try:
+        return get(resource_id).get("status") != "deprecated"
+    except NotFound:
+        return False
+
+
+def _destination_check(client: AirbyteClient) -> None:
+    """Forget the destination if Airbyte no longer has it (a replaced server): the next use creates it."""
+    workspace = workspace_get()
+    if not workspace.destination_id:
+        return
+    try:
+        client.get_destination(workspace.destination_id)
+    except NotFound:
+        logger.warning("Airbyte lost destination %s; it is created again", workspace.destination_id)
+        Workspace.objects.filter(pk=workspace.pk, destination_id=workspace.destination_id).update(
+            destination_id="", destination_digests={}, updated_at=timezone.now()
+        )
+
+
+# --- the lifecycle: the pipeline follows its credential ----------------------------------------------
+
+
+def _lock_pipeline(credential: ConnectorCredential) -> Pipeline:
+    """The credential's pipeline, row-locked (created when missing); inside an atomic block."""
+    kind = SOURCES[credential.provider]
+    Pipeline.objects.get_or_create(
+        credential=credential,
+        defaults={
+            "merchant_id": credential.merchant_id,
+            "source_type": kind.source_type,
+            "start_date": default_start_date(timezone.localdate()),
+            "sync_interval_seconds": settings.AIRBYTE_SYNC_INTERVAL_SECONDS,
+        },
+    )
+    return Pipeline.objects.select_for_update().select_related("merchant").get(credential=credential)
+
+
+@sensitive_variables()
+def _source_ensure(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential) -> None:
+    """Create the source, or PATCH exactly the leaves of its configuration that changed (a new token)."""
+    kind = SOURCES[credential.provider]
+    configuration = kind.configuration(credential, pipeline.start_date)
+    if not pipeline.source_id:
+        created = client.create_source(
+            name=f"{pipeline.merchant.key}-{kind.source_type}",
+            workspace_id=settings.AIRBYTE_WORKSPACE_ID,
+            source_type=kind.source_type,
+            configuration=configuration,
+        )
+        pipeline.source_id = str(created["sourceId"])
+        pipeline.source_digests = digests(configuration)
+        return
+    patch = changed_part(configuration, pipeline.source_digests)
+    if patch:
+        client.patch_source(pipeline.source_id, configuration=patch)
+        pipeline.source_digests = digests(configuration)
+        logger.info("Airbyte source %s updated: %s", pipeline.source_id, ", ".join(sorted(_paths(patch))))
+
+
+def _paths(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """The leaf paths of a patch, for the log line (names only, never values)."""
+    found = []
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        found.extend(_paths(value, f"{path}.") if isinstance(value, dict) else [path])
+    return found
+
+
+def _connection_ensure(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential) -> None:
+    kind = SOURCES[credential.provider]
+    if not pipeline.connection_id:
+        created = client.create_connection(
+            source_id=pipeline.source_id,
+            destination_id=destination_ensure(client),
+            streams=[stream.configuration() for stream in kind.streams],
+            namespace_format=pipeline.merchant.raw_schema,
+            prefix=kind.prefix,
+            name=f"{pipeline.merchant.key} {kind.source_type}",
+            schedule={"scheduleType": "manual"},  # we trigger: staggered, and after a token refresh
+        )
+        pipeline.connection_id = str(created["connectionId"])
+        pipeline.next_sync_at = timezone.now()  # the history arrives with the first sync, right away
+    elif pipeline.status == PipelineStatus.PAUSED:
+        client.patch_connection(pipeline.connection_id, status="active")
+        pipeline.next_sync_at = timezone.now()
+
+
+def _teardown(client: AirbyteClient, pipeline: Pipeline) -> None:
+    """Deactivate, then delete the connection, then the source; each id is forgotten once Airbyte agrees."""
+    if pipeline.connection_id:
+        for call in (lambda: client.patch_connection(pipeline.connection_id, status="inactive"),
+                     lambda: client.delete_connection(pipeline.connection_id)):  # fmt: skip
+            try:
+                call()
+            except NotFound:
+                break  # already gone
+        pipeline.connection_id = ""
+    if pipeline.source_id:
+        with contextlib.suppress(NotFound):
+            client.delete_source(pipeline.source_id)
+        pipeline.source_id = ""
+        pipeline.source_digests = {}
+
+
+def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential) -> None:
+    if credential.status in USABLE_STATUSES and pipeline.merchant.is_active:
+        try:
+            _source_ensure(client, pipeline, credential)
+            _connection_ensure(client, pipeline, credential)
+        except NotFound:
+            # Deleted on Airbyte's side (by hand, say): what we hold is gone, so both are made afresh, once.
+            logger.warning("pipeline %s: Airbyte lost its source or connection; creating them again", pipeline.pk)
+            _destination_check(client)
+            if pipeline.source_id and not _exists(client.get_source, pipeline.source_id):
+                pipeline.source_id, pipeline.source_digests = "", {}
+            if pipeline.connection_id and not _exists(client.get_connection, pipeline.connection_id):
+                pipeline.connection_id = ""
+            _source_ensure(client, pipeline, credential)
+            _connection_ensure(client, pipeline, credential)
+        pipeline.status = PipelineStatus.ACTIVE
+    elif credential.status != CredentialStatus.REVOKED:  # needs reconnecting, or the store is uninstalled
+        if pipeline.connection_id and pipeline.status != PipelineStatus.PAUSED:
+            client.patch_connection(pipeline.connection_id, status="inactive")
+        pipeline.status = PipelineStatus.PAUSED if pipeline.connection_id else PipelineStatus.PENDING
+        pipeline.next_sync_at = None
+    else:  # revoked: disconnected, uninstalled
+        _teardown(client, pipeline)
+        pipeline.status = PipelineStatus.DELETED
+        pipeline.next_sync_at = None
+
+
+def pipeline_follow_credential(*, credential_id: int) -> Pipeline | None:
+    """Make Airbyte match the credential: usable → source (created or PATCHed) and an active connection;
+    needs reconnecting or the store inactive (uninstalled) → connection paused; revoked → connection
+    deactivated and deleted, source deleted.
+
+    None for a provider without an Airbyte source. Raises AirbyteUnreachable (retry later) or the client's
+    error, after saving every id Airbyte already gave us.
+    """
+    credential = ConnectorCredential.objects.get(pk=credential_id)
+    if credential.provider not in SOURCES:
+        return None
+    usable = credential.status in USABLE_STATUSES and credential.merchant.is_active
+    if not usable and not Pipeline.objects.filter(credential=credential).exists():
+        return None  # nothing in Airbyte to pause or delete
+    client = _client()
+    failure: Exception | None = None
+    with transaction.atomic():
+        pipeline = _lock_pipeline(credential)
+        credential = ConnectorCredential.objects.get(pk=credential_id)  # as of the lock: the latest change
+        try:
+            _reconcile(client, pipeline, credential)
+        except UNREACHABLE as exc:
+            failure = exc
+        except ProviderError as exc:
+            failure = exc
+            _failure_count(pipeline, *_error_text(exc), now=timezone.now())
+        pipeline.save()
+    if isinstance(failure, UNREACHABLE):
+        _api_down(failure)
+        raise AirbyteUnreachable("Airbyte is not answering; the pipeline is reconciled later.") from failure
+    if failure is not None:
+        raise failure
+    _api_up()
+    return pipeline
+
+
+# --- syncs ---------------------------------------------------------------------------------------
+
+
+def _job_fields(job: SyncJob, body: dict[str, Any]) -> None:
+    status = str(body.get("status") or job.status)
+    job.status = status if status in JobStatus.values else JobStatus.RUNNING  # unknown: still in progress
+    for name, key in (("rows_synced", "rowsSynced"), ("bytes_synced", "bytesSynced")):
+        if isinstance(body.get(key), int) and not isinstance(body.get(key), bool):
+            setattr(job, name, body[key])
+    started = parse_datetime(str(body.get("startTime") or "")) if body.get("startTime") else None
+    job.started_at = started or job.started_at
+    if job.status in TERMINAL_JOB_STATUSES:
+        ended = parse_datetime(str(body.get("lastUpdatedAt") or "")) if body.get("lastUpdatedAt") else None
+        job.finished_at = ended or timezone.now()
+
+
+def _job_record(pipeline: Pipeline, body: dict[str, Any], *, job_type: str, attached: bool) -> SyncJob:
+    """The job Airbyte told us about, recorded once whoever learns of it first (unique Airbyte id)."""
+    job, _created = SyncJob.objects.get_or_create(
+        connection_id=pipeline.connection_id,
+        airbyte_job_id=int(body["jobId"]),
+        defaults={"pipeline": pipeline, "job_type": job_type, "attached": attached},
+    )
+    if not job.is_terminal:
+        _job_fields(job, body)
+        job.next_poll_at = timezone.now() + dt.timedelta(seconds=POLL_FIRST_SECONDS)
+        job.save()
+        if job.is_terminal:
+            _job_finish(job, pipeline)
+    pipeline.last_job = job
+    return job
+
+
+@sensitive_variables()
+def _refresh_if_due(credential: ConnectorCredential) -> None:
+    """A token about to expire is renewed before the sync, so the source is PATCHed with the new one."""
+    if credential.auth_kind != AuthKind.OAUTH or credential.expires_at is None:
+        return
+    from connectors import services as connector_services
+
+    try:
+        connector_services.credential_refresh(credential_id=credential.pk)
+    except connector_services.RefreshRetryable:
+        logger.info("pipeline for credential %s: refresh failed, syncing with the current token", credential.pk)
+    except connector_services.CredentialUnusable:
+        pass  # now needs reconnecting: the sync below finds it unusable, and the follow task pauses the pipeline
+
+
+def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobType.SYNC) -> SyncJob | None:
+    """Trigger the pipeline's job if it is due (or `force`d by staff): refresh the token if due, PATCH what
+    changed into the source, then POST /jobs; a 409 attaches to the running job.
+
+    None when nothing was started: not due, not active, a job of ours still running, Airbyte unreachable
+    (the schedule is kept: the next sweep tries again), or refused (counted as a failure, retried later).
+    """
+    pipeline = Pipeline.objects.select_related("credential", "merchant").get(pk=pipeline_id)
+    now = timezone.now()
+    if pipeline.status != PipelineStatus.ACTIVE or not pipeline.connection_id or not pipeline.merchant.is_active:
+        return None  # an inactive store's pipelines are paused by the sweeper's follow
+    if not force and (pipeline.next_sync_at is None or pipeline.next_sync_at > now):
+        return None
+    if pipeline.jobs.exclude(status__in=TERMINAL_JOB_STATUSES).exists():
+        return None  # the poller follows it; a second job would only get a 409
+    if pipeline.credential.status not in USABLE_STATUSES:
+        return None
+    _refresh_if_due(pipeline.credential)
+    client = _client()
+    failure: Exception | None = None
+    job: SyncJob | None = None
+    with transaction.atomic():
+        pipeline = Pipeline.objects.select_for_update().select_related("merchant").get(pk=pipeline_id)
+        credential = ConnectorCredential.objects.get(pk=pipeline.credential_id)
+        if pipeline.status != PipelineStatus.ACTIVE or credential.status not in USABLE_STATUSES:
+            return None
+        try:
+            _source_ensure(client, pipeline, credential)
+            try:
+                body, attached = client.start_job(pipeline.connection_id, job_type), False
+            except TryLater:
+                body, attached = client.running_job(pipeline.connection_id), True
+            except Conflict:
+                # Not active in Airbyte although it is for us: deleted there (Airbyte keeps it, deprecated), or
+                # paused by hand. We are the source of truth: made again, or resumed for the next sweep.
+                status = client.get_connection(pipeline.connection_id).get("status")
+                if status == "deprecated":
+                    raise NotFound("the connection was deleted in Airbyte", code="deleted") from None
+                client.patch_connection(pipeline.connection_id, status="active")
+                body, attached = None, False
+            if body is not None:
+                if job_type == JobType.SYNC:  # first: a job found already failed moves it sooner (its retry)
+                    pipeline.next_sync_at = next_slot(pipeline.connection_id, pipeline.sync_interval_seconds, now)
+                job = _job_record(pipeline, body, job_type=job_type, attached=attached)
+        except UNREACHABLE as exc:
+            failure = exc
+        except NotFound:
+            _forget(client, pipeline)
+        except ProviderError as exc:
+            failure = exc
+            _failure_count(pipeline, *_error_text(exc), now=now)
+        pipeline.save()
+    if isinstance(failure, UNREACHABLE):
+        _api_down(failure)
+        return None
+    if failure is None:
+        _api_up()
+    return job
+
+
+def _forget(client: AirbyteClient, pipeline: Pipeline) -> None:
+    """Airbyte lost the connection or the source (deleted by hand, a restored server): drop what is left of
+    them and let the sweeper's follow make both again — not the store's failure."""
+    logger.warning("pipeline %s: Airbyte lost its connection or source; it is made again", pipeline.pk)
+    if pipeline.source_id:
+        with contextlib.suppress(ProviderError):
+            client.delete_source(pipeline.source_id)
+    pipeline.source_id = pipeline.connection_id = ""
+    pipeline.source_digests = {}
+    pipeline.status = PipelineStatus.PENDING
+    pipeline.next_sync_at = None
+
+
+def _failure_count(pipeline: Pipeline, code: str, message: str, *, now: dt.datetime) -> None:
+    """One more failure in a row: retry with backoff (never later than the regular slot), alert once at N."""
+    pipeline.consecutive_failures += 1
+    pipeline.last_error_code, pipeline.last_error_message = code[:64], message[:500]
+    retry = now + dt.timedelta(
+        seconds=_backoff(RETRY_FIRST_SECONDS, pipeline.consecutive_failures, pipeline.sync_interval_seconds)
+    )
+    regular = next_slot(pipeline.connection_id or str(pipeline.pk), pipeline.sync_interval_seconds, now)
+    pipeline.next_sync_at = min(retry, regular)
+    logger.warning(
+        "pipeline %s (merchant %s, %s): sync failure %s in a row (%s)",
+        pipeline.pk, pipeline.merchant_id, pipeline.source_type, pipeline.consecutive_failures, code,
+    )  # fmt: skip
+    if pipeline.consecutive_failures >= settings.AIRBYTE_SYNC_ALERT_AFTER_FAILURES and not pipeline.failure_alerted_at:
+        pipeline.failure_alerted_at = now
+        _alert_failing(pipeline)
+
+
+def _alert_failing(pipeline: Pipeline) -> None:
+    """The store's owners and admins hear once per failing run (cleared by the next success)."""
+    from connectors.alerts import reconnect_url
+    from notifications.choices import NotificationKind
+    from notifications.services import merchant_admins_notify
+
+    credential = pipeline.credential
+    logger.error(
+        "pipeline %s (merchant %s, %s) failed %s syncs in a row: %s",
+        pipeline.pk, pipeline.merchant_id, pipeline.source_type, pipeline.consecutive_failures,
+        pipeline.last_error_code or "-",
+    )  # fmt: skip
+    try:
+        with transaction.atomic():  # a savepoint: the outbox refusing must not lose the failure's record
+            merchant_admins_notify(
+                merchant=pipeline.merchant,
+                kind=NotificationKind.DATA_STALE,
+                context={
+                    "source": credential.get_provider_display(),
+                    "last_synced_at": pipeline.last_synced_at.date().isoformat() if pipeline.last_synced_at else None,
+                    "details_url": reconnect_url(credential),
+                },
+                dedupe_key=f"ingestion:pipeline:{pipeline.pk}:failing",
+                dedupe_window=dt.timedelta(days=1),
+            )
+    except Exception:
+        logger.exception("could not queue the sync-failing alert for pipeline %s", pipeline.pk)
+
+
+def _job_finish(job: SyncJob, pipeline: Pipeline) -> None:
+    """A job just turned terminal: the pipeline's record of success or failure (called once per job)."""
+    now = timezone.now()
+    job.next_poll_at = None
+    if job.status == JobStatus.SUCCEEDED and job.job_type == JobType.RESET:
+        job.save()
+        pipeline.next_sync_at = now  # the tables are empty: the history comes back with the next sync, now
+        return
+    if job.status == JobStatus.SUCCEEDED:
+        job.save()
+        if pipeline.failure_alerted_at:
+            logger.info("pipeline %s syncs again after %s failures", pipeline.pk, pipeline.consecutive_failures)
+        pipeline.consecutive_failures = 0
+        pipeline.failure_alerted_at = None
+        pipeline.last_error_code = pipeline.last_error_message = ""
+        pipeline.last_synced_at = job.finished_at or now
+        return
+    if job.status == JobStatus.CANCELLED:
+        job.error_type, job.error_message = "cancelled", SYNC_CANCELLED
+        job.save()
+        return  # someone stopped it: not the source's failure; the regular schedule goes on
+    # The public API says no more than "failed" (the reason is in Airbyte's notifications and UI).
+    job.error_type, job.error_message = job.error_type or "sync_failed", job.error_message or SYNC_FAILED
+    job.save()
+    _failure_count(pipeline, job.error_type, job.error_message, now=now)
+
+
+def job_poll(*, job_id: int) -> SyncJob:
+    """Ask Airbyte how the job stands and record it; on its end, the pipeline's success or failure.
+
+    Not terminal (`incomplete` included) → the next poll is scheduled with backoff. Unreachable → the same,
+    nothing lost. Airbyte not knowing the job any more → a failure.
+    """
+    client = _client()
+    unreachable: Exception | None = None
+    with transaction.atomic():
+        job = SyncJob.objects.select_for_update().get(pk=job_id)
+        if job.is_terminal:
+            return job
+        pipeline = Pipeline.objects.select_for_update().select_related("merchant", "credential").get(pk=job.pipeline_id)
+        job.polls += 1
+        try:
+            body = client.get_job(job.airbyte_job_id)
+        except UNREACHABLE as exc:
+            unreachable, body = exc, None
+        except NotFound:
+            body = None
+        if body is not None and str(body.get("connectionId") or job.connection_id) != job.connection_id:
+            body = None  # the id now names another connection's job: Airbyte was replaced or restored
+        if body is None and unreachable is None:
+            body = {"status": JobStatus.FAILED}
+            job.error_type, job.error_message = "not_found", JOB_VANISHED
+        if body is not None:
+            _job_fields(job, body)
+        if job.is_terminal:
+            _job_finish(job, pipeline)
+            pipeline.save()
+        else:
+            delay = _backoff(POLL_FIRST_SECONDS, job.polls + 1, POLL_MAX_SECONDS)
+            job.next_poll_at = timezone.now() + dt.timedelta(seconds=delay)
+            job.save()
+    if unreachable is not None:
+        _api_down(unreachable)
+    else:
+        _api_up()
+    return job
+
+
+# --- the sweeper -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepPlan:
+    follow: list[int] = field(default_factory=list)  # credential ids whose pipeline must be reconciled
+    sync: list[int] = field(default_factory=list)  # pipeline ids due a sync
+    poll: list[int] = field(default_factory=list)  # job ids not terminal whose poll is due (or lost)
+
+
+def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
+    """What is due: every non-terminal job whose poll is late (a killed worker's included), every active
+    pipeline due a sync with no job running, every credential whose pipeline does not match its status."""
+    now = now or timezone.now()
+    plan = SweepPlan()
+    plan.poll = list(
+        SyncJob.objects.exclude(status__in=TERMINAL_JOB_STATUSES)
+        .filter(next_poll_at__lte=now - dt.timedelta(seconds=POLL_GRACE_SECONDS))
+        .order_by("next_poll_at")
+        .values_list("pk", flat=True)
+    ) + list(
+        SyncJob.objects.exclude(status__in=TERMINAL_JOB_STATUSES)
+        .filter(next_poll_at__isnull=True)
+        .values_list("pk", flat=True)
+    )
+    busy = SyncJob.objects.exclude(status__in=TERMINAL_JOB_STATUSES).values("pipeline_id")
+    plan.sync = list(
+        Pipeline.objects.filter(status=PipelineStatus.ACTIVE, next_sync_at__lte=now)
+        .exclude(pk__in=busy)
+        .order_by("next_sync_at")
+        .values_list("pk", flat=True)
+    )
+    providers = list(SOURCES)
+    usable = ConnectorCredential.objects.filter(
+        provider__in=providers, status__in=USABLE_STATUSES, merchant__is_active=True
+    )
+    plan.follow = sorted(
+        set(usable.filter(pipeline__isnull=True).values_list("pk", flat=True))
+        | set(
+            usable.filter(pipeline__status__in=[PipelineStatus.PENDING, PipelineStatus.PAUSED, PipelineStatus.DELETED])
+            .exclude(pipeline__next_sync_at__gt=now)  # a refused create waits for its backoff
+            .values_list("pk", flat=True)
+        )
+        | set(
+            ConnectorCredential.objects.filter(provider__in=providers, pipeline__status=PipelineStatus.ACTIVE)
+            .filter(Q(status=CredentialStatus.NEEDS_REAUTH) | Q(status__in=USABLE_STATUSES, merchant__is_active=False))
+            .values_list("pk", flat=True)
+        )
+        | set(
+            ConnectorCredential.objects.filter(provider__in=providers, status=CredentialStatus.REVOKED)
+            .exclude(pipeline__status=PipelineStatus.DELETED)
+            .filter(pipeline__isnull=False)
+            .values_list("pk", flat=True)
+        )
+    )
+    return plan
+
+
+# --- staff actions ----------------------------------------------------------------------------------
+
+
+def _audit(pipeline: Pipeline, action: str, actor: Actor, request_ctx: dict | None = None) -> None:
+    audit_event_record(
+        action=action,
+        actor=actor,
+        target_type="ingestion.pipeline",
+        target_id=pipeline.pk,
+        merchant_id=pipeline.merchant_id,
+        metadata={"source_type": pipeline.source_type, "connection": pipeline.connection_id},
+        **(request_ctx or {}),
+    )
+
+
+@transaction.atomic
+def pipeline_sync_request(
+    *, pipeline_id: int, actor: Actor, job_type: str = JobType.SYNC, request_ctx: dict | None = None
+) -> None:
+    """Staff's "sync now" / "reset": audited, and the job is started by a task after commit."""
+    from ingestion.tasks import pipeline_sync_task
+
+    pipeline = Pipeline.objects.get(pk=pipeline_id)
+    _audit(pipeline, "ingestion.reset_requested" if job_type == JobType.RESET else "ingestion.sync_requested",
+           actor, request_ctx)  # fmt: skip
+    pipeline_sync_task.delay_on_commit(pipeline_id, force=True, job_type=str(job_type))

@@ -1,0 +1,280 @@
+"""Which records of the simulated world exist up to a simulated clock, per merchant and per stream.
+
+A world is one merchant simulation (``sandbox.world.simulation``) named by an identity taken from a
+source's configuration (the Shopify shop, the Meta ad account, the Google Ads customer, the Klaviyo
+account, the exchange-rate base currency), so two stores' sources see different merchants and a source
+sees the same one every time.
+The simulation stamps every row with the moment it became visible (``ext``: the next hourly sync after
+the record changed); a sync at ``now`` reads what became visible since the stream's last sync, the way a
+connector's incremental read does: each record once, in its latest version (the highest cursor value).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import threading
+import time
+import zlib
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from analytics.raw_schema import RAW_TABLES
+from sandbox.world.simulation import _Generator
+
+# source type -> Airbyte stream name -> the world's table of that stream (analytics/raw_schema.py shape)
+STREAM_TABLES: dict[str, dict[str, str]] = {
+    "shopify": {
+        "orders": "shopify_orders",
+        "order_refunds": "shopify_order_refunds",
+        "customers": "shopify_customers",
+        "shop": "shopify_shop",
+    },
+    "facebook-marketing": {
+        "campaigns": "facebook_marketing_campaigns",
+        "ads_insights": "facebook_marketing_ads_insights",
+    },
+    "google-ads": {"campaign": "google_ads_campaign", "customer": "google_ads_customer"},
+    "klaviyo": {
+        "campaigns": "klaviyo_campaigns",
+        "events": "klaviyo_events",
+        "flows": "klaviyo_flows",
+        "metrics": "klaviyo_metrics",
+        "profiles": "klaviyo_profiles",
+    },
+    "exchange-rates": {"rates": "exchange_rates_rates"},
+}
+# table -> (columns naming one record, the column whose value orders its versions)
+RECORD_KEYS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "shopify_orders": (("id",), "updated_at"),
+    "shopify_order_refunds": (("id",), "created_at"),
+    "shopify_customers": (("id",), "updated_at"),
+    "shopify_shop": (("id",), "updated_at"),
+    "facebook_marketing_campaigns": (("id",), "updated_time"),
+    "facebook_marketing_ads_insights": (("date_start", "account_id", "ad_id"), "updated_time"),
+    "google_ads_campaign": (("campaign_id", "segments_date", "segments_ad_network_type", "segments_device"), None),
+    "google_ads_customer": (("customer_id", "segments_date"), None),
+    "klaviyo_campaigns": (("id",), "updated_at"),
+    "klaviyo_events": (("id",), "datetime"),
+    "klaviyo_flows": (("id",), "updated"),
+    "klaviyo_metrics": (("id",), "updated"),
+    "klaviyo_profiles": (("id",), "updated"),
+    "exchange_rates_rates": (("date",), "date"),
+}
+_INDEX = {table: {name: i for i, (name, _) in enumerate(cols)} for table, cols in RAW_TABLES.items()}
+_KEY_INDEXES = {
+    table: (tuple(_INDEX[table][c] for c in key), None if cursor is None else _INDEX[table][cursor])
+    for table, (key, cursor) in RECORD_KEYS.items()
+}
+
+
+@dataclasses.dataclass
+class WorldSettings:
+    """What every world of one sandbox shares. The demo's main store: a year, 40 orders a day."""
+
+    history_days: int = 365
+    orders_per_day: int = 40
+    seed: int = 1
+    timezone: str = "America/New_York"
+    currency: str = "USD"
+    start_date: dt.date | None = None  # first simulated day; None: fixed by the first sync's clock
+    # identity -> identity: sources of one store read one merchant (its Meta campaigns are the ones its
+    # Shopify sessions and Klaviyo events refer to), e.g. {"meta:111": "shopify:acme"}
+    links: dict[str, str] = dataclasses.field(default_factory=dict)
+    # identity -> settings of that world only (e.g. a smaller second demo store): {"history_days": 180}
+    worlds: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = dataclasses.asdict(self)
+        body["start_date"] = self.start_date.isoformat() if self.start_date else None
+        return body
+
+
+SETTINGS_FIELDS = {f.name for f in dataclasses.fields(WorldSettings)}
+
+
+def settings_update(settings: WorldSettings, payload: dict[str, Any]) -> WorldSettings:
+    """A copy of ``settings`` with ``payload`` applied; ValueError names a bad field."""
+    unknown = set(payload) - SETTINGS_FIELDS
+    if unknown:
+        raise ValueError(f"unknown world settings: {sorted(unknown)}")
+    values = dataclasses.asdict(settings)
+    for name in ("history_days", "orders_per_day", "seed"):
+        if name in payload:
+            value = payload[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
+                raise ValueError(f"{name} must be a positive integer")
+            values[name] = value
+    if "timezone" in payload:
+        try:
+            ZoneInfo(str(payload["timezone"]))
+        except (KeyError, ValueError):
+            raise ValueError("timezone must be an IANA time zone") from None
+        values["timezone"] = str(payload["timezone"])
+    if "currency" in payload:
+        if not isinstance(payload["currency"], str) or not re.fullmatch(r"[A-Z]{3}", payload["currency"]):
+            raise ValueError("currency must be an ISO 4217 code")
+        values["currency"] = payload["currency"]
+    if "links" in payload:
+        links = payload["links"]
+        if not isinstance(links, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in links.items()):
+            raise ValueError('links must map identities to identities, e.g. {"meta:111": "shopify:acme"}')
+        values["links"] = dict(links)
+    if "worlds" in payload:
+        worlds = payload["worlds"]
+        if not isinstance(worlds, dict) or not all(isinstance(v, dict) for v in worlds.values()):
+            raise ValueError("worlds must map identities to settings of that world")
+        for identity, own in worlds.items():
+            if set(own) & {"links", "worlds", "start_date"}:
+                raise ValueError(f"worlds.{identity}: only history_days, orders_per_day, seed, timezone, currency")
+            settings_update(settings, own)  # raises on a bad value
+        values["worlds"] = {k: dict(v) for k, v in worlds.items()}
+    if "start_date" in payload:
+        raw = payload["start_date"]
+        try:
+            values["start_date"] = None if raw is None else dt.date.fromisoformat(raw)
+        except (TypeError, ValueError):
+            raise ValueError("start_date must be a YYYY-MM-DD date or null") from None
+    return WorldSettings(**values)
+
+
+class Clock:
+    """The world's "now": the wall clock unless a test set it; setting it freezes it there."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.frozen: float | None = None
+
+    def now(self) -> float:
+        with self._lock:
+            return time.time() if self.frozen is None else self.frozen
+
+    def set(self, epoch: float) -> None:
+        with self._lock:
+            self.frozen = float(epoch)
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.frozen = (time.time() if self.frozen is None else self.frozen) + float(seconds)
+
+    def follow_wall_clock(self) -> None:
+        with self._lock:
+            self.frozen = None
+
+
+def _handle(shop: str) -> str:
+    shop = re.sub(r"^https?://", "", shop.strip().lower()).rstrip("/")
+    return shop.removesuffix(".myshopify.com")
+
+
+def world_identity(source_type: str, configuration: dict[str, Any], klaviyo_account: str | None = None) -> str:
+    """The merchant a source's data comes from, from its configuration (never a secret in clear)."""
+    if source_type == "shopify":
+        return f"shopify:{_handle(configuration['shop'])}"
+    if source_type == "facebook-marketing":
+        return "meta:" + ",".join(sorted(configuration["account_ids"]))
+    if source_type == "google-ads":
+        return "google:" + (configuration.get("customer_id") or "none")
+    if source_type == "klaviyo":
+        if klaviyo_account:
+            return f"klaviyo:{klaviyo_account}"
+        return f"klaviyo:key{zlib.crc32(configuration['api_key'].encode()):08x}"
+    if source_type == "exchange-rates":  # one market for everyone: the world of the base currency
+        return "fx:" + (configuration.get("base") or "EUR")
+    raise ValueError(f"no world for source type {source_type}")
+
+
+def world_of(settings: WorldSettings, identity: str) -> str:
+    """The world an identity reads: its link's, if the test or the demo linked it to another one."""
+    return settings.links.get(identity, identity)
+
+
+def world_settings(settings: WorldSettings, identity: str) -> WorldSettings:
+    """The settings of one world: the shared ones with that world's own (``worlds``) applied."""
+    return settings_update(settings, settings.worlds.get(identity, {}))
+
+
+def _world_key(identity: str) -> str:
+    """A merchant key for the simulation (ids and names derive from it): ``w_<kind>_<id>``."""
+    return ("w_" + re.sub(r"[^a-z0-9]+", "_", identity.lower()).strip("_"))[:51]
+
+
+def _shop_domain(identity: str) -> str:
+    kind, _, rest = identity.partition(":")
+    if kind == "shopify":
+        return f"{rest}.myshopify.com"
+    return re.sub(r"[^a-z0-9]+", "-", identity.lower()).strip("-") + ".myshopify.com"
+
+
+def world_start(settings: WorldSettings, now: float) -> dt.date:
+    """The first simulated day when none is fixed: ``history_days`` days up to the local date of ``now``."""
+    if settings.start_date is not None:
+        return settings.start_date
+    today = dt.datetime.fromtimestamp(now, ZoneInfo(settings.timezone)).date()
+    return today - dt.timedelta(days=settings.history_days - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One record as a sync reads it: the COPY text of its stream columns, and when it became visible."""
+
+    fields: str
+    visible_at: int
+    seq: int
+
+
+class _Reader(_Generator):
+    """Replays the world and keeps, per wanted table, the latest version of each record in the window."""
+
+    def __init__(self, tables: dict[str, int], **kwargs: Any) -> None:
+        super().__init__(None, **kwargs)
+        self.wanted = tables  # table -> lower bound of its window (epoch seconds)
+        self.found: dict[str, dict[tuple[str, ...], tuple[tuple[str, int, int], Record]]] = {t: {} for t in tables}
+
+    def emit(self, table: str, ext: int, fields: str) -> None:
+        n = self.seq[table] = self.seq[table] + 1
+        lo = self.wanted.get(table)
+        if lo is None or not (lo <= ext < self.hi):
+            return
+        values = fields.split("\t")
+        key_at, cursor_at = _KEY_INDEXES[table]
+        key = tuple(values[i] for i in key_at)
+        order = ("" if cursor_at is None else values[cursor_at], ext, n)
+        held = self.found[table].get(key)
+        if held is None or held[0] < order:
+            self.found[table][key] = (order, Record(fields, ext, n))
+
+
+def world_records(
+    settings: WorldSettings, identity: str, *, start: dt.date, now: float, windows: dict[str, int | None]
+) -> dict[str, list[Record]]:
+    """Per table, the records that became visible in ``[windows[table], now)`` (None: since the beginning).
+
+    The simulation runs through the day after ``now``'s local date: a journey that starts tomorrow may
+    already have sessions tonight. It never reads the wall clock, so the same arguments give the same rows.
+    """
+    tz = ZoneInfo(settings.timezone)
+    end = dt.datetime.fromtimestamp(now, tz).date() + dt.timedelta(days=1)
+    if end < start:
+        return {table: [] for table in windows}
+    # Like the demo data: what became visible from the first day on (journeys under way before it count
+    # only from then; the shop, campaigns, metrics and the initial lists arrive with the first sync).
+    beginning = int(dt.datetime(start.year, start.month, start.day, tzinfo=tz).timestamp())
+    lows = {table: beginning if lo is None else int(lo) for table, lo in windows.items()}
+    reader = _Reader(
+        lows,
+        merchant_key=_world_key(identity),
+        shop_domain=_shop_domain(identity),
+        timezone=settings.timezone,
+        currency=settings.currency,
+        days=(end - start).days + 1,
+        orders_per_day=settings.orders_per_day,
+        seed=zlib.crc32(f"{settings.seed}:{identity}".encode()),
+        end_date=end,
+        from_date=None,
+        progress=None,
+        window=(min(lows.values(), default=beginning), int(now)),
+    )
+    reader.simulate()
+    return {table: sorted((r for _, r in reader.found[table].values()), key=lambda r: r.seq) for table in windows}
