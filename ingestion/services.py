@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
+from analytics.services import raw_data_changed_mark
 from compliance.services import Actor, audit_event_record
 from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus
 from connectors.models import ConnectorCredential
@@ -527,6 +528,11 @@ def _alert_failing(pipeline: Pipeline) -> None:
         logger.exception("could not queue the sync-failing alert for pipeline %s", pipeline.pk)
 
 
+def _raw_changed(pipeline: Pipeline, at: dt.datetime) -> None:
+    """The store's raw tables changed: the coalesced dbt build takes it in (after this transaction commits)."""
+    raw_data_changed_mark(merchant_id=pipeline.merchant_id, source=pipeline.credential.provider, at=at)
+
+
 def _job_finish(job: SyncJob, pipeline: Pipeline) -> None:
     """A job just turned terminal: the pipeline's record of success or failure (called once per job)."""
     now = timezone.now()
@@ -534,9 +540,11 @@ def _job_finish(job: SyncJob, pipeline: Pipeline) -> None:
     if job.status == JobStatus.SUCCEEDED and job.job_type == JobType.RESET:
         job.save()
         pipeline.next_sync_at = now  # the tables are empty: the history comes back with the next sync, now
+        _raw_changed(pipeline, job.finished_at or now)  # the marts must stop showing what was emptied
         return
     if job.status == JobStatus.SUCCEEDED:
         job.save()
+        _raw_changed(pipeline, job.finished_at or now)
         if pipeline.failure_alerted_at:
             logger.info("pipeline %s syncs again after %s failures", pipeline.pk, pipeline.consecutive_failures)
         pipeline.consecutive_failures = 0

@@ -17,6 +17,8 @@ def airbyte(settings, sandbox_server, sandbox) -> Iterator[AirbyteSandbox]:
     control = AirbyteSandbox(sandbox)
     control.configure(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     control.manual_jobs()
+    # Jobs that run write the simulated world into the destination: a few days of it is all these tests read.
+    control.world(history_days=3, orders_per_day=2)
     settings.AIRBYTE_API_URL = control.api_url
     settings.AIRBYTE_CLIENT_ID = CLIENT_ID
     settings.AIRBYTE_CLIENT_SECRET = CLIENT_SECRET
@@ -28,6 +30,15 @@ def airbyte(settings, sandbox_server, sandbox) -> Iterator[AirbyteSandbox]:
 
 # The connectors' fixtures: provider settings on the sandbox, a fresh encryption key, no notification delivery.
 from tests.connectors.conftest import _no_notification_delivery, encryption_key, providers  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True)
+def _no_coalesced_build(monkeypatch):
+    """A successful sync asks analytics for a dbt build; the build (its own app, its own tests:
+    tests/analytics/test_coalesced_builds.py) is not run here, so these tests never rebuild the shared marts."""
+    from analytics.tasks import dbt_build_coalesced_task
+
+    monkeypatch.setattr(dbt_build_coalesced_task, "apply_async", lambda *args, **kwargs: None)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 from django.utils import timezone
 
+from analytics.models import RawDataChange
 from config.schedules import SCHEDULES
 from connectors.choices import Provider
 from ingestion import services
@@ -60,6 +61,9 @@ def test_a_due_pipeline_is_triggered_and_followed_to_its_end(airbyte, pipeline):
     assert job.started_at and job.finished_at and job.next_poll_at is None
     pipeline.refresh_from_db()
     assert pipeline.last_synced_at == job.finished_at and pipeline.consecutive_failures == 0
+    # The store's raw data changed: the coalesced dbt build is asked to take it in.
+    [change] = RawDataChange.objects.filter(merchant=pipeline.merchant)
+    assert (change.source, change.at, change.consumed_by_run) == (pipeline.credential.provider, job.finished_at, None)
 
 
 def test_a_sync_already_running_is_attached_to_not_started_again(airbyte, pipeline):
@@ -90,6 +94,7 @@ def test_a_failed_job_is_retried_with_backoff_then_a_good_one_clears_the_failure
     assert (job.status, job.error_type) == (JobStatus.FAILED, "sync_failed")
     pipeline.refresh_from_db()
     assert pipeline.consecutive_failures == 1 and pipeline.last_error_code == "sync_failed"
+    assert not RawDataChange.objects.filter(merchant=pipeline.merchant).exists()  # nothing landed: no build
     regular = next_slot(pipeline.connection_id, pipeline.sync_interval_seconds, before)
     # Retried after 225-300 s, unless the regular slot comes sooner.
     assert before + dt.timedelta(seconds=220) <= pipeline.next_sync_at or pipeline.next_sync_at == regular
@@ -230,6 +235,8 @@ def test_staff_sync_now_and_reset_are_audited_and_run_after_commit(
     airbyte.advance(reset.airbyte_job_id, "succeeded")
     job_poll(job_id=reset.pk)
     assert ingestion_sweep().sync == [pipeline.pk]  # emptied tables: the history is synced again at once
+    # The sync and the reset each changed the raw tables (a reset empties them: the marts must follow).
+    assert RawDataChange.objects.filter(merchant=pipeline.merchant).count() == 2
     events = AuditEvent.objects.filter(target_type="ingestion.pipeline").order_by("pk")
     assert list(events.values_list("action", flat=True)) == [
         "ingestion.sync_requested",
