@@ -52,11 +52,18 @@ def own_warehouse(scratch_db_factory, monkeypatch) -> dict:
 @pytest.fixture
 def eager():
     """Build requests run inline, as a worker would run them (the coalescing countdown aside)."""
+    from celery._state import _set_task_join_will_block, task_join_will_block
+
     from config.celery import app
 
+    join_will_block = task_join_will_block()
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
+    # Celery's eager `apply` sets a process-wide flag around each task and puts back what it found; eager tasks
+    # in several threads at once (these races) interleave and can leave it set, and every later test's
+    # `result.get()` would then refuse to run ("Never call result.get() within a task").
+    _set_task_join_will_block(join_will_block)
 
 
 NOW = timezone.now().replace(microsecond=0)
