@@ -242,6 +242,7 @@ class SourceRow:
     connections: list[ConnectionRow] = field(default_factory=list)
     # For a provider connected outside this page (connect_kind ""): where its own flow starts, set by the view.
     connect_url: str = ""
+    last_synced_at: dt.datetime | None = None  # the latest successful sync over its connections' pipelines
 
 
 def _error_kind(code: str) -> str:
@@ -344,7 +345,10 @@ def source_checklist(*, merchant: Merchant) -> list[SourceRow]:
         elif state == SourceState.ERROR:
             step = NEXT_ERROR
         else:
-            step = NEXT_NONE if last_data_at else NEXT_WAIT_FOR_DATA
+            failing = next((c.sync.problem for c in connections if c.sync and c.sync.state == SyncState.FAILED), "")
+            step = failing or (NEXT_NONE if last_data_at else NEXT_WAIT_FOR_DATA)
+        synced = [c.credential.pipeline.last_synced_at for c in connections if c.sync]
+        last_synced_at = max((at for at in synced if at), default=None)
         rows.append(
             SourceRow(
                 provider=provider,
@@ -353,6 +357,7 @@ def source_checklist(*, merchant: Merchant) -> list[SourceRow]:
                 last_data_at=last_data_at,
                 next_step=step.format(provider=provider.label),
                 connections=connections,
+                last_synced_at=last_synced_at,
             )
         )
     return rows

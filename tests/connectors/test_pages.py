@@ -416,6 +416,12 @@ def test_each_connection_shows_its_last_sync_next_sync_and_problem_in_plain_word
     )
     assert _sync_cell(html, fresh) == "Not yet synced Dec 2, 2026 09:33"
     assert _sync_cell(html, no_pipeline) == "— —"  # no pipeline yet: nothing claimed
+    # The checklist: each source's latest successful sync, and a failing sync as the connected source's next step.
+    assert 'data-testid="last-sync-meta">Last synced Dec 2, 2026 09:30<' in html
+    assert 'data-testid="last-sync-google_ads">Last synced Dec 1, 2026 09:30<' in html
+    assert 'data-testid="last-sync-attentive"' not in html and 'data-testid="last-sync-shopify"' not in html
+    assert ("klaviyo", "connected") in _checklist(html)
+    assert re.search(rf'data-testid="next-klaviyo">{re.escape(escape(SYNC_FAILED_MANY.format(n=3)))}<', html)
     # Airbyte's and the provider's own words, and anything secret in them, stay off the page.
     assert "pk_leaked" not in html and "io.airbyte" not in html and "raw words" not in html
     assert "The sync failed in Airbyte" not in html
