@@ -38,6 +38,7 @@ from ingestion.choices import JobStatus, PipelineStatus
 from ingestion.models import Pipeline, SyncJob
 from tests.accounts.factories import MembershipFactory
 from tests.connectors.factories import CredentialFactory, google_credential
+from tests.ingestion.conftest import airbyte  # noqa: F401  (the sandbox's Airbyte, for ingestion's own services)
 
 pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 
@@ -496,3 +497,34 @@ def test_store_bs_sync_details_never_appear_on_store_as_page(client, clerk, owne
     assert re.findall(r'data-credential="(\d+)"', html) == [str(mine.pk)]
     assert "987654" not in html and "Paused" not in html and "9 syncs" not in html
     assert "· 11 rows" in html
+
+
+def test_a_sync_run_by_ingestion_against_the_sandbox_reads_on_the_page(client, clerk, owner, airbyte, providers):  # noqa: F811
+    """The page reads what ingestion's own services record: a job followed to success, then a failed one."""
+    from ingestion.services import job_poll, pipeline_follow_credential, pipeline_sync
+    from tests.ingestion.factories import credential_for
+
+    credential = credential_for(Provider.KLAVIYO, providers, merchant=owner.merchant)
+    pipeline = pipeline_follow_credential(credential_id=credential.pk)
+    html = _page(client, clerk, owner)
+    assert re.search(rf'data-credential="{credential.pk}"[^>]* data-sync="not_synced"', html)
+
+    airbyte.script_job(rowsSynced=42)
+    job = pipeline_sync(pipeline_id=pipeline.pk, force=True)
+    airbyte.advance(job.airbyte_job_id)
+    job_poll(job_id=job.pk)
+    assert _sync_cell(_page(client, clerk, owner), credential).startswith("Syncing started ")
+    airbyte.advance(job.airbyte_job_id, "succeeded")
+    job_poll(job_id=job.pk)
+    html = _page(client, clerk, owner)
+    assert re.search(rf'data-credential="{credential.pk}"[^>]* data-sync="synced"', html)
+    assert "· 42 rows" in _sync_cell(html, credential)
+
+    airbyte.script_job(status="failed", errorType="system_error", errorMessage="Stack trace: io.airbyte.Worker")
+    job = pipeline_sync(pipeline_id=pipeline.pk, force=True)
+    airbyte.advance(job.airbyte_job_id, "failed")
+    job_poll(job_id=job.pk)
+    html = _page(client, clerk, owner)
+    assert re.search(rf'data-credential="{credential.pk}"[^>]* data-sync="failed"', html)
+    assert SYNC_FAILED_ONCE in _sync_cell(html, credential)
+    assert "io.airbyte" not in html and "system_error" not in html and providers.klaviyo_key() not in html
