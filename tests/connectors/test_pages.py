@@ -38,7 +38,9 @@ from ingestion.choices import JobStatus, PipelineStatus
 from ingestion.models import Pipeline, SyncJob
 from tests.accounts.factories import MembershipFactory
 from tests.connectors.factories import CredentialFactory, google_credential
-from tests.ingestion.conftest import airbyte  # noqa: F401  (the sandbox's Airbyte, for ingestion's own services)
+from tests.ingestion import conftest as ingestion_conftest
+
+airbyte = ingestion_conftest.airbyte  # the sandbox's Airbyte fixture, reused: ingestion's own services run a sync
 
 pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 
@@ -499,7 +501,7 @@ def test_store_bs_sync_details_never_appear_on_store_as_page(client, clerk, owne
     assert "· 11 rows" in html
 
 
-def test_a_sync_run_by_ingestion_against_the_sandbox_reads_on_the_page(client, clerk, owner, airbyte, providers):  # noqa: F811
+def test_a_sync_run_by_ingestion_against_the_sandbox_reads_on_the_page(client, clerk, owner, airbyte, providers):
     """The page reads what ingestion's own services record: a job followed to success, then a failed one."""
     from ingestion.services import job_poll, pipeline_follow_credential, pipeline_sync
     from tests.ingestion.factories import credential_for
