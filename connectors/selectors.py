@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -14,6 +15,7 @@ from django.utils import timezone
 from accounts.models import Merchant
 from connectors.choices import API_KEY_PROVIDERS, OAUTH_PROVIDERS, AuthKind, CredentialStatus, Provider, SourceState
 from connectors.models import ConnectorCredential
+from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, PipelineStatus
 
 
 def credential_list(*, merchant: Merchant) -> QuerySet[ConnectorCredential]:
@@ -128,11 +130,106 @@ _STATE_OF_STATUS = {
 _WORST_FIRST = (SourceState.NEEDS_REAUTH, SourceState.ERROR, SourceState.CONNECTED)
 
 
+class SyncState:
+    """What a connection's Airbyte pipeline did last, as the Connectors page names it."""
+
+    SYNCED = "synced"
+    SYNCING = "syncing"
+    FAILED = "failed"
+    PAUSED = "paused"
+    NOT_SYNCED = "not_synced"
+
+
+SYNC_LABELS = {
+    SyncState.SYNCED: "Synced",
+    SyncState.SYNCING: "Syncing",
+    SyncState.FAILED: "Failed",
+    SyncState.PAUSED: "Paused",
+    SyncState.NOT_SYNCED: "Not yet synced",
+}
+
+SYNC_PAUSED = "Paused: reconnect {provider} to resume."
+SYNC_FAILED_ONCE = "The last sync failed; we retry automatically."
+SYNC_FAILED_MANY = "The last {n} syncs failed; we keep retrying and will email you if it continues."
+SYNC_FAILED_ALERTED = "The last {n} syncs failed; we keep retrying and have emailed the store's owners and admins."
+SYNC_SERVICE_ONCE = "Our data service could not be reached for the last sync; we retry automatically."
+SYNC_SERVICE_MANY = (
+    "Our data service could not be reached for the last {n} syncs; nothing is needed from you, we keep retrying."
+)
+# The pipeline's last_error_code of a sync Airbyte ran and failed (ingestion.services._job_finish); any other code
+# is our side failing to reach or drive Airbyte's API: not something the merchant can fix.
+_SYNC_RAN_AND_FAILED_CODES = {"sync_failed"}
+
+
+@dataclass(frozen=True)
+class SyncRow:
+    state: str  # a SyncState value
+    label: str
+    last_at: dt.datetime | None  # when the last job ended (or started, while it runs)
+    rows: int | None  # rows the last job moved, when Airbyte said
+    next_at: dt.datetime | None  # the next scheduled sync; None while paused
+    problem: str  # plain words; never Airbyte's message
+
+
+def _sync_problem(pipeline) -> str:
+    n = pipeline.consecutive_failures
+    if pipeline.last_error_code in _SYNC_RAN_AND_FAILED_CODES:
+        if pipeline.failure_alerted_at:
+            return SYNC_FAILED_ALERTED.format(n=n)
+        return SYNC_FAILED_ONCE if n == 1 else SYNC_FAILED_MANY.format(n=n)
+    return SYNC_SERVICE_ONCE if n == 1 else SYNC_SERVICE_MANY.format(n=n)
+
+
+def connection_sync(credential: ConnectorCredential) -> SyncRow | None:
+    """The credential's last and next sync in plain words, or None when it has no live pipeline.
+
+    Reads only `credential.pipeline` and its `last_job`: the caller selects them with the credential (one query).
+    Built from codes, counts and times only: the stored error messages are for staff.
+    """
+    try:
+        pipeline = credential.pipeline
+    except ObjectDoesNotExist:
+        return None
+    if pipeline.status == PipelineStatus.DELETED:
+        return None
+    job = pipeline.last_job
+    running = job is not None and job.status not in TERMINAL_JOB_STATUSES
+    problem = ""
+    if pipeline.status == PipelineStatus.PAUSED:
+        state = SyncState.PAUSED
+        problem = SYNC_PAUSED.format(provider=credential.get_provider_display())
+    elif running:
+        state = SyncState.SYNCING
+    elif pipeline.consecutive_failures:
+        state = SyncState.FAILED
+        problem = _sync_problem(pipeline)
+    elif pipeline.last_synced_at:
+        state = SyncState.SYNCED
+    else:
+        state = SyncState.NOT_SYNCED
+    if job is None:
+        last_at, rows = pipeline.last_synced_at, None
+    elif running:
+        last_at, rows = job.started_at or job.created_at, None
+    else:
+        last_at = job.finished_at or job.started_at
+        rows = job.rows_synced if job.status == JobStatus.SUCCEEDED else None
+    return SyncRow(
+        state=state,
+        label=SYNC_LABELS[state],
+        last_at=last_at,
+        rows=rows,
+        next_at=None if state == SyncState.PAUSED else pipeline.next_sync_at,
+        problem=problem,
+    )
+
+
 @dataclass(frozen=True)
 class ConnectionRow:
     credential: ConnectorCredential
     state: SourceState
     problem: str  # plain words for the merchant; never the provider's own message
+    sync: SyncRow | None = None  # the Airbyte pipeline's last and next sync; None before it exists
 
 
 @dataclass(frozen=True)
@@ -145,6 +242,7 @@ class SourceRow:
     connections: list[ConnectionRow] = field(default_factory=list)
     # For a provider connected outside this page (connect_kind ""): where its own flow starts, set by the view.
     connect_url: str = ""
+    last_synced_at: dt.datetime | None = None  # the latest successful sync over its connections' pipelines
 
 
 def _error_kind(code: str) -> str:
@@ -217,7 +315,11 @@ def source_checklist(*, merchant: Merchant) -> list[SourceRow]:
     A provider added to Provider appears here with no other change. Disconnected (revoked) credentials are
     left out: the source reads "not connected" and the audit log keeps the history.
     """
-    credentials = credential_list(merchant=merchant).exclude(status=CredentialStatus.REVOKED)
+    credentials = (
+        credential_list(merchant=merchant)
+        .exclude(status=CredentialStatus.REVOKED)
+        .select_related("pipeline", "pipeline__last_job")
+    )
     by_provider: dict[str, list[ConnectorCredential]] = {}
     for credential in credentials:
         by_provider.setdefault(credential.provider, []).append(credential)
@@ -225,7 +327,9 @@ def source_checklist(*, merchant: Merchant) -> list[SourceRow]:
     rows = []
     for provider in Provider:
         connections = [
-            ConnectionRow(credential=c, state=_STATE_OF_STATUS[c.status], problem=credential_problem(c))
+            ConnectionRow(
+                credential=c, state=_STATE_OF_STATUS[c.status], problem=credential_problem(c), sync=connection_sync(c)
+            )
             for c in by_provider.get(provider, [])
         ]
         states = {c.state for c in connections}
@@ -241,7 +345,10 @@ def source_checklist(*, merchant: Merchant) -> list[SourceRow]:
         elif state == SourceState.ERROR:
             step = NEXT_ERROR
         else:
-            step = NEXT_NONE if last_data_at else NEXT_WAIT_FOR_DATA
+            failing = next((c.sync.problem for c in connections if c.sync and c.sync.state == SyncState.FAILED), "")
+            step = failing or (NEXT_NONE if last_data_at else NEXT_WAIT_FOR_DATA)
+        synced = [c.credential.pipeline.last_synced_at for c in connections if c.sync]
+        last_synced_at = max((at for at in synced if at), default=None)
         rows.append(
             SourceRow(
                 provider=provider,
@@ -250,6 +357,7 @@ def source_checklist(*, merchant: Merchant) -> list[SourceRow]:
                 last_data_at=last_data_at,
                 next_step=step.format(provider=provider.label),
                 connections=connections,
+                last_synced_at=last_synced_at,
             )
         )
     return rows

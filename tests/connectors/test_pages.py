@@ -24,10 +24,23 @@ from connectors.selectors import (
     PROBLEM_PERMISSION,
     PROBLEM_RATE_LIMITED,
     PROBLEM_UNREACHABLE,
+    SYNC_FAILED_ALERTED,
+    SYNC_FAILED_MANY,
+    SYNC_FAILED_ONCE,
+    SYNC_PAUSED,
+    SYNC_SERVICE_MANY,
+    SYNC_SERVICE_ONCE,
+    SyncState,
+    connection_sync,
     credential_problem,
 )
+from ingestion.choices import JobStatus, PipelineStatus
+from ingestion.models import Pipeline, SyncJob
 from tests.accounts.factories import MembershipFactory
 from tests.connectors.factories import CredentialFactory, google_credential
+from tests.ingestion import conftest as ingestion_conftest
+
+airbyte = ingestion_conftest.airbyte  # the sandbox's Airbyte fixture, reused: ingestion's own services run a sync
 
 pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 
@@ -332,3 +345,188 @@ def test_last_data_is_read_from_the_raw_tables_once_per_cache_window(client, cle
     assert not any("_airbyte_extracted_at" in q["sql"] for q in second.captured_queries)
     # Only the tables of sources that are providers are scanned (not a year of web sessions or orders).
     assert all("web_sessions" not in str(q["sql"]) for q in first.captured_queries)
+
+
+# --- each connection's last and next sync (ingestion's Pipeline and SyncJob rows) -------------------------
+
+
+def _pipeline(credential, *, status=PipelineStatus.ACTIVE, job=None, **fields):
+    """A pipeline as ingestion leaves it; `job`: the last SyncJob's fields (the state here is just data)."""
+    pipeline = Pipeline.objects.create(
+        credential=credential, merchant=credential.merchant, source_type="source-type", source_id="src-1",
+        connection_id=f"conn-{credential.pk}", status=status, start_date=dt.date(2026, 1, 1), **fields,
+    )  # fmt: skip
+    if job is not None:
+        pipeline.last_job = SyncJob.objects.create(
+            pipeline=pipeline, connection_id=pipeline.connection_id, airbyte_job_id=credential.pk * 10, **job
+        )
+        pipeline.save(update_fields=["last_job"])
+    return pipeline
+
+
+def _sync_cell(html: str, credential) -> str:
+    match = re.search(rf'data-testid="sync-{credential.pk}">(.*?)</td>\s*<td data-testid="next-sync-{credential.pk}">'
+                      rf"(.*?)</td>", html, re.S)  # fmt: skip
+    assert match, f"no sync cells for credential {credential.pk}"
+    return " ".join(re.sub(r"<[^>]+>", " ", " ".join(match.groups())).split())  # the words, without markup
+
+
+AT = dt.datetime(2026, 12, 2, 9, 30, tzinfo=dt.UTC)
+
+
+def test_each_connection_shows_its_last_sync_next_sync_and_problem_in_plain_words(client, clerk):
+    membership = MembershipFactory(clerk_user_id=clerk.user("user_sync"), merchant__timezone="UTC", role=Role.OWNER)
+    m = membership.merchant
+    synced = CredentialFactory(merchant=m, provider=Provider.META)
+    _pipeline(
+        synced, last_synced_at=AT, next_sync_at=AT + dt.timedelta(hours=1),
+        job={"status": JobStatus.SUCCEEDED, "rows_synced": 1234, "started_at": AT - dt.timedelta(minutes=5),
+             "finished_at": AT},
+    )  # fmt: skip
+    syncing = CredentialFactory(merchant=m, provider=Provider.GOOGLE_ADS)
+    _pipeline(
+        syncing, last_synced_at=AT - dt.timedelta(days=1), next_sync_at=AT + dt.timedelta(hours=2),
+        job={"status": JobStatus.RUNNING, "started_at": AT + dt.timedelta(minutes=40)},
+    )  # fmt: skip
+    failing = CredentialFactory(merchant=m, provider=Provider.KLAVIYO)
+    _pipeline(
+        failing, last_synced_at=AT - dt.timedelta(days=2), next_sync_at=AT + dt.timedelta(minutes=10),
+        consecutive_failures=3, last_error_code="sync_failed",
+        last_error_message="Source klaviyo: HTTP 401 for api_key=pk_leaked_in_a_message",
+        job={"status": JobStatus.FAILED, "started_at": AT, "finished_at": AT + dt.timedelta(minutes=1),
+             "error_type": "sync_failed", "error_message": "Airbyte's raw words: stack trace at io.airbyte"},
+    )  # fmt: skip
+    paused = CredentialFactory(merchant=m, provider=Provider.META, status=CredentialStatus.NEEDS_REAUTH)
+    _pipeline(paused, status=PipelineStatus.PAUSED, last_synced_at=AT, next_sync_at=AT + dt.timedelta(hours=1))
+    fresh = CredentialFactory(merchant=m, provider=Provider.ATTENTIVE)
+    _pipeline(fresh, status=PipelineStatus.PENDING, next_sync_at=AT + dt.timedelta(minutes=3))
+    no_pipeline = CredentialFactory(merchant=m, provider=Provider.GOOGLE_ADS, account_label="Second account")
+
+    html = _page(client, clerk, membership)
+
+    states = dict(re.findall(r'<tr data-credential="(\d+)"[^>]* data-sync="(\w+)"', html))
+    assert states == {
+        str(synced.pk): "synced", str(syncing.pk): "syncing", str(failing.pk): "failed", str(paused.pk): "paused",
+        str(fresh.pk): "not_synced", str(no_pipeline.pk): "none",
+    }  # fmt: skip
+    assert _sync_cell(html, synced) == "Synced Dec 2, 2026 09:30 · 1234 rows Dec 2, 2026 10:30"
+    assert _sync_cell(html, syncing) == "Syncing started Dec 2, 2026 10:10 Dec 2, 2026 11:30"
+    assert _sync_cell(html, failing) == (
+        f"Failed Dec 2, 2026 09:31 {escape(SYNC_FAILED_MANY.format(n=3))} Dec 2, 2026 09:40"
+    )
+    assert _sync_cell(html, paused) == (
+        f"Paused Dec 2, 2026 09:30 {SYNC_PAUSED.format(provider='Meta Ads')} After you reconnect"
+    )
+    assert _sync_cell(html, fresh) == "Not yet synced Dec 2, 2026 09:33"
+    assert _sync_cell(html, no_pipeline) == "— —"  # no pipeline yet: nothing claimed
+    # The checklist: each source's latest successful sync, and a failing sync as the connected source's next step.
+    assert 'data-testid="last-sync-meta">Last synced Dec 2, 2026 09:30<' in html
+    assert 'data-testid="last-sync-google_ads">Last synced Dec 1, 2026 09:30<' in html
+    assert 'data-testid="last-sync-attentive"' not in html and 'data-testid="last-sync-shopify"' not in html
+    assert ("klaviyo", "connected") in _checklist(html)
+    assert re.search(rf'data-testid="next-klaviyo">{re.escape(escape(SYNC_FAILED_MANY.format(n=3)))}<', html)
+    # Airbyte's and the provider's own words, and anything secret in them, stay off the page.
+    assert "pk_leaked" not in html and "io.airbyte" not in html and "raw words" not in html
+    assert "The sync failed in Airbyte" not in html
+
+
+@pytest.mark.parametrize(
+    ("failures", "code", "alerted", "expected"),
+    [
+        (1, "sync_failed", False, SYNC_FAILED_ONCE),
+        (2, "sync_failed", False, SYNC_FAILED_MANY.format(n=2)),
+        (4, "sync_failed", True, SYNC_FAILED_ALERTED.format(n=4)),
+        (1, "http_503", False, SYNC_SERVICE_ONCE),
+        (5, "AirbyteUnreachable", True, SYNC_SERVICE_MANY.format(n=5)),
+    ],
+)
+def test_sync_failures_read_as_plain_words(failures, code, alerted, expected):
+    credential = CredentialFactory(provider=Provider.META)
+    _pipeline(
+        credential, consecutive_failures=failures, last_error_code=code, last_error_message="raw: secret=abc",
+        failure_alerted_at=AT if alerted else None,
+    )  # fmt: skip
+    credential = ConnectorCredential.objects.select_related("pipeline", "pipeline__last_job").get(pk=credential.pk)
+    sync = connection_sync(credential)
+    assert (sync.state, sync.problem) == (SyncState.FAILED, expected)
+    assert "secret" not in sync.problem
+
+
+def test_a_cancelled_last_job_reads_as_the_last_good_sync_and_a_deleted_pipeline_as_none():
+    cancelled = CredentialFactory(provider=Provider.META)
+    _pipeline(cancelled, last_synced_at=AT, job={"status": JobStatus.CANCELLED, "finished_at": AT, "rows_synced": 7})
+    deleted = CredentialFactory(provider=Provider.KLAVIYO)
+    _pipeline(deleted, status=PipelineStatus.DELETED, last_synced_at=AT)
+    rows = ConnectorCredential.objects.select_related("pipeline", "pipeline__last_job").in_bulk()
+    sync = connection_sync(rows[cancelled.pk])
+    assert (sync.state, sync.rows) == (SyncState.SYNCED, None)
+    assert connection_sync(rows[deleted.pk]) is None
+
+
+def test_the_sync_columns_cost_no_query_per_connection(client, clerk, django_assert_num_queries):
+    from django.test.utils import CaptureQueriesContext
+
+    one = MembershipFactory(clerk_user_id=clerk.user("user_one"), merchant__key="pages_q1", role=Role.OWNER)
+    credential = CredentialFactory(merchant=one.merchant, provider=Provider.META)
+    _pipeline(credential, last_synced_at=AT, job={"status": JobStatus.SUCCEEDED, "finished_at": AT})
+    _page(client, clerk, one)  # warms the raw-freshness cache: only the default database is counted below
+    with CaptureQueriesContext(connections["default"]) as baseline:
+        _page(client, clerk, one)
+    expected = len(baseline.captured_queries)  # now: the next request resets the connection's query log
+
+    many = MembershipFactory(clerk_user_id=clerk.user("user_many"), merchant__key="pages_q6", role=Role.OWNER)
+    for i, provider in enumerate([Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO] * 2):
+        c = CredentialFactory(merchant=many.merchant, provider=provider, account_label=f"acct {i}")
+        job = {"status": [JobStatus.SUCCEEDED, JobStatus.RUNNING, JobStatus.FAILED][i % 3], "finished_at": AT}
+        _pipeline(c, last_synced_at=AT, consecutive_failures=i % 2, last_error_code="sync_failed", job=job)
+    CredentialFactory(merchant=many.merchant, provider=Provider.ATTENTIVE)  # and one without a pipeline
+    _page(client, clerk, many)
+    with django_assert_num_queries(expected, connection=connections["default"]):
+        html = _page(client, clerk, many)
+    assert html.count('data-sync="') == 7
+
+
+def test_store_bs_sync_details_never_appear_on_store_as_page(client, clerk, owner):
+    mine = CredentialFactory(merchant=owner.merchant, provider=Provider.META)
+    _pipeline(mine, last_synced_at=AT, job={"status": JobStatus.SUCCEEDED, "finished_at": AT, "rows_synced": 11})
+    other = MembershipFactory(clerk_user_id=clerk.user("user_other_b"))
+    theirs = CredentialFactory(merchant=other.merchant, provider=Provider.META, account_label="B ads")
+    _pipeline(
+        theirs, status=PipelineStatus.PAUSED, consecutive_failures=9, last_error_code="sync_failed",
+        job={"status": JobStatus.SUCCEEDED, "finished_at": AT, "rows_synced": 987654},
+    )  # fmt: skip
+    html = _page(client, clerk, owner)
+    assert re.findall(r'data-credential="(\d+)"', html) == [str(mine.pk)]
+    assert "987654" not in html and "Paused" not in html and "9 syncs" not in html
+    assert "· 11 rows" in html
+
+
+def test_a_sync_run_by_ingestion_against_the_sandbox_reads_on_the_page(client, clerk, owner, airbyte, providers):
+    """The page reads what ingestion's own services record: a job followed to success, then a failed one."""
+    from ingestion.services import job_poll, pipeline_follow_credential, pipeline_sync
+    from tests.ingestion.factories import credential_for
+
+    credential = credential_for(Provider.KLAVIYO, providers, merchant=owner.merchant)
+    pipeline = pipeline_follow_credential(credential_id=credential.pk)
+    html = _page(client, clerk, owner)
+    assert re.search(rf'data-credential="{credential.pk}"[^>]* data-sync="not_synced"', html)
+
+    airbyte.script_job(rowsSynced=42)
+    job = pipeline_sync(pipeline_id=pipeline.pk, force=True)
+    airbyte.advance(job.airbyte_job_id)
+    job_poll(job_id=job.pk)
+    assert _sync_cell(_page(client, clerk, owner), credential).startswith("Syncing started ")
+    airbyte.advance(job.airbyte_job_id, "succeeded")
+    job_poll(job_id=job.pk)
+    html = _page(client, clerk, owner)
+    assert re.search(rf'data-credential="{credential.pk}"[^>]* data-sync="synced"', html)
+    assert "· 42 rows" in _sync_cell(html, credential)
+
+    airbyte.script_job(status="failed", errorType="system_error", errorMessage="Stack trace: io.airbyte.Worker")
+    job = pipeline_sync(pipeline_id=pipeline.pk, force=True)
+    airbyte.advance(job.airbyte_job_id, "failed")
+    job_poll(job_id=job.pk)
+    html = _page(client, clerk, owner)
+    assert re.search(rf'data-credential="{credential.pk}"[^>]* data-sync="failed"', html)
+    assert SYNC_FAILED_ONCE in _sync_cell(html, credential)
+    assert "io.airbyte" not in html and "system_error" not in html and providers.klaviyo_key() not in html

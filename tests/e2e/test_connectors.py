@@ -177,6 +177,49 @@ def test_disconnect(connectors_page, owner, providers):
     assert (credential.status, credential.api_key_enc) == (CredentialStatus.REVOKED, "")
 
 
+def test_each_connection_shows_its_last_and_next_sync_and_a_failing_sync_in_plain_words(
+    connectors_page, owner, providers, screenshot
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ingestion.choices import JobStatus, PipelineStatus
+    from ingestion.models import Pipeline, SyncJob
+
+    page = connectors_page
+    page.get_by_role("link", name="Add Klaviyo API key").click()
+    page.get_by_label("API key", exact=True).fill(providers.klaviyo_key())
+    page.get_by_role("button", name="Connect with API key").click()
+    expect(source(page, "klaviyo")).to_have_attribute("data-state", "connected")
+    expect(connection(page, "klaviyo")).to_have_attribute("data-sync", "none")  # no pipeline yet: nothing claimed
+    credential = ConnectorCredential.objects.get(merchant=owner.merchant)
+    # What ingestion leaves after a good sync and then three failed ones (the state here is just data).
+    now = timezone.now()
+    pipeline = Pipeline.objects.create(
+        credential=credential, merchant=owner.merchant, source_type="klaviyo", connection_id="conn-e2e",
+        status=PipelineStatus.ACTIVE, start_date=dt.date(2026, 1, 1), last_synced_at=now - dt.timedelta(days=1),
+        next_sync_at=now + dt.timedelta(minutes=5), consecutive_failures=3, last_error_code="sync_failed",
+        last_error_message="Airbyte: worker stack trace",
+    )  # fmt: skip
+    pipeline.last_job = SyncJob.objects.create(
+        pipeline=pipeline, connection_id="conn-e2e", airbyte_job_id=7, status=JobStatus.FAILED,
+        started_at=now - dt.timedelta(minutes=2), finished_at=now - dt.timedelta(minutes=1),
+        error_type="sync_failed", error_message="Airbyte: worker stack trace",
+    )  # fmt: skip
+    pipeline.save(update_fields=["last_job"])
+
+    page.reload()
+    row = connection(page, "klaviyo")
+    expect(row).to_have_attribute("data-sync", "failed")
+    expect(row.locator(".sync")).to_contain_text("Failed")
+    expect(row.locator(".sync")).to_contain_text("The last 3 syncs failed; we keep retrying")
+    expect(row).not_to_contain_text("stack trace")
+    expect(source(page, "klaviyo")).to_contain_text("Last synced")
+    expect(source(page, "klaviyo")).to_contain_text("The last 3 syncs failed")
+    screenshot("connectors-sync-failing")
+
+
 def test_a_new_user_without_a_store_is_asked_to_add_one(page, app_url, clerk, csp_violations, screenshot):
     clerk.user("user_nina", first_name="Nina", last_name="New", email="nina@new.example")
     page.goto(app_url + "/")
