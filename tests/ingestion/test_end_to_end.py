@@ -37,8 +37,9 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "ware
 
 TZ = "America/New_York"
 HISTORY_DAYS = 14
-# The world's frozen "now": mid-afternoon in New York, some days back (so a day later is still the past).
-NOW = (dt.datetime.now(ZoneInfo(TZ)) - dt.timedelta(days=4)).replace(hour=15, minute=0, second=0, microsecond=0)
+# The world's frozen "now": late evening in New York (the day's rows all visible by its last hourly sync), some
+# days back (so a day later is still the past).
+NOW = (dt.datetime.now(ZoneInfo(TZ)) - dt.timedelta(days=4)).replace(hour=23, minute=30, second=0, microsecond=0)
 AIRBYTE_PROVIDERS = (Provider.SHOPIFY, Provider.META, Provider.GOOGLE_ADS, Provider.KLAVIYO)
 CENT = Decimal("0.01")
 
@@ -223,8 +224,10 @@ def test_a_connected_store_s_synced_data_reaches_the_overview_api(
     airbyte.world(history_days=HISTORY_DAYS, orders_per_day=3, timezone=TZ, currency="USD", start_date=None)
     airbyte.set_clock(NOW.isoformat())
     membership = MembershipFactory(
-        clerk_user_id=clerk.user("user_e2e_owner"), role=Role.OWNER, merchant__timezone=TZ, merchant__currency="USD"
-    )
+        clerk_user_id=clerk.user("user_e2e_owner"), role=Role.OWNER, merchant__timezone=TZ, merchant__currency="USD",
+        # The world a source reads is named by its shop (ad account, ...): the same store whatever ran before.
+        merchant__shop_domain="e2e-outfitters.myshopify.com", merchant__key="e2e_outfitters",
+    )  # fmt: skip
     demo_connect(membership=membership, app_url="http://testserver", control=sandbox)
 
     # The lifecycle made one pipeline per Airbyte source, into the store's raw schema.
