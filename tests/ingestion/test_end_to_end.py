@@ -20,6 +20,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 from django.db.utils import load_backend
+from django.utils import timezone
 
 from accounts.choices import Role
 from analytics.choices import DbtRunStatus
@@ -29,7 +30,7 @@ from connectors.demo import demo_connect
 from ingestion.choices import JobStatus
 from ingestion.client import AirbyteClient
 from ingestion.models import Pipeline, Workspace
-from ingestion.services import job_poll, pipeline_sync
+from ingestion.services import ingestion_sweep, job_poll, pipeline_sync
 from tests.accounts.factories import MembershipFactory
 from tests.analytics.conftest import scratch_db_factory  # noqa: F401  (the scratch warehouse)
 
@@ -102,9 +103,11 @@ def _fx_sync(airbyte, connection_id: str) -> None:
 
 
 def _sync_all(airbyte, pipelines: list[Pipeline]) -> None:
-    """Each pipeline's sync, triggered and followed to its end, the job advanced through the sandbox."""
+    """Each pipeline due, as the sweep sees it; its sync triggered and followed to its end, the job advanced
+    through the sandbox."""
+    assert sorted(ingestion_sweep().sync) == sorted(p.pk for p in pipelines)
     for pipeline in pipelines:
-        job = pipeline_sync(pipeline_id=pipeline.pk, force=True)
+        job = pipeline_sync(pipeline_id=pipeline.pk)
         assert job is not None, pipeline.credential.provider
         airbyte.advance(job.airbyte_job_id)  # running
         assert job_poll(job_id=job.pk).status == JobStatus.RUNNING
@@ -251,6 +254,8 @@ def test_a_connected_store_s_synced_data_reaches_the_overview_api(
 
     # A day later: one more simulated day lands, and the API shows it.
     airbyte.set_clock((NOW + dt.timedelta(days=1)).isoformat())
+    # The next hourly slot has come (the sweep's own clock is the wall clock's).
+    Pipeline.objects.filter(merchant=membership.merchant).update(next_sync_at=timezone.now() - dt.timedelta(seconds=1))
     _fx_sync(airbyte, fx)
     _sync_all(airbyte, pipelines)
     expected.take_rates(airbyte, fx)
