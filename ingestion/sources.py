@@ -132,7 +132,14 @@ SOURCES: dict[str, SourceKind] = {
         "google-ads",
         "google_ads_",
         (
-            _deduped("campaign", "segments.date", "campaign.id", "segments.date"),
+            # One row per campaign, day, network and device (analytics/raw_schema.py): keyed on campaign and day
+            # alone, the destination's dedupe would keep one network x device row of each day and drop the
+            # rest of its spend (fct_ad_spend_daily sums cost_micros over them).
+            _deduped(
+                "campaign",
+                "segments.date",
+                *("campaign.id", "segments.date", "segments.ad_network_type", "segments.device"),
+            ),
             _deduped("customer", "segments.date", "customer.id", "segments.date"),
         ),
         _google_ads,

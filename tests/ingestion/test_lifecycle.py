@@ -30,7 +30,7 @@ EXPECTED_STREAMS = {
     ],
     Provider.GOOGLE_ADS: [
         {"name": "campaign", "syncMode": "incremental_deduped_history", "cursorField": ["segments.date"],
-         "primaryKey": [["campaign.id"], ["segments.date"]]},
+         "primaryKey": [["campaign.id"], ["segments.date"], ["segments.ad_network_type"], ["segments.device"]]},
         {"name": "customer", "syncMode": "incremental_deduped_history", "cursorField": ["segments.date"],
          "primaryKey": [["customer.id"], ["segments.date"]]},
     ],
