@@ -629,12 +629,13 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
         .values_list("pk", flat=True)
     )
     busy = SyncJob.objects.exclude(status__in=TERMINAL_JOB_STATUSES).values("pipeline_id")
-    plan.sync = list(
-        Pipeline.objects.filter(status=PipelineStatus.ACTIVE, next_sync_at__lte=now)
-        .exclude(pk__in=busy)
-        .order_by("next_sync_at")
-        .values_list("pk", flat=True)
-    )
+    if not settings.AIRBYTE_SCHEDULED_SYNCS_PAUSED:
+        plan.sync = list(
+            Pipeline.objects.filter(status=PipelineStatus.ACTIVE, next_sync_at__lte=now)
+            .exclude(pk__in=busy)
+            .order_by("next_sync_at")
+            .values_list("pk", flat=True)
+        )
     providers = list(SOURCES)
     usable = ConnectorCredential.objects.filter(
         provider__in=providers, status__in=USABLE_STATUSES, merchant__is_active=True

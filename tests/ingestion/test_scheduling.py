@@ -332,3 +332,21 @@ def test_a_job_id_reused_by_a_new_airbyte_is_another_job(airbyte, pipeline, sand
     assert (len(state["sources"]), len(state["destinations"]), len(state["connections"])) == (1, 1, 1)
     airbyte.advance(again.airbyte_job_id, "succeeded")
     assert job_poll(job_id=again.pk).status == JobStatus.SUCCEEDED
+
+
+def test_paused_scheduled_syncs_start_none_but_running_jobs_are_still_followed(airbyte, pipeline, settings):
+    airbyte.script_job(rowsSynced=5, bytesSynced=50)
+    job = pipeline_sync(pipeline_id=pipeline.pk)  # started before the operator paused syncs
+    Pipeline.objects.filter(pk=pipeline.pk).update(next_sync_at=timezone.now() - dt.timedelta(minutes=5))
+    SyncJob.objects.filter(pk=job.pk).update(next_poll_at=timezone.now() - dt.timedelta(minutes=5))
+    settings.AIRBYTE_SCHEDULED_SYNCS_PAUSED = True
+
+    plan = ingestion_sweep()
+
+    assert plan.sync == []  # nothing new is started while paused
+    assert plan.poll == [job.pk]  # what already runs is followed to its end
+
+    settings.AIRBYTE_SCHEDULED_SYNCS_PAUSED = False
+    airbyte.advance(job.airbyte_job_id, "succeeded")
+    job_poll(job_id=job.pk)
+    assert ingestion_sweep().sync == [pipeline.pk]  # due, idle and unpaused: synced again
