@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -274,8 +275,6 @@ def cmd_status(args: list[str]) -> None:
 
 def ensure_chromium() -> None:
     """The browser tests drive Debian's Chromium (Playwright cannot download a browser here)."""
-    import shutil
-
     if shutil.which("chromium") or shutil.which("chromium-browser"):
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -293,6 +292,12 @@ def cmd_test(args: list[str]) -> None:
     ensure_chromium()
     env = base_env()
     env.pop("SANDBOX_URL", None)  # the suite starts its own sandbox on a free port
+    if not env.get("REDIS_URL") and not env.get("CELERY_DATA_DIR"):
+        # The tests' queued tasks go to a broker folder of their own, emptied per run: in `make run`'s folder
+        # its worker would take them and run them against the development database.
+        test_broker = LOCAL / "celery-test"
+        shutil.rmtree(test_broker, ignore_errors=True)
+        env["CELERY_DATA_DIR"] = str(test_broker)
     result = subprocess.run([PY, "-m", "pytest", *args], cwd=ROOT, env=env)
     raise SystemExit(result.returncode)
 
