@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.conf import settings
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from accounts.views import merchant_member_required
+from config.api import json_loads
 from notifications import selectors, services
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def clerk_webhook(request: HttpRequest) -> HttpResponse:
         )
         return JsonResponse({"error": "invalid signature"}, status=400)
     try:
-        event = json.loads(body)
+        event = json_loads(body)  # signed, but still bounded: a deep document is a 400, not a RecursionError
         event_type, user_id = event["type"], event["data"]["id"]
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "not a Clerk event"}, status=400)

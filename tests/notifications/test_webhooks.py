@@ -99,3 +99,23 @@ def test_other_events_are_acknowledged_and_ignored(client, settings):
     )
     assert response.status_code == 200
     assert cache.get(email_cache_key("user_ada")) == "ada@example.com"
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[" * 10_000 + "]" * 10_000, '{"type": "user.deleted", "data": {"id": NaN}}', "\u00ff not json", "[1, 2]"],
+    ids=["nested-10000-deep", "nan", "not-json", "not-an-object"],
+)
+def test_a_signed_body_that_is_not_a_clerk_event_is_a_400(client, settings, body):
+    settings.CLERK_WEBHOOK_SECRET = SECRET
+    now = dt.datetime.now(dt.UTC)
+    response = client.post(
+        "/webhooks/clerk/",
+        body,
+        content_type="application/json",
+        HTTP_SVIX_ID="msg_3",
+        HTTP_SVIX_TIMESTAMP=str(int(now.timestamp())),
+        HTTP_SVIX_SIGNATURE=Webhook(SECRET).sign("msg_3", now, body),
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "not a Clerk event"}
