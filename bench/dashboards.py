@@ -27,7 +27,6 @@ import http.client
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,38 +37,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _common import database_url, free_port, pct  # noqa: E402
 
 SCALES = {"S": (90, 50), "M": (730, 300)}  # days, orders per day: the Analytics issue's scales
 MERCHANT = {"id": 1, "key": "bench", "timezone": "America/New_York", "currency": "USD"}
 USER = "user_bench"
-
-
-def database_url(name: str) -> tuple[str, dict]:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("DATABASE_URL is not set")
-    params = conninfo_to_dict(url)
-    admin = {**params, "dbname": params.get("dbname") or "postgres"}
-    user, host = params.get("user") or "postgres", params.get("host") or "127.0.0.1"
-    password = f":{params['password']}" if params.get("password") else ""
-    if host.startswith("/"):  # the embedded PostgreSQL of `make run`: a Unix socket directory
-        return f"postgres://{user}{password}@/{name}?host={host}", admin
-    return f"postgres://{user}{password}@{host}:{params.get('port') or 5432}/{name}", admin
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def recorder(statements: list, alias: str):

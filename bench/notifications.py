@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import queue
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -32,12 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from _common import free_port  # noqa: E402
 
 
 def start_sandbox(smtp_port: int) -> tuple[subprocess.Popen, str]:
