@@ -387,8 +387,7 @@ AIRBYTE_DESTINATION_SSL_MODE = env.str("AIRBYTE_DESTINATION_SSL_MODE", default="
 # Each connection syncs this often, at a minute of the hour derived from its id (staggered).
 AIRBYTE_SYNC_INTERVAL_SECONDS = env.int("AIRBYTE_SYNC_INTERVAL_SECONDS", default=3600)
 # The operator's switch: scheduled syncs stop (pipelines still follow their credentials, running jobs are still
-# followed to their end, staff's "sync now" still works). `make run` sets it while the demo's data comes from
-# seed_demo_data, so the demo stores do not get a second copy through the sandbox's Airbyte.
+# followed to their end, staff's "sync now" still works): for maintenance of the warehouse, say.
 AIRBYTE_SCHEDULED_SYNCS_PAUSED = env.bool("AIRBYTE_SCHEDULED_SYNCS_PAUSED", default=False)
 # After this many failed syncs in a row the store's owners and admins are told, once per failing run.
 AIRBYTE_SYNC_ALERT_AFTER_FAILURES = env.int("AIRBYTE_SYNC_ALERT_AFTER_FAILURES", default=3)

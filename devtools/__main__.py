@@ -211,8 +211,6 @@ def cmd_run(args: list[str]) -> None:
         GOOGLE_ADS_API_URL=f"{sandbox_url}/google/ads",
         KLAVIYO_API_URL=f"{sandbox_url}/klaviyo",
         ATTENTIVE_API_URL=f"{sandbox_url}/attentive",
-        # The demo's raw data is still written by seed_demo_data (not yet by syncs): no second copy through Airbyte.
-        AIRBYTE_SCHEDULED_SYNCS_PAUSED="true",
         SHOPIFY_ADMIN_URL=f"{sandbox_url}/shopify/{{shop}}",
     )
     say("migrating")
@@ -227,8 +225,9 @@ def cmd_run(args: list[str]) -> None:
     manage(env, "seed_demo")
     # Connected the way a merchant connects, so the Connectors page tells the truth about the demo's data.
     manage(env, "connect_demo", "--sandbox-url", sandbox_url, "--app-url", f"http://127.0.0.1:{PORT}")
-    # The first run writes a year of synthetic raw data and builds the models; later runs skip both.
-    manage(env, "seed_demo_data")
+    # The demo's data arrives through the sandbox's Airbyte: the first run syncs each store's history and builds
+    # the models; later runs find it synced and leave the hourly syncs to beat.
+    manage(env, "ingest_demo", "--sandbox-url", sandbox_url)
 
     web_cmd = [
         PY, "-m", "gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application",

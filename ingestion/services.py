@@ -481,6 +481,15 @@ def _forget(client: AirbyteClient, pipeline: Pipeline) -> None:
     pipeline.next_sync_at = None
 
 
+def pipeline_forget(*, pipeline_id: int) -> None:
+    """Airbyte no longer knows the pipeline's connection (found by a caller that asked): forget its ids, so
+    the next follow of its credential makes source and connection again."""
+    with transaction.atomic():
+        pipeline = Pipeline.objects.select_for_update().get(pk=pipeline_id)
+        _forget(_client(), pipeline)
+        pipeline.save()
+
+
 def _failure_count(pipeline: Pipeline, code: str, message: str, *, now: dt.datetime) -> None:
     """One more failure in a row: retry with backoff (never later than the regular slot), alert once at N."""
     pipeline.consecutive_failures += 1

@@ -94,7 +94,8 @@ class SandboxControl:
         self.session = session or requests.Session()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        response = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+        kwargs.setdefault("timeout", self.timeout)
+        response = self.session.request(method, f"{self.base_url}{path}", **kwargs)
         if response.status_code >= 400:
             raise SandboxControlError(response.status_code, response.text)
         return response
@@ -188,6 +189,19 @@ class SandboxControl:
     def shopify_shop_set(self, shop: str, **fields: Any) -> dict[str, Any]:
         """Create or change the sandbox Shopify's record of `shop` (what shop.json serves)."""
         return self._request("POST", "/_control/shopify/shops", json={"shop": shop, **fields}).json()["shop"]
+
+    def airbyte_world_link(self, *, to: str, sources: list[str], world: dict[str, Any]) -> dict[str, Any]:
+        """The Airbyte sources `sources` read the simulated world of source `to`, which gets `world`'s settings."""
+        return self._request(
+            "POST", "/_control/airbyte/world/link", json={"to": to, "sources": sources, "world": world}
+        ).json()
+
+    def airbyte_world_seed(self, connection_id: str, *, tables: list[str] | None = None, timeout: float = 300) -> dict:
+        """Write the connection's world's tables that no sandbox connector carries (web sessions, Attentive events)."""
+        payload = {} if tables is None else {"tables": tables}
+        return self._request(
+            "POST", f"/_control/airbyte/connections/{connection_id}/world-seed", json=payload, timeout=timeout
+        ).json()
 
     def close(self) -> None:
         self.session.close()

@@ -56,10 +56,12 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Response
 
+from analytics.raw_schema import RAW_TABLES
 from sandbox.providers import airbyte_worker
 from sandbox.providers.airbyte_worker import JobPlan, StreamPlan, SyncFailure
 from sandbox.routing import Context, Route, json_response, read_json_object
 from sandbox.world.world import (
+    STREAM_TABLES,
     Clock,
     WorldSettings,
     settings_update,
@@ -1315,6 +1317,24 @@ def _job(ctx: Context, job_id: int) -> dict[str, Any]:
     return job
 
 
+def _world_lookups(ctx: Context, source: dict[str, Any]) -> tuple[str | None, Callable[[str], dict[str, Any] | None]]:
+    """What names a source's world besides its configuration: the Klaviyo account of a key the sandbox issued,
+    and the sandbox Shopify's record of a world's shop (its time zone and currency)."""
+    account = None
+    if source["type"] == "klaviyo":  # the world of a Klaviyo key is its account's, when the sandbox issued it
+        account = (ctx.state.klaviyo.get(source["configuration"].get("api_key", "")) or {}).get("account_id")
+
+    def shop_of(identity: str) -> dict[str, Any] | None:
+        kind, _, handle = identity.partition(":")
+        if kind != "shopify":
+            return None
+        with ctx.state.shopify._lock:  # a known shop only: looking must not create one
+            shop = ctx.state.shopify.shops.get(f"{handle}.myshopify.com")
+            return dict(shop) if shop else None
+
+    return account, shop_of
+
+
 @api
 def jobs_create(ctx: Context) -> Response:
     payload = _body(ctx)
@@ -1343,17 +1363,7 @@ def jobs_create(ctx: Context) -> Response:
         )
     source = airbyte.sources[connection["sourceId"]]
     destination = airbyte.destinations[connection["destinationId"]]
-    account = None
-    if source["type"] == "klaviyo":  # the world of a Klaviyo key is its account's, when the sandbox issued it
-        account = (ctx.state.klaviyo.get(source["configuration"].get("api_key", "")) or {}).get("account_id")
-
-    def shop_of(identity: str) -> dict[str, Any] | None:
-        kind, _, handle = identity.partition(":")
-        if kind != "shopify":
-            return None
-        with ctx.state.shopify._lock:  # a known shop only: looking must not create one
-            shop = ctx.state.shopify.shops.get(f"{handle}.myshopify.com")
-            return dict(shop) if shop else None
+    account, shop_of = _world_lookups(ctx, source)
 
     def plan(job_id: int) -> JobPlan | None:
         if source["deleted"] or destination["deleted"]:
@@ -1592,6 +1602,70 @@ def control_world(ctx: Context) -> Response:
         return json_response({**airbyte.world.to_dict(), "clock": _clock_body(airbyte)})
 
 
+def control_world_link(ctx: Context) -> Response:
+    """``{"to": <source id>, "sources": [<source id>, ...], "world": {settings}}``: the sources read the world
+    of source ``to`` (one merchant: its Meta campaigns are those its Shopify orders came from), and that world
+    has the given settings of its own (history_days, orders_per_day, seed, timezone, currency, start_date).
+    Answers the world's identity and the identity each source had."""
+    airbyte = ctx.state.airbyte
+    payload = read_json_object(ctx.request)
+    to, linked, own = payload.get("to"), payload.get("sources", []), payload.get("world", {})
+    if not isinstance(to, str) or not isinstance(linked, list) or not all(isinstance(i, str) for i in linked):
+        return json_response({"error": 'give "to" (a source id) and "sources" (a list of source ids)'}, status=400)
+    if not isinstance(own, dict):
+        return json_response({"error": '"world" must be an object of world settings'}, status=400)
+    with airbyte._lock:
+        identities = {}
+        for source_id in (to, *linked):
+            source = airbyte.sources.get(source_id)
+            if source is None or source["deleted"]:
+                return json_response({"error": f"no source {source_id}"}, status=404)
+            account, _shop_of = _world_lookups(ctx, source)
+            identities[source_id] = world_identity(source["type"], source["configuration"], account)
+        world = identities[to]
+        links = {**airbyte.world.links, **{identities[i]: world for i in linked if identities[i] != world}}
+        try:
+            airbyte.world = settings_update(
+                airbyte.world, {"links": links, "worlds": {**airbyte.world.worlds, world: own}}
+            )
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, status=400)
+        for identity in (world, *identities.values()):
+            airbyte.world_starts.pop(identity, None)
+    return json_response({"world": world, "sources": identities})
+
+
+# Tables of the simulated world that no connector of the sandbox delivers: the web pixel's sessions (until
+# the collector takes them) and Attentive's events (which arrive by webhook, not through Airbyte).
+SEED_ONLY_TABLES = tuple(
+    table for table in RAW_TABLES if not any(table in streams.values() for streams in STREAM_TABLES.values())
+)
+
+
+def control_world_seed(ctx: Context, connection_id: str) -> Response:
+    """``{"tables": [...]}`` (default: all of SEED_ONLY_TABLES): write those tables of the connection's world,
+    everything visible up to the world's now, into the connection's namespace (unprefixed, as the app's own
+    raw tables are named), replacing what they held. For a demo store's data no sandbox connector carries."""
+    airbyte = ctx.state.airbyte
+    payload = read_json_object(ctx.request)
+    tables = payload.get("tables", list(SEED_ONLY_TABLES))
+    if not isinstance(tables, list) or not set(tables) <= set(SEED_ONLY_TABLES):
+        return json_response({"error": f"tables must be a list drawn from {list(SEED_ONLY_TABLES)}"}, status=400)
+    with airbyte._lock:
+        connection = airbyte.connections.get(connection_id)
+        if connection is None or connection.get("status") == "deprecated":
+            return json_response({"error": f"no connection {connection_id}"}, status=404)
+        source = airbyte.sources[connection["sourceId"]]
+        destination = airbyte.destinations[connection["destinationId"]]
+    account, shop_of = _world_lookups(ctx, source)
+    plan = airbyte.job_plan(connection, source, destination, 0, "sync", account, shop_of)
+    try:
+        written = airbyte_worker.seed_tables(plan, tables)
+    except airbyte_worker.SyncFailure as exc:
+        return json_response({"error": exc.message}, status=502)
+    return json_response({"world": plan.identity, "tables": written})
+
+
 def _clock_body(airbyte: AirbyteState) -> dict[str, Any]:
     now = airbyte.clock.now()
     return {"now": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(), "frozen": airbyte.clock.frozen is not None}
@@ -1738,6 +1812,14 @@ ROUTES = (
     Route("control.airbyte.state", "/_control/airbyte/state", ("GET",), control_state, control=True),
     Route("control.airbyte.world", "/_control/airbyte/world", ("GET", "POST"), control_world, control=True),
     Route("control.airbyte.world.clock", "/_control/airbyte/world/clock", ("POST",), control_world_clock, control=True),
+    Route("control.airbyte.world.link", "/_control/airbyte/world/link", ("POST",), control_world_link, control=True),
+    Route(
+        "control.airbyte.world.seed",
+        "/_control/airbyte/connections/<connection_id>/world-seed",
+        ("POST",),
+        control_world_seed,
+        control=True,
+    ),
     Route(
         "control.airbyte.connections.last_sync.records",
         "/_control/airbyte/connections/<connection_id>/last-sync/records",

@@ -241,6 +241,31 @@ def run_job(
     return totals
 
 
+def seed_tables(plan: JobPlan, tables: list[str]) -> dict[str, int]:
+    """Write whole world tables no stream carries (``plan``'s world up to ``plan.now``) into the namespace,
+    each in one transaction replacing what an earlier seed wrote (``sync_id`` 0); rows per table."""
+    extracted_at = dt.datetime.fromtimestamp(int(plan.now), dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+    records = world_records(plan.settings, plan.identity, start=plan.start, now=plan.now, windows=dict.fromkeys(tables))
+    written = {}
+    with destination_connect(plan.destination) as conn:
+        for table in tables:
+            rows = [r.fields for r in records.pop(table)]
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    target = _ensure_table(cur, plan.namespace, table, table)
+                    # What an earlier seed wrote (sync id 0) goes; rows the app's own intake wrote stay.
+                    cur.execute(sql.SQL("delete from {} where _airbyte_meta ->> 'sync_id' = '0'").format(target))
+                    cols = sql.SQL(", ").join(sql.Identifier(c) for c, _ in table_columns(table))
+                    with cur.copy(sql.SQL("copy {} ({}) from stdin").format(target, cols)) as copy:
+                        for start in range(0, len(rows), 5000):
+                            copy.write("".join(_copy_line(f, extracted_at, 0, 0) for f in rows[start : start + 5000]))
+            except psycopg.Error as exc:
+                reason = _redacted(str(exc).strip().splitlines()[0], plan.destination.get("password"))
+                raise SyncFailure("system_error", f"Writing {table} failed: {reason}") from None
+            written[table] = len(rows)
+    return written
+
+
 def _typed(value: str, pg_type: str) -> Any:
     if value == "\\N":
         return None

@@ -82,7 +82,8 @@ class WorldSettings:
     # identity -> identity: sources of one store read one merchant (its Meta campaigns are the ones its
     # Shopify sessions and Klaviyo events refer to), e.g. {"meta:111": "shopify:acme"}
     links: dict[str, str] = dataclasses.field(default_factory=dict)
-    # identity -> settings of that world only (e.g. a smaller second demo store): {"history_days": 180}
+    # identity -> settings of that world only (e.g. a smaller second demo store): {"history_days": 180}; a
+    # world's own start_date keeps its first day across sandbox restarts (the demo fixes it from the store's)
     worlds: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,8 +127,10 @@ def settings_update(settings: WorldSettings, payload: dict[str, Any]) -> WorldSe
         if not isinstance(worlds, dict) or not all(isinstance(v, dict) for v in worlds.values()):
             raise ValueError("worlds must map identities to settings of that world")
         for identity, own in worlds.items():
-            if set(own) & {"links", "worlds", "start_date"}:
-                raise ValueError(f"worlds.{identity}: only history_days, orders_per_day, seed, timezone, currency")
+            if set(own) & {"links", "worlds"}:
+                raise ValueError(
+                    f"worlds.{identity}: only history_days, orders_per_day, seed, timezone, currency, start_date"
+                )
             settings_update(settings, own)  # raises on a bad value
         values["worlds"] = {k: dict(v) for k, v in worlds.items()}
     if "start_date" in payload:
@@ -236,6 +239,9 @@ class _Reader(_Generator):
         n = self.seq[table] = self.seq[table] + 1
         lo = self.wanted.get(table)
         if lo is None or not (lo <= ext < self.hi):
+            return
+        if table not in _KEY_INDEXES:  # a table no stream reads (sessions, Attentive events): every row as emitted
+            self.found[table][(str(n),)] = (("", ext, n), Record(fields, ext, n))
             return
         values = fields.split("\t")
         key_at, cursor_at = _KEY_INDEXES[table]
