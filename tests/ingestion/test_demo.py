@@ -49,7 +49,7 @@ def _raw_count(db: dict, merchant, table: str) -> int:
         return conn.execute(f"select count(*) from {merchant.raw_schema}.{table}").fetchone()[0]
 
 
-def test_the_first_run_syncs_each_pipeline_s_history_from_one_merchant_and_builds(store, warehouse, airbyte):
+def test_the_first_run_syncs_each_pipeline_s_history_from_one_merchant_and_builds(store, warehouse, airbyte):  # noqa: F811
     result = demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
 
     pipelines = list(Pipeline.objects.filter(merchant=store, credential__isnull=False).select_related("credential"))
@@ -69,7 +69,7 @@ def test_the_first_run_syncs_each_pipeline_s_history_from_one_merchant_and_build
     assert len(orders) == _raw_count(warehouse, store, "shopify_orders") > 0
 
 
-def test_a_second_run_starts_nothing_and_builds_nothing(store, warehouse, airbyte):
+def test_a_second_run_starts_nothing_and_builds_nothing(store, warehouse, airbyte):  # noqa: F811
     demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
     jobs, builds = SyncJob.objects.count(), DbtRun.objects.count()
 
@@ -79,7 +79,7 @@ def test_a_second_run_starts_nothing_and_builds_nothing(store, warehouse, airbyt
     assert (SyncJob.objects.count(), DbtRun.objects.count()) == (jobs, builds)
 
 
-def test_a_pipeline_airbyte_lost_is_made_again_without_a_second_history_sync(store, warehouse, airbyte):
+def test_a_pipeline_airbyte_lost_is_made_again_without_a_second_history_sync(store, warehouse, airbyte):  # noqa: F811
     demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
     meta = Pipeline.objects.get(merchant=store, credential__provider=Provider.META)
     lost = meta.connection_id
@@ -93,7 +93,7 @@ def test_a_pipeline_airbyte_lost_is_made_again_without_a_second_history_sync(sto
     assert not SyncJob.objects.filter(pipeline=meta, connection_id=meta.connection_id).exists()
 
 
-def test_a_store_that_is_not_a_demo_store_is_refused(store, warehouse, airbyte):
+def test_a_store_that_is_not_a_demo_store_is_refused(store, warehouse, airbyte):  # noqa: F811
     with pytest.raises(DemoIngestFailed, match="demo_e2e is not a demo store"):
         demo_ingest(merchants=[store], control=airbyte.control)
     assert not SyncJob.objects.exists()
