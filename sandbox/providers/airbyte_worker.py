@@ -241,15 +241,21 @@ def run_job(
     return totals
 
 
+def _stamp(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+
+
 def seed_tables(plan: JobPlan, tables: list[str]) -> dict[str, int]:
     """Write whole world tables no stream carries (``plan``'s world up to ``plan.now``) into the namespace,
-    each in one transaction replacing what an earlier seed wrote (``sync_id`` 0); rows per table."""
-    extracted_at = dt.datetime.fromtimestamp(int(plan.now), dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+    each in one transaction replacing what an earlier seed wrote (``sync_id`` 0); rows per table.
+
+    Each row is stamped with the moment it became visible, as the app's own intake (the collector, the webhook
+    receiver) stamps what it receives over time — not with one time for a year of rows."""
     records = world_records(plan.settings, plan.identity, start=plan.start, now=plan.now, windows=dict.fromkeys(tables))
     written = {}
     with destination_connect(plan.destination) as conn:
         for table in tables:
-            rows = [r.fields for r in records.pop(table)]
+            rows = records.pop(table)
             try:
                 with conn.transaction(), conn.cursor() as cur:
                     target = _ensure_table(cur, plan.namespace, table, table)
@@ -258,7 +264,11 @@ def seed_tables(plan: JobPlan, tables: list[str]) -> dict[str, int]:
                     cols = sql.SQL(", ").join(sql.Identifier(c) for c, _ in table_columns(table))
                     with cur.copy(sql.SQL("copy {} ({}) from stdin").format(target, cols)) as copy:
                         for start in range(0, len(rows), 5000):
-                            copy.write("".join(_copy_line(f, extracted_at, 0, 0) for f in rows[start : start + 5000]))
+                            copy.write(
+                                "".join(
+                                    _copy_line(r.fields, _stamp(r.visible_at), 0, 0) for r in rows[start : start + 5000]
+                                )
+                            )
             except psycopg.Error as exc:
                 reason = _redacted(str(exc).strip().splitlines()[0], plan.destination.get("password"))
                 raise SyncFailure("system_error", f"Writing {table} failed: {reason}") from None
