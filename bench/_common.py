@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 
@@ -35,3 +36,24 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def server() -> dict:
+    """DATABASE_URL's server as connection parameters (its database too: `postgres` when it names none)."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        sys.exit("DATABASE_URL is not set")
+    p = conninfo_to_dict(url)
+    return {
+        "host": p.get("host") or "127.0.0.1",
+        "port": int(p.get("port") or 5432),
+        "user": p.get("user") or "postgres",
+        "password": p.get("password") or "",
+        "dbname": p.get("dbname") or "postgres",
+    }
+
+
+def connect(db: dict, **kw) -> psycopg.Connection:
+    return psycopg.connect(
+        host=db["host"], port=db["port"], user=db["user"], password=db["password"], dbname=db["dbname"], **kw
+    )

@@ -19,10 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import connect, server
 
 from analytics.dbt_runner import PROJECT_DIR, dbt_invoke
 from analytics.demo_data import generate_demo_data
@@ -39,26 +38,6 @@ SHOP = {
     "timezone": "America/New_York",
     "currency": "USD",
 }
-
-
-def server() -> dict:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("DATABASE_URL is not set")
-    p = conninfo_to_dict(url)
-    return {
-        "host": p.get("host") or "127.0.0.1",
-        "port": int(p.get("port") or 5432),
-        "user": p.get("user") or "postgres",
-        "password": p.get("password") or "",
-        "dbname": p.get("dbname"),
-    }
-
-
-def connect(db: dict, **kw) -> psycopg.Connection:
-    return psycopg.connect(
-        host=db["host"], port=db["port"], user=db["user"], password=db["password"], dbname=db["dbname"], **kw
-    )
 
 
 def timed_dbt(args: list[str], db: dict) -> float:
