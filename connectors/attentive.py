@@ -191,7 +191,7 @@ def signature_valid(signing_key: str, body: bytes, signature: str) -> bool:
 
 
 _WEBHOOK_QUERY = (
-    "SELECT w.signing_key_enc, m.key FROM connectors_attentivewebhook w "
+    "SELECT w.signing_key_enc, m.key, m.id FROM connectors_attentivewebhook w "
     "JOIN accounts_merchant m ON m.id = w.merchant_id "
     "WHERE w.public_id = %s AND w.disabled_at IS NULL"
 )
@@ -201,18 +201,18 @@ _WEBHOOK_QUERY = (
 # disconnect (disabled_at) is therefore honoured by every process within these seconds; events Attentive sent
 # before it deleted the webhook may still land meanwhile, which is harmless.
 LOOKUP_CACHE_SECONDS = 5.0
-_lookups: dict[str, tuple[float, str, str]] = {}  # public id -> (read at, signing key, merchant key)
+_lookups: dict[str, tuple[float, str, str, int]] = {}  # public id -> (read at, signing key, merchant key, id)
 _LOOKUP_CACHE_MAX = 10_000
 
 
 @sensitive_variables()
-def webhook_lookup(public_id: str) -> tuple[str, str] | None:
-    """(signing key, merchant key) of a live webhook; None if unknown or disabled. One indexed read at most per
-    LOOKUP_CACHE_SECONDS and process."""
+def webhook_lookup(public_id: str) -> tuple[str, str, int] | None:
+    """(signing key, merchant key, merchant id) of a live webhook; None if unknown or disabled. One indexed read
+    at most per LOOKUP_CACHE_SECONDS and process."""
     now = time.monotonic()
     cached = _lookups.get(public_id)
     if cached is not None and now - cached[0] < LOOKUP_CACHE_SECONDS:
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]
     with connections["default"].cursor() as cursor:
         cursor.execute(_WEBHOOK_QUERY, [public_id])
         row = cursor.fetchone()
@@ -222,8 +222,8 @@ def webhook_lookup(public_id: str) -> tuple[str, str] | None:
     if len(_lookups) >= _LOOKUP_CACHE_MAX:
         _lookups.clear()
     signing_key = decrypt_secret(row[0])
-    _lookups[public_id] = (now, signing_key, row[1])
-    return signing_key, row[1]
+    _lookups[public_id] = (now, signing_key, row[1], row[2])
+    return signing_key, row[1], row[2]
 
 
 def webhook_lookup_forget() -> None:
@@ -435,7 +435,7 @@ def attentive_delivery_receive(*, public_id: str, body: bytes, signature: str | 
         return 503, {"error": STORE_FAILED}
     if found is None:
         return 404, {"error": UNKNOWN_WEBHOOK}
-    signing_key, merchant_key = found
+    signing_key, merchant_key, merchant_id = found
     if not signature:
         logger.info("attentive webhook refused: no signature")
         return 401, {"error": MISSING_SIGNATURE}
@@ -450,7 +450,37 @@ def attentive_delivery_receive(*, public_id: str, body: bytes, signature: str | 
     except DatabaseError as exc:
         logger.warning("attentive webhook: event not stored (%s); Attentive will deliver it again", type(exc).__name__)
         return 503, {"error": STORE_FAILED}
+    if stored.inserted:
+        attentive_change_mark(merchant_id=merchant_id)
     return 200, {"ok": True, "duplicate": not stored.inserted}
+
+
+_UNBUILT_ATTENTIVE_CHANGE = (
+    "SELECT EXISTS (SELECT 1 FROM analytics_rawdatachange WHERE merchant_id = %s AND source = 'attentive' "
+    "AND consumed_by_run_id IS NULL)"
+)
+
+
+def attentive_change_mark(*, merchant_id: int) -> None:
+    """A new event is raw data the coalesced build must take in: recorded as a change of `attentive`, unless one
+    not yet taken by a build is there already (a burst is one change per build, not thousands; an event that
+    lands once a build has taken the change records the next one, so nothing waits for the nightly build).
+
+    Never fails the delivery, whose event is stored: a database refusing the record only logs, and the nightly
+    build takes the event in."""
+    from analytics.services import raw_data_changed_mark
+
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute(_UNBUILT_ATTENTIVE_CHANGE, [merchant_id])
+            (pending,) = cursor.fetchone()
+        if not pending:
+            raw_data_changed_mark(merchant_id=merchant_id, source="attentive", at=timezone.now())
+    except DatabaseError as exc:
+        logger.warning(
+            "attentive webhook: the change of merchant %s not recorded (%s); the nightly build takes it in",
+            merchant_id, type(exc).__name__,
+        )  # fmt: skip
 
 
 # --- the WSGI fast path --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from accounts.choices import Role
 from analytics.raw_schema import table_columns
@@ -282,6 +283,38 @@ def test_emoji_escaped_as_surrogate_pairs_are_text_like_any_other(client, webhoo
 def test_a_replayed_event_is_stored_once(client, webhook, owner):
     assert deliver(client, webhook, sms_sent()).json() == {"ok": True, "duplicate": False}
     assert deliver(client, webhook, sms_sent()).json() == {"ok": True, "duplicate": True}
+    assert len(raw_rows(owner.merchant, "attentive_sms_sent")) == 1
+
+
+def test_new_events_ask_for_one_coalesced_build_at_a_time(client, webhook, owner, django_capture_on_commit_callbacks):
+    from analytics.models import DbtRun, RawDataChange
+
+    unbuilt = RawDataChange.objects.filter(merchant=owner.merchant, source="attentive", consumed_by_run=None)
+    with django_capture_on_commit_callbacks(execute=False) as requested:
+        assert deliver(client, webhook, sms_sent(1)).status_code == 200
+    assert unbuilt.count() == 1 and len(requested) == 1  # the build is asked for once the change commits
+    # A burst while that change waits for its build records nothing more; a replay is no new data at all.
+    with django_capture_on_commit_callbacks(execute=False) as requested:
+        for n in (2, 3, 1):
+            assert deliver(client, webhook, sms_sent(n)).status_code == 200
+    assert unbuilt.count() == 1 and requested == []
+    # Once a build has taken the change in, the next event is a change for the next build.
+    unbuilt.update(consumed_by_run=DbtRun.objects.create(command="build", started_at=timezone.now()))
+    assert deliver(client, webhook, sms_sent(4)).status_code == 200
+    assert unbuilt.count() == 1
+    assert RawDataChange.objects.filter(merchant=owner.merchant, source="attentive").count() == 2
+
+
+def test_a_change_that_cannot_be_recorded_still_answers_200_for_the_stored_event(client, webhook, owner, monkeypatch):
+    from django.db import OperationalError
+
+    from analytics import services as analytics_services
+
+    def refuse(**kwargs):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(analytics_services, "raw_data_changed_mark", refuse)
+    assert deliver(client, webhook, sms_sent()).json() == {"ok": True, "duplicate": False}
     assert len(raw_rows(owner.merchant, "attentive_sms_sent")) == 1
 
 
