@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import Max, Min, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import Merchant
 from analytics.choices import DbtRunStatus, DbtTrigger
@@ -73,15 +73,27 @@ def coalesced_build_due_get(*, quiet_seconds: int, max_wait_seconds: int) -> Coa
     provider's `at`. Read without the dbt lock the changes of a running build count too, so the answer is
     then "due" early and the request meets the lock; its holder looks again after it (services).
     """
-    span = raw_data_change_unbuilt_list().aggregate(
-        oldest=Min("recorded_at"), newest=Max("recorded_at"), newest_id=Max("pk")
-    )
-    if span["newest_id"] is None:
+    with connections[router.db_for_read(RawDataChange)].cursor() as cursor:
+        cursor.execute(_UNBUILT_SPAN_SQL, {"dead_or_running": [DbtRunStatus.RUNNING, DbtRunStatus.INTERRUPTED]})
+        oldest, newest, newest_id = cursor.fetchone()
+    if newest_id is None:
         return None
-    at = min(
-        span["newest"] + dt.timedelta(seconds=quiet_seconds), span["oldest"] + dt.timedelta(seconds=max_wait_seconds)
-    )
-    return CoalescedBuildDue(at=at, newest_change_id=span["newest_id"])
+    at = min(newest + dt.timedelta(seconds=quiet_seconds), oldest + dt.timedelta(seconds=max_wait_seconds))
+    return CoalescedBuildDue(at=at, newest_change_id=newest_id)
+
+
+# The rows of raw_data_change_unbuilt_list, as two branches each on an index (the partial index of unconsumed
+# changes; the few running or interrupted runs, then the changes' foreign-key index): asked on every sync's
+# success, where the OR across the join would read the whole table, one row per sync a store has ever had.
+_UNBUILT_SPAN_SQL = f"""
+    select min(recorded_at), max(recorded_at), max(id) from (
+        select recorded_at, id from {RawDataChange._meta.db_table} where consumed_by_run_id is null
+        union all
+        select c.recorded_at, c.id from {RawDataChange._meta.db_table} c
+        join {DbtRun._meta.db_table} r on r.id = c.consumed_by_run_id
+        where r.status = any(%(dead_or_running)s)
+    ) unbuilt
+"""  # noqa: S608 — the table names come from the models
 
 
 @dataclass(frozen=True)

@@ -206,9 +206,9 @@ def raw_data_changed_mark(*, merchant_id: int, source: str, at: dt.datetime) -> 
         raise ValidationError({"at": [RAW_DATA_CHANGE_NAIVE_AT]})
     with transaction.atomic():
         change = RawDataChange.objects.create(merchant_id=merchant_id, source=source.strip(), at=at)
-        due = _coalesced_build_due(debounce=True)
-        assert due is not None  # this change is unbuilt
-        enqueue = functools.partial(_coalesced_build_enqueue, countdown=_seconds_until(due.at), change_id=change.pk)
+        due = _coalesced_build_due(debounce=True)  # never None: this change itself is unbuilt
+        countdown = _seconds_until(due.at) if due else 0
+        enqueue = functools.partial(_coalesced_build_enqueue, countdown=countdown, change_id=change.pk)
         transaction.on_commit(enqueue, robust=True)
     return change
 
