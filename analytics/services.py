@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import logging
 import math
 import re
@@ -207,9 +206,7 @@ def raw_data_changed_mark(*, merchant_id: int, source: str, at: dt.datetime) -> 
     with transaction.atomic():
         change = RawDataChange.objects.create(merchant_id=merchant_id, source=source.strip(), at=at)
         due = _coalesced_build_due(debounce=True)  # never None: this change itself is unbuilt
-        countdown = _seconds_until(due.at) if due else 0
-        enqueue = functools.partial(_coalesced_build_enqueue, countdown=countdown, change_id=change.pk)
-        transaction.on_commit(enqueue, robust=True)
+        _coalesced_build_enqueue_on_commit(countdown=_seconds_until(due.at) if due else 0, change_id=change.pk)
     return change
 
 
@@ -230,6 +227,15 @@ def _coalesced_build_enqueue(*, countdown: int | None = None, change_id: int | N
     from analytics.tasks import dbt_build_coalesced_task
 
     dbt_build_coalesced_task.apply_async(kwargs={"change_id": change_id}, countdown=countdown)
+
+
+def _coalesced_build_enqueue_on_commit(*, countdown: int, change_id: int | None) -> None:
+    # A named function, not a functools.partial: Django names the callback in the error it logs when the
+    # broker refuses (robust=True), and a partial has no name, so the logging itself would raise.
+    def enqueue() -> None:
+        _coalesced_build_enqueue(countdown=countdown, change_id=change_id)
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _coalesced_build_enqueue_if_unbuilt() -> None:
@@ -271,12 +277,7 @@ def dbt_build_coalesced_when_due(*, change_id: int | None = None, args: list[str
     if due is None:
         return []
     if due.at > timezone.now():
-        transaction.on_commit(
-            functools.partial(
-                _coalesced_build_enqueue, countdown=_seconds_until(due.at), change_id=due.newest_change_id
-            ),
-            robust=True,
-        )
+        _coalesced_build_enqueue_on_commit(countdown=_seconds_until(due.at), change_id=due.newest_change_id)
         return []
     return dbt_build_coalesced(args=args, debounce=True)
 
@@ -307,14 +308,7 @@ def dbt_build_coalesced(*, args: list[str] | None = None, debounce: bool = False
             return runs
         if isinstance(outcome, CoalescedBuildDue):
             # After the lock is released (this call returned): the request for when they will be due.
-            transaction.on_commit(
-                functools.partial(
-                    _coalesced_build_enqueue,
-                    countdown=_seconds_until(outcome.at),
-                    change_id=outcome.newest_change_id,
-                ),
-                robust=True,
-            )
+            _coalesced_build_enqueue_on_commit(countdown=_seconds_until(outcome.at), change_id=outcome.newest_change_id)
             return runs
         runs.append(outcome)
 

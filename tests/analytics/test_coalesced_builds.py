@@ -449,6 +449,34 @@ def test_changes_during_a_debounced_build_get_exactly_one_more_build_once_quiet(
     assert not raw_data_change_unbuilt_list().exists()
 
 
+@pytest.mark.django_db
+def test_a_request_the_broker_refuses_loses_no_change_and_the_sweep_builds_it(
+    debounce, published, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from config.celery import app
+    from config.schedules import SCHEDULES
+
+    merchant = MerchantFactory()
+    with monkeypatch.context() as outage:  # the broker is down as the sync commits
+        outage.setattr(app.conf, "broker_write_url", None)
+        outage.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+        outage.setattr(app, "_pool", None)  # the connection and producer pools made from the broker's address
+        outage.setattr(app.amqp, "_producer_pool", None)
+        with django_capture_on_commit_callbacks(execute=True):
+            change = raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=_at(0))
+    assert published == []
+    assert any("on_commit" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+    assert list(raw_data_change_unbuilt_list()) == [change]  # the sync's change is kept
+
+    [sweep] = [s for s in SCHEDULES if s.task == "analytics.dbt_build_coalesced"]
+    assert (sweep.every_seconds, sweep.kwargs) == (5 * 60, {})  # the sweep's request names no change
+    _time_passes(QUIET)
+    with django_capture_on_commit_callbacks(execute=True):
+        [run] = dbt_build_coalesced_when_due(args=SMALL_BUILD)
+    assert run.status == DbtRunStatus.SUCCESS
+    assert RawDataChange.objects.get(pk=change.pk).consumed_by_run_id == run.pk
+
+
 # --- a build killed mid-way -----------------------------------------------------------------------------------
 
 
