@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
 
-from django.db import DatabaseError, connections, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db import DatabaseError, connections, router, transaction
+from django.db.models import Q, QuerySet
 
 from accounts.models import Merchant
 from analytics.choices import DbtRunStatus, DbtTrigger
@@ -57,31 +59,102 @@ def raw_data_change_unbuilt_list() -> QuerySet[RawDataChange]:
     )
 
 
-def _last_change_build_id() -> int | None:
-    # Builds that take changes in: the coalesced ones and every plain `build`. Runs are created under the dbt
-    # lock, so ids follow their order: a successful build covers every change consumed by it or an earlier run.
-    return (
-        DbtRun.objects.filter(status=DbtRunStatus.SUCCESS)
-        .filter(Q(triggered_by=DbtTrigger.DATA_CHANGED) | Q(command="build"))
-        .aggregate(last=Max("pk"))["last"]
+class CoalescedBuildDue(NamedTuple):
+    at: dt.datetime
+    newest_change_id: int
+
+
+def coalesced_build_due_get(*, quiet_seconds: int, max_wait_seconds: int) -> CoalescedBuildDue | None:
+    """When the unbuilt changes are to be built, or None when there are none.
+
+    Due once the newest has been recorded `quiet_seconds` ago (the stores' data has gone quiet), or once the
+    oldest has waited `max_wait_seconds` (the ceiling: syncs that never pause cannot postpone it for ever),
+    whichever comes first. Times are `recorded_at`, this app's clock when it learned of the sync, not the
+    provider's `at`. Read without the dbt lock the changes of a running build count too, so the answer is
+    then "due" early and the request meets the lock; its holder looks again after it (services).
+    """
+    with connections[router.db_for_read(RawDataChange)].cursor() as cursor:
+        cursor.execute(_UNBUILT_SPAN_SQL, {"dead_or_running": [DbtRunStatus.RUNNING, DbtRunStatus.INTERRUPTED]})
+        oldest, newest, newest_id = cursor.fetchone()
+    if newest_id is None:
+        return None
+    at = min(newest + dt.timedelta(seconds=quiet_seconds), oldest + dt.timedelta(seconds=max_wait_seconds))
+    return CoalescedBuildDue(at=at, newest_change_id=newest_id)
+
+
+# The rows of raw_data_change_unbuilt_list, as two branches each on an index (the partial index of unconsumed
+# changes; the few running or interrupted runs, then the changes' foreign-key index): asked on every sync's
+# success, where the OR across the join would read the whole table, one row per sync a store has ever had.
+_UNBUILT_SPAN_SQL = f"""
+    select min(recorded_at), max(recorded_at), max(id) from (
+        select recorded_at, id from {RawDataChange._meta.db_table} where consumed_by_run_id is null
+        union all
+        select c.recorded_at, c.id from {RawDataChange._meta.db_table} c
+        join {DbtRun._meta.db_table} r on r.id = c.consumed_by_run_id
+        where r.status = any(%(dead_or_running)s)
+    ) unbuilt
+"""  # noqa: S608 — the table names come from the models
+
+
+@dataclass(frozen=True)
+class DataAsOf:
+    built_at: dt.datetime | None  # when the latest successful build that takes syncs in finished
+    sources: dict[str, dt.datetime]  # {source: when its latest successful sync ended}
+
+
+# Builds that take changes in: the coalesced ones and every plain `build`. Runs are created under the dbt lock,
+# so ids follow their order: a successful build covers every change consumed by it or an earlier run. The
+# sources are found by a loose index scan of (merchant, source, at), and each one's latest sync by one backward
+# step of the same index: a handful of index probes however many syncs a store has had (one a source an hour).
+_DATA_AS_OF_SQL = f"""
+    with recursive last_build as (
+        select id, finished_at from {DbtRun._meta.db_table}
+        where status = %(success)s and (triggered_by = %(data_changed)s or command = 'build')
+        order by id desc limit 1
+    ), sources as (
+        (select source from {RawDataChange._meta.db_table} where merchant_id = %(merchant)s order by source limit 1)
+        union all
+        select (
+            select c.source from {RawDataChange._meta.db_table} c
+            where c.merchant_id = %(merchant)s and c.source > s.source order by c.source limit 1
+        ) from sources s where s.source is not null
     )
+    select b.finished_at, s.source, latest.at
+    from (select 1) one
+    left join last_build b on true
+    left join sources s on s.source is not null and (b.id is not null or not %(built_only)s)
+    left join lateral (
+        select c.at from {RawDataChange._meta.db_table} c
+        where c.merchant_id = %(merchant)s and c.source = s.source
+          and (not %(built_only)s or c.consumed_by_run_id <= b.id)
+        order by c.at desc limit 1
+    ) latest on true
+"""  # noqa: S608 — the table names come from the models
+
+
+def data_as_of_get(*, merchant: Merchant, built_only: bool = True) -> DataAsOf:
+    """Per source, when its latest successful sync ended, and when the latest build taking syncs in finished.
+
+    One statement. `built_only` (the default, what a dashboard should say): only the syncs a successful build
+    has taken in, so the times name data the marts hold; False: the latest successful sync whether built yet
+    or not. A source never synced (or, built only, never built) is absent. The caller has checked the
+    membership.
+    """
+    params = {
+        "success": DbtRunStatus.SUCCESS,
+        "data_changed": DbtTrigger.DATA_CHANGED,
+        "merchant": merchant.pk,
+        "built_only": built_only,
+    }
+    with connections[router.db_for_read(RawDataChange)].cursor() as cursor:
+        cursor.execute(_DATA_AS_OF_SQL, params)
+        rows = cursor.fetchall()
+    return DataAsOf(built_at=rows[0][0], sources={source: at for _, source, at in rows if at is not None})
 
 
 def data_as_of(*, merchant: Merchant, built_only: bool = True) -> dict[str, dt.datetime]:
-    """{source: when its latest successful sync ended} for a store, from the raw-data changes.
-
-    `built_only` (the default, what a dashboard should say): only the syncs a successful build has taken in,
-    so the time names data the marts hold; False: the latest successful sync whether built yet or not. A
-    source never synced is absent. The caller has checked the membership.
-    """
-    changes = RawDataChange.objects.filter(merchant=merchant)
-    if built_only:
-        last_build = _last_change_build_id()
-        if last_build is None:
-            return {}
-        changes = changes.filter(consumed_by_run_id__lte=last_build)
-    rows = changes.order_by().values("source").annotate(latest=Max("at")).values_list("source", "latest")
-    return dict(rows)
+    """{source: when its latest successful sync ended} for a store, from the raw-data changes (data_as_of_get)."""
+    return data_as_of_get(merchant=merchant, built_only=built_only).sources
 
 
 # Airbyte source names as they prefix the raw tables (RAW_TABLES), longest first so that prefixes nest safely.

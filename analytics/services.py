@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 import re
 import time
 from collections import Counter
@@ -19,7 +20,13 @@ from accounts.models import Merchant
 from analytics import dbt_runner
 from analytics.choices import DbtRunStatus, DbtTrigger
 from analytics.models import DbtRun, RawDataChange
-from analytics.selectors import dbt_merchant_list, raw_data_change_unbuilt_list, warehouse_connection_params
+from analytics.selectors import (
+    CoalescedBuildDue,
+    coalesced_build_due_get,
+    dbt_merchant_list,
+    raw_data_change_unbuilt_list,
+    warehouse_connection_params,
+)
 from config.logging import redact
 
 logger = logging.getLogger(__name__)
@@ -111,11 +118,15 @@ def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) 
         _coalesced_build_enqueue_if_unbuilt()
         raise
     _coalesced_build_enqueue_if_unbuilt()
-    assert run is not None  # only_if_changed=False always runs
+    assert isinstance(run, DbtRun)  # only_if_changed=False always runs
     return run
 
 
-def _dbt_run_locked(*, args: list[str], triggered_by: str, only_if_changed: bool) -> DbtRun | None:
+def _dbt_run_locked(
+    *, args: list[str], triggered_by: str, only_if_changed: bool, debounce: bool = False
+) -> DbtRun | CoalescedBuildDue | None:
+    """Run dbt under the lock. With `only_if_changed`: None when nothing is unbuilt, and when the unbuilt
+    changes are not due yet (`debounce`: the quiet period and ceiling), when they will be — built neither."""
     with _dbt_lock():
         merchants = dbt_merchant_list()
         takes_changes = only_if_changed or args == FULL_BUILD_ARGS
@@ -123,8 +134,12 @@ def _dbt_run_locked(*, args: list[str], triggered_by: str, only_if_changed: bool
         # another consumer; a change committed in between is simply taken too. Created and consumed in one
         # transaction: a crash before the commit leaves the changes unbuilt, one after leaves a `running` row
         # the next holder knows to be dead (the reaper below), and its changes unbuilt again.
-        if only_if_changed and not raw_data_change_unbuilt_list().exists():
-            return None
+        if only_if_changed:
+            due = _coalesced_build_due(debounce=debounce)
+            if due is None:
+                return None
+            if due.at > timezone.now():
+                return due
         with transaction.atomic():
             run = DbtRun.objects.create(
                 command=" ".join(args),
@@ -179,6 +194,10 @@ def raw_data_changed_mark(*, merchant_id: int, source: str, at: dt.datetime) -> 
     Called by ingestion when a sync succeeds, inside its transaction if it has one: the change is durable
     with it, and the build is asked for only once it commits (a rolled-back sync asks for nothing; a broker
     outage only logs — the sweeper asks again). Recording twice is harmless: one build takes both in.
+
+    The request is for the time the build is due as of this change (coalesced_build_due_get: quiet for
+    DBT_BUILD_COALESCE_SECONDS, or the oldest unbuilt change DBT_BUILD_COALESCE_MAX_SECONDS old) and names
+    the change, so that it steps aside for any newer change's request (dbt_build_coalesced_when_due).
     """
     if not source or not source.strip():
         raise ValidationError({"source": [RAW_DATA_CHANGE_NO_SOURCE]})
@@ -186,34 +205,90 @@ def raw_data_changed_mark(*, merchant_id: int, source: str, at: dt.datetime) -> 
         raise ValidationError({"at": [RAW_DATA_CHANGE_NAIVE_AT]})
     with transaction.atomic():
         change = RawDataChange.objects.create(merchant_id=merchant_id, source=source.strip(), at=at)
-        # The countdown (DBT_BUILD_COALESCE_SECONDS) lets syncs that finish together share one build.
-        countdown = settings.DBT_BUILD_COALESCE_SECONDS
-        transaction.on_commit(lambda: _coalesced_build_enqueue(countdown=countdown), robust=True)
+        due = _coalesced_build_due(debounce=True)  # never None: this change itself is unbuilt
+        _coalesced_build_enqueue_on_commit(countdown=_seconds_until(due.at) if due else 0, change_id=change.pk)
     return change
 
 
-def _coalesced_build_enqueue(*, countdown: int | None = None) -> None:
+def _coalesced_build_due(*, debounce: bool) -> CoalescedBuildDue | None:
+    # Without debounce (an operator's or a test's direct call) every unbuilt change is due at once.
+    return coalesced_build_due_get(
+        quiet_seconds=settings.DBT_BUILD_COALESCE_SECONDS if debounce else 0,
+        max_wait_seconds=settings.DBT_BUILD_COALESCE_MAX_SECONDS if debounce else 0,
+    )
+
+
+def _seconds_until(at: dt.datetime) -> int:
+    # Whole seconds, rounded up: a request that arrives a fraction early would only ask again for 0 s.
+    return max(0, math.ceil((at - timezone.now()).total_seconds()))
+
+
+def _coalesced_build_enqueue(*, countdown: int | None = None, change_id: int | None = None) -> None:
     from analytics.tasks import dbt_build_coalesced_task
 
-    dbt_build_coalesced_task.apply_async(countdown=countdown)
+    dbt_build_coalesced_task.apply_async(kwargs={"change_id": change_id}, countdown=countdown)
+
+
+def _coalesced_build_enqueue_on_commit(*, countdown: int, change_id: int | None) -> None:
+    # A named function, not a functools.partial: Django names the callback in the error it logs when the
+    # broker refuses (robust=True), and a partial has no name, so the logging itself would raise.
+    def enqueue() -> None:
+        _coalesced_build_enqueue(countdown=countdown, change_id=change_id)
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _coalesced_build_enqueue_if_unbuilt() -> None:
     # After the lock is released: a change committed while it was held had its request refused by the lock,
-    # and committed before that refusal, so it is visible here (see dbt_build_coalesced).
+    # and committed before that refusal, so it is visible here (see dbt_build_coalesced_when_due). The request
+    # names no change: it waits for the changes' due time itself.
     if raw_data_change_unbuilt_list().exists():
         transaction.on_commit(_coalesced_build_enqueue, robust=True)
 
 
-def dbt_build_coalesced(*, args: list[str] | None = None) -> list[DbtRun]:
+def dbt_build_coalesced_when_due(*, change_id: int | None = None, args: list[str] | None = None) -> list[DbtRun]:
+    """A request for the coalesced build: build if the unbuilt changes are due, else leave a request for then.
+
+    Due (coalesced_build_due_get) once the stores' data has been quiet for DBT_BUILD_COALESCE_SECONDS, or the
+    oldest unbuilt change has waited DBT_BUILD_COALESCE_MAX_SECONDS. `change_id` is the change whose sync
+    made the request (None: the sweep, a run releasing the lock, an operator). `args` as dbt_build_coalesced.
+
+    Why no change is left behind. A change is committed before its request is sent, and every request ends
+    in one of four ways, each leaving every change it could see to something that will build it:
+    1. A newer change (a larger id) is unbuilt: this request steps aside. That change's own request was sent
+       after it committed, for the due time as of it — no later than now's, give or take a sync transaction
+       still open then (the newest sets the quiet period; the oldest unbuilt can only have become younger) —
+       and sees everything this one saw. Or that change is in a running build, whose holder looks again after
+       it (4.; the sweep if that worker died). So of the requests made while syncs keep landing, all but the
+       newest's exit after one indexed query: no pile of waiting requests.
+    2. Not due yet: it sends one request for the due time, naming the newest change (so that it too steps
+       aside for a newer one). A broker that refuses it only logs: the 5-minute sweep asks again.
+    3. Due: dbt_build_coalesced takes the lock and builds every unbuilt change, then loops under the next
+       lock: changes that arrived during the build are built once more if due, or get a request for when
+       they will be (2.) — either way exactly one more build, however many arrived.
+    4. Due, but the lock is held: it returns at once. The holder, after releasing the lock, looks for unbuilt
+       changes again — dbt_build_coalesced's loop, under the next lock; dbt_run_execute for the other runs —
+       and a change committed before this refusal, so before that release, is seen there.
+    Never two builds at once: only the lock's holder builds.
+    """
+    if change_id is not None and raw_data_change_unbuilt_list().filter(pk__gt=change_id).exists():
+        return []
+    due = _coalesced_build_due(debounce=True)
+    if due is None:
+        return []
+    if due.at > timezone.now():
+        _coalesced_build_enqueue_on_commit(countdown=_seconds_until(due.at), change_id=due.newest_change_id)
+        return []
+    return dbt_build_coalesced(args=args, debounce=True)
+
+
+def dbt_build_coalesced(*, args: list[str] | None = None, debounce: bool = False) -> list[DbtRun]:
     """Build once for every raw-data change not built yet; again while changes arrived during a build.
 
     Never two at once (the dbt lock); [] when another run holds the lock or nothing changed. Why no change is
-    left behind: a change is committed before its build is asked for, and the request either gets the lock
-    (and builds it) or is refused while a holder has it. Every holder, after releasing the lock, looks for
-    unbuilt changes again — this loop, under the next lock; dbt_run_execute for the other runs — and a
-    change committed before the refusal, so before that release, is seen there. Changes that arrive during
-    a build are therefore taken in by exactly one build after it, however many they are.
+    left behind: see dbt_build_coalesced_when_due, which calls this with `debounce` once the changes are due.
+    Then changes that arrive during a build are built after it when due too, or else get one request for
+    when they will be; without `debounce` (an operator's, a test's direct call) they are built at once.
 
     `args` is the build (FULL_BUILD_ARGS unless an operator narrows it, e.g. a `--select`).
     """
@@ -221,15 +296,21 @@ def dbt_build_coalesced(*, args: list[str] | None = None) -> list[DbtRun]:
     runs: list[DbtRun] = []
     while True:
         try:
-            run = _dbt_run_locked(args=args, triggered_by=DbtTrigger.DATA_CHANGED, only_if_changed=True)
+            outcome = _dbt_run_locked(
+                args=args, triggered_by=DbtTrigger.DATA_CHANGED, only_if_changed=True, debounce=debounce
+            )
         except DbtRunLocked as exc:
             logger.info("coalesced dbt build left to the running one", extra={"reason": str(exc)})
             return runs
         # Any other error propagates and asks for nothing more: a database that is down would otherwise turn
         # every failed request into the next one at once. The 5-minute sweep asks again.
-        if run is None:
+        if outcome is None:
             return runs
-        runs.append(run)
+        if isinstance(outcome, CoalescedBuildDue):
+            # After the lock is released (this call returned): the request for when they will be due.
+            _coalesced_build_enqueue_on_commit(countdown=_seconds_until(outcome.at), change_id=outcome.newest_change_id)
+            return runs
+        runs.append(outcome)
 
 
 INTERRUPTED_REASON = (

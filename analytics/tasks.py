@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 
 from analytics.choices import DbtTrigger
-from analytics.services import DbtRunLocked, dbt_build_coalesced, dbt_run_execute
+from analytics.services import DbtRunLocked, dbt_build_coalesced, dbt_build_coalesced_when_due, dbt_run_execute
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +26,17 @@ def run_dbt_task(args: list[str]) -> int | None:
         return None
 
 
-@shared_task(name="analytics.dbt_build_coalesced", max_retries=0, acks_late=False)
-def dbt_build_coalesced_task() -> list[int]:
-    """Build the raw-data changes not built yet (asked for by each sync's success, and by the sweeper).
+@shared_task(name="analytics.dbt_build_coalesced", bind=True, max_retries=0, acks_late=False)
+def dbt_build_coalesced_task(self, change_id: int | None = None) -> list[int]:
+    """Build the raw-data changes not built yet once they are due (asked for by each sync's success, with the
+    change's id, and by the sweeper); a request that comes early asks again for when they will be.
 
-    Not retried and not acks_late: many requests are expected for one build and all but one find the lock
-    held or nothing to do; the changes themselves are kept in the database, so a lost request loses nothing
-    (the next request, the sweeper, or the nightly build takes them in).
+    Not retried and not acks_late: many requests are expected for one build and all but one step aside, find
+    the lock held or nothing to do; the changes themselves are kept in the database, so a lost request loses
+    nothing (the next request, the sweeper, or the nightly build takes them in). Run inline
+    (CELERY_TASK_ALWAYS_EAGER, for debugging) a request cannot wait for a countdown, so it builds at once
+    rather than asking again, inline, for ever.
     """
-    return [run.pk for run in dbt_build_coalesced()]
+    if self.request.is_eager:
+        return [run.pk for run in dbt_build_coalesced()]
+    return [run.pk for run in dbt_build_coalesced_when_due(change_id=change_id)]

@@ -136,6 +136,7 @@ def run(args, name: str) -> None:
     from analytics.services import dbt_run_execute, merchant_demo_data_generate
 
     coalesce = settings.DBT_BUILD_COALESCE_SECONDS
+    ceiling = settings.DBT_BUILD_COALESCE_MAX_SECONDS
 
     call_command("migrate", verbosity=0)
     stores = [
@@ -175,7 +176,8 @@ def run(args, name: str) -> None:
             raw_data_changed_mark(merchant_id=store.pk, source="shopify", at=timezone.now())
         syncs_done = time.monotonic()
 
-        # Done when nothing is unbuilt or running, and stays so past the last request's countdown.
+        # Done when nothing is unbuilt or running, and stays so past the last request's countdown (the build starts
+        # once the syncs have been quiet for `coalesce`, or at the latest `ceiling` after the first).
         deadline = time.monotonic() + 20 * 60
         quiet_since = None
         while time.monotonic() < deadline:
@@ -192,7 +194,7 @@ def run(args, name: str) -> None:
             time.sleep(0.5)
         else:
             sys.exit("the changes were not built within 20 minutes")
-        report(args, t0, coalesce)
+        report(args, t0, coalesce, ceiling)
     finally:
         stop_worker(worker)
 
@@ -214,7 +216,7 @@ def stop_worker(worker: subprocess.Popen) -> None:
         worker.wait(15)
 
 
-def report(args, t0, coalesce: int) -> None:
+def report(args, t0, coalesce: int, ceiling: int) -> None:
     from analytics.choices import DbtTrigger
     from analytics.models import DbtRun, RawDataChange
     from analytics.selectors import raw_data_change_unbuilt_list
@@ -228,7 +230,8 @@ def report(args, t0, coalesce: int) -> None:
     ]
     print(f"syncs: {args.stores} stores")
     print(f"sync_window: {args.window:.0f} s")
-    print(f"coalesce_countdown: {coalesce} s (DBT_BUILD_COALESCE_SECONDS)")
+    print(f"coalesce_quiet: {coalesce} s (DBT_BUILD_COALESCE_SECONDS)")
+    print(f"coalesce_ceiling: {ceiling} s (DBT_BUILD_COALESCE_MAX_SECONDS)")
     print(f"coalesced_builds: {len(builds)} builds")
     for run in builds:
         taken = run.raw_data_changes.count()

@@ -177,11 +177,25 @@ CACHES["dashboards"] = {
     "OPTIONS": {"MAX_ENTRIES": 500},
 }
 
-# A successful sync asks for the coalesced dbt build this many seconds later (analytics.services): syncs that
-# finish within it share one build; it adds as much to the time from a sync to the dashboards.
+# The coalesced dbt build after syncs (analytics.services.dbt_build_coalesced_when_due) is a debounce with a
+# ceiling: it starts once the stores' raw data has been quiet for DBT_BUILD_COALESCE_SECONDS (no sync recorded
+# in that long), or once the oldest sync not built yet has waited DBT_BUILD_COALESCE_MAX_SECONDS, whichever
+# comes first. The quiet period is what a lone store's sync waits (10 s of the issue's 60 s from a sync to the
+# API, beside a ~40 s build). The ceiling keeps syncs that never pause (a thousand stores, each at a minute of
+# its own) from postponing the build for ever: 120 s is twice the issue's one-minute window, so 20 stores whose
+# syncs finish within a minute share one build with a minute to spare, and under a steady stream of syncs a
+# build starts at most every 2 minutes (a ~40 s build leaves the warehouse idle two thirds of the time) while
+# no sync waits longer than 2 minutes plus one build. Both are capped at 600 s, the longest a task may wait in
+# the broker; a ceiling below the quiet period would make the quiet period meaningless.
 DBT_BUILD_COALESCE_SECONDS = env.int("DBT_BUILD_COALESCE_SECONDS", default=10)
 if not 0 <= DBT_BUILD_COALESCE_SECONDS <= 600:
     _stop("DBT_BUILD_COALESCE_SECONDS must be between 0 and 600 (the longest a task may wait in the broker)")
+DBT_BUILD_COALESCE_MAX_SECONDS = env.int("DBT_BUILD_COALESCE_MAX_SECONDS", default=max(120, DBT_BUILD_COALESCE_SECONDS))
+if not DBT_BUILD_COALESCE_SECONDS <= DBT_BUILD_COALESCE_MAX_SECONDS <= 600:
+    _stop(
+        "DBT_BUILD_COALESCE_MAX_SECONDS must be between DBT_BUILD_COALESCE_SECONDS and 600 (the longest a task "
+        "may wait in the broker)"
+    )
 
 CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default=str(LOCAL_DIR / "celery")))
 if REDIS_URL:

@@ -7,18 +7,18 @@ summed components (never by averaging daily ratios), and are None when the denom
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 
 import yaml
 from django.conf import settings
-from django.db import ProgrammingError, connections, router
+from django.db import ProgrammingError, connections
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import Merchant
-from analytics.choices import DbtRunStatus
-from analytics.models import DbtRun
+from analytics.selectors import data_as_of_get
+from connectors.choices import Provider
 from dashboards.models import DashboardTemplate
 from dashboards.periods import DateRange, Period
 
@@ -431,52 +431,43 @@ def engagement_daily_list(*, merchant: Merchant, period: Period) -> list[dict]:
 # --- freshness --------------------------------------------------------------------------------------
 
 
+# A source whose latest built sync is older than this is marked stale: the freshness alerts' `error_after`
+# (analytics_dbt/models/staging/_sources.yml), which the hourly `source freshness` run still checks and alerts on.
+SOURCE_STALE_AFTER = dt.timedelta(hours=48)
+
+
 @dataclass(frozen=True)
 class DataFreshness:
-    built_at: dt.datetime | None  # when the marts were last built successfully
-    sources: list[dict]  # [{source, max_loaded_at (datetime|None), status}] for this merchant
+    built_at: dt.datetime | None  # when the latest build that took syncs in finished
+    sources: list[dict]  # [{source, label, as_of (datetime), stale (bool)}] for this merchant, by label
 
     @property
     def data_as_of(self) -> dt.datetime | None:
-        loaded = [s["max_loaded_at"] for s in self.sources if s["max_loaded_at"]]
-        return min(loaded) if loaded else self.built_at
-
-
-_FRESHNESS_SQL = f"""
-    select
-        (select finished_at from {DbtRun._meta.db_table}
-         where status = %(success)s and split_part(command, ' ', 1) in ('build', 'run')
-         order by started_at desc, id desc limit 1),
-        (select coalesce(jsonb_agg(item), '[]'::jsonb)
-         from (select freshness from {DbtRun._meta.db_table}
-               where status = %(success)s and freshness <> '[]'::jsonb
-               order by started_at desc, id desc limit 1) latest
-         cross join jsonb_array_elements(latest.freshness) item
-         where coalesce(item->>'merchant_key', %(key)s) = %(key)s)
-"""  # noqa: S608 — the table name comes from the model
+        """The stalest source's time: every figure on the page holds data at least this recent. None: no sync."""
+        return min((s["as_of"] for s in self.sources), default=None)
 
 
 def data_freshness_get(*, merchant: Merchant) -> DataFreshness:
-    """Latest successful dbt build time, and this merchant's sources from the latest freshness check.
+    """What the dashboards' header says: per source, the latest sync that a successful build has taken in.
 
-    Builds and `source freshness` runs are separate DbtRuns; a build records no freshness, so each
-    half comes from the latest successful run that has it. A freshness run lists every merchant's
-    sources: only this merchant's (and any not tied to a merchant) leave the database.
+    From what ingestion recorded (analytics.selectors.data_as_of_get: one statement of a few index probes),
+    not from dbt's `source freshness` run, which queries every store's every raw table and stays for the
+    48-hour alerts. It changes only when a build ends, a new dbt run, so the page cache per dbt run
+    (dashboards/cache.py) holds it exactly as long as it is true.
     """
-    with connections[router.db_for_read(DbtRun)].cursor() as cursor:
-        cursor.execute(_FRESHNESS_SQL, {"success": DbtRunStatus.SUCCESS, "key": merchant.key})
-        built_at, items = cursor.fetchone()
-    sources = []
-    for item in json.loads(items):
-        loaded = item.get("max_loaded_at")
-        try:
-            loaded = dt.datetime.fromisoformat(loaded) if loaded else None
-        except (TypeError, ValueError):
-            loaded = None
-        name = str(item.get("source", "")).removeprefix("source.").removeprefix("analytics.")
-        sources.append({"source": name, "max_loaded_at": loaded, "status": item.get("status", "")})
-    sources.sort(key=lambda s: s["source"])
-    return DataFreshness(built_at=built_at, sources=sources)
+    as_of = data_as_of_get(merchant=merchant)
+    now = timezone.now()
+    sources = [
+        {
+            "source": source,
+            "label": Provider(source).label if source in Provider.values else source.replace("_", " ").title(),
+            "as_of": at,
+            "stale": now - at > SOURCE_STALE_AFTER,
+        }
+        for source, at in as_of.sources.items()
+    ]
+    sources.sort(key=lambda s: s["label"])
+    return DataFreshness(built_at=as_of.built_at, sources=sources)
 
 
 # --- dashboard templates ----------------------------------------------------------------------------

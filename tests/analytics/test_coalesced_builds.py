@@ -18,8 +18,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from celery.signals import after_task_publish
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
+from django.db.models import F
 from django.utils import timezone
 
 from analytics.choices import DbtRunStatus, DbtTrigger
@@ -30,6 +32,7 @@ from analytics.services import (
     RAW_DATA_CHANGE_NAIVE_AT,
     RAW_DATA_CHANGE_NO_SOURCE,
     dbt_build_coalesced,
+    dbt_build_coalesced_when_due,
     dbt_run_execute,
     raw_data_changed_mark,
 )
@@ -279,6 +282,201 @@ def test_concurrent_build_requests_for_changes_build_once():
     }
 
 
+# --- debounce with a ceiling --------------------------------------------------------------------------------
+# A request builds once the stores' data has been quiet for DBT_BUILD_COALESCE_SECONDS (here 60 s), or the oldest
+# unbuilt change has waited DBT_BUILD_COALESCE_MAX_SECONDS (here 300 s); one that comes early asks again. The
+# requests go to the real (test) broker, where no worker takes them: each test reads what was published and
+# delivers it itself, by calling what the task calls. Time passing is the changes' `recorded_at` moving back.
+
+QUIET, CEILING = 60, 300
+
+
+@pytest.fixture
+def debounce(settings):
+    settings.DBT_BUILD_COALESCE_SECONDS = QUIET
+    settings.DBT_BUILD_COALESCE_MAX_SECONDS = CEILING
+
+
+@pytest.fixture
+def published() -> list[dict]:
+    """The build requests published to the broker: [{change_id, eta}] in order (Celery's own signal)."""
+    sent: list[dict] = []
+
+    def record(sender=None, headers=None, body=None, **kwargs):
+        if sender == "analytics.dbt_build_coalesced":
+            _args, task_kwargs, _embed = body
+            eta = dt.datetime.fromisoformat(headers["eta"]) if headers.get("eta") else None
+            sent.append({"change_id": task_kwargs.get("change_id"), "eta": eta})
+
+    after_task_publish.connect(record, weak=False)
+    yield sent
+    after_task_publish.disconnect(record)
+
+
+def _recorded(merchant, seconds_ago: float, source: str = "shopify") -> RawDataChange:
+    return RawDataChange.objects.create(
+        merchant=merchant, source=source, at=_at(1), recorded_at=timezone.now() - dt.timedelta(seconds=seconds_ago)
+    )
+
+
+def _assert_eta(request: dict, expected: dt.datetime) -> None:
+    # Whole seconds, rounded up, from when it was sent: within 2 s of the due time.
+    assert request["eta"] is not None
+    assert abs((request["eta"] - expected).total_seconds()) <= 2, (request["eta"], expected)
+
+
+def _time_passes(seconds: int) -> None:
+    RawDataChange.objects.update(recorded_at=F("recorded_at") - dt.timedelta(seconds=seconds))
+
+
+@pytest.mark.django_db
+def test_a_request_in_the_quiet_period_builds_nothing_and_asks_again_for_its_end(
+    debounce, published, django_capture_on_commit_callbacks
+):
+    change = _recorded(MerchantFactory(), seconds_ago=20)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dbt_build_coalesced_when_due(change_id=change.pk, args=SMALL_BUILD) == []
+    assert not DbtRun.objects.exists()
+    [again] = published
+    assert again["change_id"] == change.pk
+    _assert_eta(again, change.recorded_at + dt.timedelta(seconds=QUIET))
+
+    # The sweep's request (no change named) does the same: one request for the end of the quiet period.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dbt_build_coalesced_when_due(args=SMALL_BUILD) == []
+    assert published[1]["change_id"] == change.pk
+    _assert_eta(published[1], change.recorded_at + dt.timedelta(seconds=QUIET))
+
+    _time_passes(QUIET - 20)
+    with django_capture_on_commit_callbacks(execute=True):
+        [run] = dbt_build_coalesced_when_due(change_id=again["change_id"], args=SMALL_BUILD)
+    assert (run.status, run.triggered_by) == (DbtRunStatus.SUCCESS, DbtTrigger.DATA_CHANGED)
+    assert RawDataChange.objects.get(pk=change.pk).consumed_by_run_id == run.pk
+    assert len(published) == 2  # built: nothing more asked for
+
+
+@pytest.mark.django_db
+def test_syncs_that_never_pause_are_built_at_the_ceiling(debounce, published, django_capture_on_commit_callbacks):
+    merchant = MerchantFactory()
+    oldest = _recorded(merchant, seconds_ago=CEILING - 100)
+    _recorded(merchant, seconds_ago=30)
+    with django_capture_on_commit_callbacks(execute=True):
+        newest = raw_data_changed_mark(merchant_id=merchant.pk, source="klaviyo", at=_at(0))
+    # The newest change asks for the quiet period's end (60 s), sooner than the ceiling (100 s away).
+    [request] = published
+    assert request["change_id"] == newest.pk
+    _assert_eta(request, newest.recorded_at + dt.timedelta(seconds=QUIET))
+
+    # A sync every 30 s: the quiet period never ends, but now the ceiling comes before it.
+    _time_passes(80)
+    with django_capture_on_commit_callbacks(execute=True):
+        latest = raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=_at(0))
+    assert published[1]["change_id"] == latest.pk
+    _assert_eta(published[1], RawDataChange.objects.get(pk=oldest.pk).recorded_at + dt.timedelta(seconds=CEILING))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dbt_build_coalesced_when_due(change_id=latest.pk, args=SMALL_BUILD) == []  # 20 s early
+    _assert_eta(published[2], RawDataChange.objects.get(pk=oldest.pk).recorded_at + dt.timedelta(seconds=CEILING))
+
+    _time_passes(21)  # the oldest has waited the ceiling, the newest is 21 s old: built
+    with django_capture_on_commit_callbacks(execute=True):
+        [run] = dbt_build_coalesced_when_due(change_id=latest.pk, args=SMALL_BUILD)
+    assert run.status == DbtRunStatus.SUCCESS
+    assert set(RawDataChange.objects.values_list("consumed_by_run", flat=True)) == {run.pk}
+    assert len(published) == 3
+
+
+@pytest.mark.django_db
+def test_a_change_arriving_while_a_request_waits_postpones_the_build_and_the_older_request_steps_aside(
+    debounce, published, django_capture_on_commit_callbacks
+):
+    merchant, other = MerchantFactory(), MerchantFactory()
+    first = _recorded(merchant, seconds_ago=50)  # its request is due in 10 s
+    with django_capture_on_commit_callbacks(execute=True):
+        second = raw_data_changed_mark(merchant_id=other.pk, source="shopify", at=_at(0))
+    [request] = published
+    assert request["change_id"] == second.pk
+    _assert_eta(request, second.recorded_at + dt.timedelta(seconds=QUIET))
+
+    _time_passes(10)  # the first change's request comes: the second change is newer, whose request comes later
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dbt_build_coalesced_when_due(change_id=first.pk, args=SMALL_BUILD) == []
+    assert len(published) == 1 and not DbtRun.objects.exists()
+
+    _time_passes(QUIET - 10)  # the second's request: quiet for 60 s, one build takes both in
+    with django_capture_on_commit_callbacks(execute=True):
+        [run] = dbt_build_coalesced_when_due(change_id=second.pk, args=SMALL_BUILD)
+    assert run.status == DbtRunStatus.SUCCESS
+    assert set(RawDataChange.objects.filter(consumed_by_run=run).values_list("pk", flat=True)) == {first.pk, second.pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dbt_build_coalesced_when_due(change_id=first.pk, args=SMALL_BUILD) == []  # a late one: nothing
+    assert len(published) == 1 and DbtRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "warehouse"])
+def test_changes_during_a_debounced_build_get_exactly_one_more_build_once_quiet(debounce, published):
+    merchants = [MerchantFactory() for _ in range(3)]
+    first = _recorded(merchants[0], seconds_ago=CEILING + 100)  # long due
+    builder, out = _in_thread(dbt_build_coalesced_when_due, change_id=first.pk, args=SMALL_BUILD)
+    _wait_for(lambda: DbtRun.objects.filter(status=DbtRunStatus.RUNNING).exists(), what="the first build to start")
+
+    # Syncs land during the build; each asks for its build (committed first, on_commit then publishes).
+    during = [raw_data_changed_mark(merchant_id=m.pk, source="shopify", at=_at(0)).pk for m in merchants[1:]]
+    assert [r["change_id"] for r in published] == during
+    # A request that comes during the build finds the running build's change past the ceiling, so due, and meets
+    # the lock: it leaves the rest to the holder.
+    assert dbt_build_coalesced_when_due(args=SMALL_BUILD) == []
+    assert DbtRun.objects.count() == 1
+
+    builder.join(300)
+    assert "error" not in out, out.get("error")
+    [built] = out["result"]
+    assert built.status == DbtRunStatus.SUCCESS
+    assert set(RawDataChange.objects.filter(consumed_by_run=built).values_list("pk", flat=True)) == {first.pk}
+    # The holder found the changes that arrived, not quiet yet: one request for when they will be.
+    holder_request = published[-1]
+    assert len(published) == len(during) + 1 and holder_request["change_id"] == during[-1]
+    newest = RawDataChange.objects.get(pk=during[-1])
+    _assert_eta(holder_request, newest.recorded_at + dt.timedelta(seconds=QUIET))
+
+    _time_passes(QUIET)
+    # Every request is delivered now, in the order sent: the first builds, the others find nothing to do.
+    results = [dbt_build_coalesced_when_due(change_id=r["change_id"], args=SMALL_BUILD) for r in published]
+    after = [run for result in results for run in result]
+    assert len(after) == 1, "exactly one more build"
+    assert after[0].status == DbtRunStatus.SUCCESS and after[0].started_at >= built.finished_at
+    assert set(RawDataChange.objects.filter(consumed_by_run=after[0]).values_list("pk", flat=True)) == set(during)
+    assert DbtRun.objects.count() == 2
+    assert not raw_data_change_unbuilt_list().exists()
+
+
+@pytest.mark.django_db
+def test_a_request_the_broker_refuses_loses_no_change_and_the_sweep_builds_it(
+    debounce, published, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from config.celery import app
+    from config.schedules import SCHEDULES
+
+    merchant = MerchantFactory()
+    with monkeypatch.context() as outage:  # the broker is down as the sync commits
+        outage.setattr(app.conf, "broker_write_url", None)
+        outage.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+        outage.setattr(app, "_pool", None)  # the connection and producer pools made from the broker's address
+        outage.setattr(app.amqp, "_producer_pool", None)
+        with django_capture_on_commit_callbacks(execute=True):
+            change = raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=_at(0))
+    assert published == []
+    assert any("on_commit" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+    assert list(raw_data_change_unbuilt_list()) == [change]  # the sync's change is kept
+
+    [sweep] = [s for s in SCHEDULES if s.task == "analytics.dbt_build_coalesced"]
+    assert (sweep.every_seconds, sweep.kwargs) == (5 * 60, {})  # the sweep's request names no change
+    _time_passes(QUIET)
+    with django_capture_on_commit_callbacks(execute=True):
+        [run] = dbt_build_coalesced_when_due(args=SMALL_BUILD)
+    assert run.status == DbtRunStatus.SUCCESS
+    assert RawDataChange.objects.get(pk=change.pk).consumed_by_run_id == run.pk
+
+
 # --- a build killed mid-way -----------------------------------------------------------------------------------
 
 
@@ -410,3 +608,18 @@ def test_a_coalescing_countdown_the_broker_cannot_hold_stops_the_boot():
         "in the broker)"
     ]
     assert _run(_production_env(DJANGO_DEV="1", DBT_BUILD_COALESCE_SECONDS="0"), "check").returncode == 0
+
+
+@pytest.mark.parametrize("ceiling", ["9", "601"])
+def test_a_ceiling_below_the_quiet_period_or_beyond_the_broker_stops_the_boot(ceiling):
+    from tests.config.test_settings_boot import _production_env, _run
+
+    env = _production_env(DJANGO_DEV="1", DBT_BUILD_COALESCE_SECONDS="10", DBT_BUILD_COALESCE_MAX_SECONDS=ceiling)
+    result = _run(env, "check")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: DBT_BUILD_COALESCE_MAX_SECONDS must be between DBT_BUILD_COALESCE_SECONDS and 600 "
+        "(the longest a task may wait in the broker)"
+    ]
+    # Unset, it is 120 s, or the quiet period when that is longer: a long quiet period alone still boots.
+    assert _run(_production_env(DJANGO_DEV="1", DBT_BUILD_COALESCE_SECONDS="300"), "check").returncode == 0

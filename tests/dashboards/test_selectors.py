@@ -136,40 +136,43 @@ def test_engagement_rates_come_from_summed_counts(alpine):
             assert r["ctor"] == (Decimal(r["unique_clicks"]) / r["unique_opens"]).quantize(Decimal("0.0001"))
 
 
-def test_data_freshness_reads_the_latest_successful_runs(alpine):
+def test_data_freshness_is_the_latest_built_sync_per_source_in_one_query(alpine, django_assert_num_queries):
     from django.utils import timezone
 
-    from analytics.models import DbtRun
+    from analytics.models import DbtRun, RawDataChange
 
-    assert selectors.data_freshness_get(merchant=alpine).data_as_of is None
-    now = timezone.now()
-    DbtRun.objects.create(command="build", status="success", started_at=now, finished_at=now)
-    DbtRun.objects.create(
-        command="source freshness", status="success", started_at=now, finished_at=now,
-        freshness=[
-            {"source": "source.analytics.shopify.orders", "merchant_key": alpine.key,
-             "max_loaded_at": "2026-11-01T10:00:00+00:00", "status": "pass"},
-            {"source": "source.analytics.klaviyo.events", "merchant_key": alpine.key,
-             "max_loaded_at": "2026-11-01T08:00:00+00:00", "status": "warn"},
-            {"source": "source.analytics.shopify.orders", "merchant_key": "someone_else",
-             "max_loaded_at": "2026-11-02T08:00:00+00:00", "status": "pass"},
-        ],
-    )  # fmt: skip
-    DbtRun.objects.create(command="build", status="failed", started_at=now, finished_at=now)
-    later = now + dt.timedelta(minutes=5)
-    # Runs that build nothing leave the build time alone; an older freshness run is not read.
-    DbtRun.objects.create(command="test", status="success", started_at=later, finished_at=later)
-    DbtRun.objects.create(
-        command="source freshness", status="success", started_at=now - dt.timedelta(days=1), finished_at=now,
-        freshness=[{"source": "source.analytics.attentive.sms_sent", "merchant_key": alpine.key,
-                    "max_loaded_at": "2026-10-01T08:00:00+00:00", "status": "error"}],
-    )  # fmt: skip
-    freshness = selectors.data_freshness_get(merchant=alpine)
-    assert freshness.built_at == now
-    assert [s["source"] for s in freshness.sources] == ["klaviyo.events", "shopify.orders"]
-    assert freshness.data_as_of.isoformat() == "2026-11-01T08:00:00+00:00"  # the stalest source
-    assert [s["status"] for s in freshness.sources] == ["warn", "pass"]
-    assert selectors.data_freshness_get(merchant=MerchantFactory(key="nobody")).sources == []
+    empty = selectors.data_freshness_get(merchant=alpine)
+    assert (empty.data_as_of, empty.sources, empty.built_at) == (None, [], None)  # no sync yet
+
+    now = timezone.now().replace(microsecond=0)
+    hours = lambda n: now - dt.timedelta(hours=n)  # noqa: E731
+    build = DbtRun.objects.create(
+        command="build", triggered_by="data_changed", status="success", started_at=hours(1), finished_at=hours(0.5)
+    )
+    for source, at in (("shopify", hours(2)), ("shopify", hours(3)), ("klaviyo", hours(4)), ("attentive", hours(72))):
+        RawDataChange.objects.create(merchant=alpine, source=source, at=at, consumed_by_run=build)
+    other = MerchantFactory(key="someone_else")
+    RawDataChange.objects.create(merchant=other, source="google_ads", at=hours(1), consumed_by_run=build)
+    # Not built yet: a later sync of a built source, a sync a failed build took in, one no build has taken.
+    failed = DbtRun.objects.create(
+        command="build", triggered_by="data_changed", status="failed", started_at=hours(0.4), finished_at=hours(0.3)
+    )
+    RawDataChange.objects.create(merchant=alpine, source="shopify", at=hours(0.3), consumed_by_run=failed)
+    RawDataChange.objects.create(merchant=alpine, source="meta", at=hours(0.2), consumed_by_run=failed)
+    RawDataChange.objects.create(merchant=alpine, source="google_ads", at=hours(0.1))
+    # Runs that take no syncs in (and dbt's freshness results) change nothing here.
+    DbtRun.objects.create(command="source freshness", status="success", started_at=now, finished_at=now)
+
+    with django_assert_num_queries(1):
+        freshness = selectors.data_freshness_get(merchant=alpine)
+    assert freshness.built_at == hours(0.5)
+    assert freshness.sources == [
+        {"source": "attentive", "label": "Attentive", "as_of": hours(72), "stale": True},
+        {"source": "klaviyo", "label": "Klaviyo", "as_of": hours(4), "stale": False},
+        {"source": "shopify", "label": "Shopify", "as_of": hours(2), "stale": False},
+    ]
+    assert freshness.data_as_of == hours(72)  # the stalest source is the headline
+    assert [s["source"] for s in selectors.data_freshness_get(merchant=other).sources] == ["google_ads"]
 
 
 def test_dashboard_template_get_finds_only_the_merchants_own_template():

@@ -61,6 +61,30 @@ def test_a_merchant_without_data_gets_an_empty_state(client, clerk):
         assert 'data-testid="empty-state"' in response.content.decode()
 
 
+def test_the_header_says_data_as_of_per_source_from_the_syncs_built(signed_in, alpine):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from analytics.models import DbtRun, RawDataChange
+
+    html = signed_in.get(url(alpine, "overview")).content.decode()
+    assert "No data yet: it appears shortly after the store's first sync" in html
+
+    synced = dt.datetime(2026, 11, 2, 15, 30, tzinfo=dt.UTC)  # 10:30 in New York
+    build = DbtRun.objects.create(
+        command="build", triggered_by="data_changed", status="success", started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )  # fmt: skip
+    RawDataChange.objects.create(merchant=alpine, source="shopify", at=synced, consumed_by_run=build)
+    earlier = synced - dt.timedelta(hours=2)
+    RawDataChange.objects.create(merchant=alpine, source="meta", at=earlier, consumed_by_run=build)
+    html = signed_in.get(url(alpine, "overview")).content.decode()  # a new dbt run: a new page
+    assert "Data as of Nov 2, 08:30 (America/New_York)" in html  # Meta, the stalest
+    assert 'data-source="meta">Meta Ads Nov 2, 08:30 · over 48 h old</li>' in html
+    assert 'data-source="shopify">Shopify Nov 2, 10:30 · over 48 h old</li>' in html
+
+
 def test_ltv_metric_switcher_and_heatmap(signed_in, alpine):
     revenue = signed_in.get(url(alpine, "ltv"))
     retention = signed_in.get(url(alpine, "ltv"), {"metric": "retention"})

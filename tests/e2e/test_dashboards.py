@@ -5,13 +5,15 @@ The marts come from tests/dashboards/conftest.py (demo data + dbt build, once pe
 
 import csv
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.choices import Role
-from analytics.models import DbtRun
+from analytics.choices import DbtTrigger
+from analytics.models import DbtRun, RawDataChange
 from tests.accounts.factories import MembershipFactory
 from tests.dashboards.conftest import mart_merchant, marts  # noqa: F401 — the session fixture, reused
 
@@ -42,18 +44,22 @@ def test_merchant_reads_every_dashboard(page, app_url, clerk, marts, screenshot,
     alpine, beach = mart_merchant(0), mart_merchant(1)
     MembershipFactory(clerk_user_id="user_olivia", merchant=alpine, role=Role.OWNER)
     MembershipFactory(clerk_user_id="user_olivia", merchant=beach, role=Role.VIEWER)
+    # Alpine's Shopify sync 3 hours ago, taken in by a build: the header names it; Beach has no sync yet.
     loaded = timezone.now() - dt.timedelta(hours=3)
-    DbtRun.objects.create(
-        command="source freshness", status="success", started_at=loaded, finished_at=loaded,
-        freshness=[{"source": "source.analytics.shopify.orders", "merchant_key": alpine.key,
-                    "max_loaded_at": loaded.isoformat(), "status": "pass"}],
-    )  # fmt: skip
+    build = DbtRun.objects.create(
+        command="build", triggered_by=DbtTrigger.DATA_CHANGED, status="success", started_at=loaded, finished_at=loaded
+    )
+    RawDataChange.objects.create(merchant=alpine, source="shopify", at=loaded, consumed_by_run=build)
 
     page.goto(f"{app_url}/m/{alpine.pk}/overview/")
     page.get_by_role("button", name="Sign in as Olivia Owner").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
     chart_drawn(page, "revenue-spend-chart")
-    expect(page.get_by_test_id("data-as-of")).to_contain_text("Data as of")
+    shown = timezone.localtime(loaded, ZoneInfo(alpine.timezone))
+    expect(page.get_by_test_id("data-as-of")).to_have_text(
+        f"Data as of {shown:%b} {shown.day}, {shown:%H:%M} ({alpine.timezone})"
+    )
+    expect(page.get_by_test_id("source-as-of")).to_have_text(f"Shopify {shown:%b} {shown.day}, {shown:%H:%M}")
     screenshot("dashboard-overview")
 
     # A shorter range changes the numbers.
@@ -131,6 +137,8 @@ def test_merchant_reads_every_dashboard(page, app_url, clerk, marts, screenshot,
     page.get_by_role("navigation", name="Switch store").get_by_role("link", name="Beach Things").click()
     expect(page.get_by_test_id("kpi-net_revenue")).to_contain_text("€")
     chart_drawn(page, "revenue-spend-chart")
+    no_sync = "No data yet: it appears shortly after the store's first sync"
+    expect(page.get_by_test_id("data-as-of")).to_have_text(no_sync)
 
     assert csp_violations == []
 
