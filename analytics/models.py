@@ -16,6 +16,11 @@ class DbtRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
     merchant_ids = models.JSONField(default=list, help_text="The active merchants passed to dbt.")
+    merchants_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="A digest of the `merchants` var it ran with (ids, keys, zones, currencies).",
+    )
     node_counts = models.JSONField(default=dict, help_text="Nodes by result status, e.g. {'success': 40, 'pass': 90}.")
     failures = models.JSONField(default=list, help_text="[{unique_id, status, message}] for every node that failed.")
     freshness = models.JSONField(default=list, help_text="[{source, max_loaded_at, status}] from source freshness.")

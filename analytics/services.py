@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import logging
 import math
 import re
@@ -140,18 +142,23 @@ def _dbt_run_locked(
                 return None
             if due.at > timezone.now():
                 return due
+        digest = merchants_digest(merchants)
         with transaction.atomic():
+            # Exactly the changes listed here are taken (and select what is built): one committed a moment
+            # later stays unbuilt, for the next build, rather than taken without its source built.
+            taken = list(raw_data_change_unbuilt_list().values_list("pk", "source")) if takes_changes else []
+            if only_if_changed and args == FULL_BUILD_ARGS:
+                args = coalesced_build_args(sources={source for _, source in taken}, merchants_digest=digest)
             run = DbtRun.objects.create(
-                command=" ".join(args),
+                command=" ".join(args)[:500],
                 args=list(args),
                 triggered_by=triggered_by,
                 started_at=timezone.now(),
                 merchant_ids=[m["id"] for m in merchants],
+                merchants_digest=digest,
             )
-            if takes_changes:
-                RawDataChange.objects.filter(
-                    pk__in=raw_data_change_unbuilt_list().exclude(consumed_by_run=run).values("pk")
-                ).update(consumed_by_run=run)
+            if taken:
+                RawDataChange.objects.filter(pk__in=[pk for pk, _ in taken]).update(consumed_by_run=run)
         dbt_runs_interrupted_reap(by=run)
         started = time.monotonic()
         try:
@@ -177,12 +184,53 @@ def _dbt_run_locked(
     return run
 
 
-# The coalesced build is one incremental `build` of every model: the incremental models pick their rows by
-# what landed since their own watermarks (analytics_dbt/README.md), so one build covers every store and source
-# that changed since the last one. Selecting by store is not possible (dim_merchants and the small marts are
-# rebuilt from the `merchants` var, which must list every active store) and selecting by source would save
-# little (the marts downstream of every source are the expensive part).
+# The coalesced build is one incremental `build` of the models downstream of the sources that changed: the
+# incremental models pick their rows by what landed since their own watermarks (analytics_dbt/README.md), so
+# one build covers every store that changed since the last one, and a model none of whose sources changed has
+# nothing new to read (no model reads the clock). Selecting by store is not possible (dim_merchants and the
+# small marts are rebuilt from the `merchants` var, which must list every active store).
 FULL_BUILD_ARGS = ["build"]
+
+# A change's source (ingestion: the credential's provider, or the store's own pipeline kind; the Attentive
+# intake) -> the raw tables its data lands in (analytics/raw_schema.py), as a dbt source selector.
+SOURCE_RAW_TABLES = {
+    "shopify": "source:raw.shopify_*+",
+    "meta": "source:raw.facebook_marketing_*+",
+    "google_ads": "source:raw.google_ads_*+",
+    "klaviyo": "source:raw.klaviyo_*+",
+    "attentive": "source:raw.attentive_*+",
+    "exchange_rates": "source:raw.exchange_rates_*+",
+}
+
+
+def merchants_digest(merchants: list[dict]) -> str:
+    """What the `merchants` var says, as a digest: a build with another one must rebuild what reads the var."""
+    return hashlib.sha256(json.dumps(merchants, sort_keys=True).encode()).hexdigest()
+
+
+def coalesced_build_args(*, sources: set[str], merchants_digest: str) -> list[str]:
+    """The coalesced build's arguments: only the models downstream of the changed sources (and their tests),
+    when that is known to be enough — else every model (FULL_BUILD_ARGS).
+
+    Enough when every model is up to date but for the unbuilt changes: a full build succeeded for the same
+    stores (the `merchants` var, which dim_merchants and what reads it depend on, downstream of no source), and
+    no run since ended any other way than success (a failed or killed one may have built a model and not what
+    reads it). Every model, too, for a source we do not know the tables of.
+    """
+    if not sources or not sources <= set(SOURCE_RAW_TABLES):
+        return list(FULL_BUILD_ARGS)
+    full = (
+        DbtRun.objects.filter(args=FULL_BUILD_ARGS, status=DbtRunStatus.SUCCESS)
+        .order_by("-started_at", "-id")
+        .only("started_at", "merchants_digest")
+        .first()
+    )
+    if full is None or full.merchants_digest != merchants_digest:
+        return list(FULL_BUILD_ARGS)
+    if DbtRun.objects.filter(started_at__gte=full.started_at).exclude(status=DbtRunStatus.SUCCESS).exists():
+        return list(FULL_BUILD_ARGS)
+    return ["build", "--select", *sorted(SOURCE_RAW_TABLES[source] for source in sources)]
+
 
 RAW_DATA_CHANGE_NO_SOURCE = "Name the source whose sync changed the data."
 RAW_DATA_CHANGE_NAIVE_AT = "The time of the sync must carry a time zone."

@@ -169,6 +169,65 @@ def test_a_change_with_nothing_running_gets_one_full_build_and_fresh_dashboards(
     assert DbtRun.objects.count() == 1
 
 
+def _relation_oid(db: dict, relation: str) -> int | None:
+    with psycopg.connect(**db) as conn:
+        return conn.execute("select to_regclass(%s)::oid", [relation]).fetchone()[0]
+
+
+@pytest.mark.django_db(databases=["default", "warehouse"])
+def test_once_all_is_built_a_change_builds_only_what_reads_its_source(
+    eager, own_warehouse, django_capture_on_commit_callbacks
+):
+    merchant = MerchantFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=_at(5))
+    first = DbtRun.objects.get()
+    assert (first.args, first.status) == (["build"], DbtRunStatus.SUCCESS)  # nothing was built: every model
+    merchants_table = _relation_oid(own_warehouse, "analytics.dim_merchants")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        raw_data_changed_mark(merchant_id=merchant.pk, source="klaviyo", at=_at(4))
+    second = DbtRun.objects.latest("pk")
+    assert second.args == ["build", "--select", "source:raw.klaviyo_*+"] and second.status == DbtRunStatus.SUCCESS
+    assert 0 < second.node_counts["success"] < first.node_counts["success"]
+    assert _relation_oid(own_warehouse, "analytics.dim_merchants") == merchants_table  # reads no Klaviyo table
+    assert not raw_data_change_unbuilt_list().exists()
+
+    # A new store changes the `merchants` var, which what reads no source depends on: everything again.
+    newcomer = MerchantFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        raw_data_changed_mark(merchant_id=newcomer.pk, source="klaviyo", at=_at(3))
+    third = DbtRun.objects.latest("pk")
+    assert (third.args, third.status) == (["build"], DbtRunStatus.SUCCESS)
+    assert _relation_oid(own_warehouse, "analytics.dim_merchants") != merchants_table
+
+
+@pytest.mark.django_db
+def test_the_coalesced_build_is_everything_unless_a_full_build_for_the_same_stores_and_only_successes_since():
+    from analytics.services import coalesced_build_args
+
+    assert coalesced_build_args(sources={"shopify"}, merchants_digest="d1") == ["build"]  # never built
+    # An operator's narrowed build is no full one: what it did not select may never have been built.
+    DbtRun.objects.create(
+        command="build --select dim_merchants", args=["build", "--select", "dim_merchants"], started_at=_at(12),
+        status=DbtRunStatus.SUCCESS, merchants_digest="d1",
+    )  # fmt: skip
+    assert coalesced_build_args(sources={"shopify"}, merchants_digest="d1") == ["build"]
+    DbtRun.objects.create(
+        command="build", args=["build"], started_at=_at(10), status=DbtRunStatus.SUCCESS, merchants_digest="d1"
+    )
+    narrowed = coalesced_build_args(sources={"shopify", "meta"}, merchants_digest="d1")
+    assert narrowed == ["build", "--select", "source:raw.facebook_marketing_*+", "source:raw.shopify_*+"]
+    assert coalesced_build_args(sources={"shopify"}, merchants_digest="d2") == ["build"]  # other stores
+    assert coalesced_build_args(sources={"a_source_we_do_not_know"}, merchants_digest="d1") == ["build"]
+    DbtRun.objects.create(command="run --select fct_orders", started_at=_at(8), status=DbtRunStatus.SUCCESS)
+    shopify_only = ["build", "--select", "source:raw.shopify_*+"]
+    assert coalesced_build_args(sources={"shopify"}, merchants_digest="d1") == shopify_only
+    # A run that failed (or was killed) since may have built a model and not what reads it.
+    DbtRun.objects.create(command="run --select fct_orders+", started_at=_at(5), status=DbtRunStatus.FAILED)
+    assert coalesced_build_args(sources={"shopify"}, merchants_digest="d1") == ["build"]
+
+
 @pytest.mark.django_db
 def test_data_as_of_is_the_latest_built_sync_per_source():
     merchant, other = MerchantFactory(), MerchantFactory()
