@@ -394,6 +394,10 @@ AIRBYTE_SCHEDULED_SYNCS_PAUSED = env.bool("AIRBYTE_SCHEDULED_SYNCS_PAUSED", defa
 AIRBYTE_SYNC_ALERT_AFTER_FAILURES = env.int("AIRBYTE_SYNC_ALERT_AFTER_FAILURES", default=3)
 # Airbyte's API unreachable this long → one ERROR line for staff per outage (syncs catch up afterwards).
 AIRBYTE_OUTAGE_ALERT_SECONDS = env.int("AIRBYTE_OUTAGE_ALERT_SECONDS", default=600)
+# Where Airbyte can reach us: the workspace's failure and success notifications are set (once, on first use) to
+# <this>/webhooks/airbyte/?token=<derived from SECRET_KEY>. Empty: no notifications (the poller still follows
+# every job, but a source's refused credentials are then seen only as "failed").
+AIRBYTE_NOTIFICATIONS_BASE_URL = env.str("AIRBYTE_NOTIFICATIONS_BASE_URL", default=APP_BASE_URL).rstrip("/")
 if not DEV:
     _check(boot.airbyte_problem(AIRBYTE_API_URL, AIRBYTE_CLIENT_ID, AIRBYTE_CLIENT_SECRET, AIRBYTE_WORKSPACE_ID))
 

@@ -21,6 +21,9 @@ class Workspace(models.Model):
     # Per configuration leaf, an HMAC of the value last sent (ingestion.configs): what changed is PATCHed,
     # and the password itself is never stored here.
     destination_digests = models.JSONField(default=dict, blank=True)
+    # An HMAC of the webhook URL last set as the workspace's failure and success notification (ingestion.views):
+    # set again when it changes (a new SECRET_KEY, a new base URL), and the URL's token is never stored here.
+    notifications_digest = models.CharField(max_length=64, blank=True)
     api_down_since = models.DateTimeField(null=True, blank=True, help_text="First failed call of an outage.")
     api_alerted_at = models.DateTimeField(null=True, blank=True, help_text="The outage's one alert.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -79,6 +82,8 @@ class SyncJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error_type = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
+    # Airbyte's errorOrigin (source, destination, platform ...): known only from its failure notification.
+    error_origin = models.CharField(max_length=32, blank=True)
     attached = models.BooleanField(default=False, help_text="Found running (409) rather than started by us.")
     polls = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)

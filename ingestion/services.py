@@ -27,7 +27,9 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
@@ -36,7 +38,17 @@ from compliance.services import Actor, audit_event_record
 from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus
 from connectors.models import ConnectorCredential
 from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineStatus
-from ingestion.client import AirbyteClient, Conflict, NotFound, ProviderError, RateLimited, Transient, TryLater
+from ingestion.client import (
+    AirbyteClient,
+    Conflict,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    Transient,
+    TryLater,
+    _scrub,
+    secret_values,
+)
 from ingestion.models import Pipeline, SyncJob, Workspace
 from ingestion.sources import SOURCES, changed_part, default_start_date, digests
 
@@ -53,6 +65,12 @@ RETRY_FIRST_SECONDS = 300.0
 SYNC_FAILED = "The sync failed in Airbyte."
 SYNC_CANCELLED = "The sync was cancelled."
 JOB_VANISHED = "Airbyte no longer knows this job."
+# What a failure notification turns into (job_notification_record).
+NOTIFICATION_IGNORED = "ignored"  # no job of ours: another deployment's, one started by hand, or forged
+NOTIFICATION_RECORDED = "recorded"  # confirmed through GET /jobs/{id}
+NOTIFICATION_PENDING = "pending"  # Airbyte could not confirm it now: the poller does, with the reason kept
+# The source refused its configuration (bad or revoked credentials): the credential needs reconnecting.
+SOURCE_CONFIG_ERROR = ("config_error", "source")
 
 
 class IngestionError(Exception):
@@ -181,6 +199,8 @@ def destination_ensure(client: AirbyteClient) -> str:
             workspace.destination_digests = digests(configuration)
             workspace.save(update_fields=["destination_id", "destination_digests", "updated_at"])
             logger.info("Airbyte destination %s created", workspace.destination_id)
+            # First use of the workspace: its notifications too (the sweeper keeps them set afterwards).
+            workspace_notifications_ensure(client)
         else:
             patch = changed_part(configuration, workspace.destination_digests)
             if patch:
@@ -188,6 +208,66 @@ def destination_ensure(client: AirbyteClient) -> str:
                 workspace.destination_digests = digests(configuration)
                 workspace.save(update_fields=["destination_digests", "updated_at"])
         return workspace.destination_id
+
+
+# --- the workspace's notifications (§1.7) --------------------------------------------------------------
+
+NOTIFICATION_TOKEN_SALT = "ingestion.airbyte-notifications"
+
+
+def notification_tokens() -> list[str]:
+    """The webhook URL's token, from SECRET_KEY (and, during a key rotation, from each fallback key).
+
+    Airbyte does not sign its notifications, so the URL itself is the only secret; deriving it keeps one
+    secret fewer to provision, and a new SECRET_KEY re-sets the workspace's URL at the next sweep."""
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return [
+        salted_hmac(NOTIFICATION_TOKEN_SALT, settings.AIRBYTE_WORKSPACE_ID, secret=key, algorithm="sha256").hexdigest()
+        for key in keys
+    ]
+
+
+def notification_token_valid(given: str) -> bool:
+    """Constant time, against every valid token (no early exit that would tell which one came close)."""
+    valid = False
+    for token in notification_tokens():
+        valid |= constant_time_compare(given, token)
+    return valid
+
+
+@sensitive_variables()
+def notification_url() -> str:
+    """Our webhook with its token; empty when AIRBYTE_NOTIFICATIONS_BASE_URL is (notifications off)."""
+    base = settings.AIRBYTE_NOTIFICATIONS_BASE_URL
+    if not base:
+        return ""
+    return f"{base.rstrip('/')}{reverse('ingestion:airbyte_notification')}?token={notification_tokens()[0]}"
+
+
+@sensitive_variables()
+def workspace_notifications_ensure(client: AirbyteClient | None = None) -> bool:
+    """Point the workspace's failure and success webhooks at us; a call to Airbyte only when the URL changed
+    (what was set is kept as an HMAC). Other channels of those notifications (email) are kept as they are.
+
+    True when it PATCHed. Raises the client's errors (the caller decides whether that is worth failing for)."""
+    url = notification_url()
+    if not url:
+        return False
+    digest = salted_hmac("ingestion.notifications-url", url, algorithm="sha256").hexdigest()[:32]
+    workspace = workspace_get()
+    if workspace.notifications_digest == digest:
+        return False
+    client = client or _client()
+    current = client.get_workspace(workspace.workspace_id).get("notifications") or {}
+    webhook = {"enabled": True, "url": url}
+    notifications = {
+        kind: {**(current.get(kind) if isinstance(current.get(kind), dict) else {}), "webhook": webhook}
+        for kind in ("failure", "success")
+    }
+    client.patch_workspace(workspace.workspace_id, notifications=notifications, secrets=notification_tokens())
+    Workspace.objects.filter(pk=workspace.pk).update(notifications_digest=digest, updated_at=timezone.now())
+    logger.info("Airbyte workspace %s: failure and success notifications set to our webhook", workspace.workspace_id)
+    return True
 
 
 def _exists(get: Callable[[str], dict[str, Any]], resource_id: str) -> bool:
@@ -543,6 +623,7 @@ def _job_finish(job: SyncJob, pipeline: Pipeline) -> None:
         _raw_changed(pipeline, job.finished_at or now)  # the marts must stop showing what was emptied
         return
     if job.status == JobStatus.SUCCEEDED:
+        job.error_type = job.error_message = job.error_origin = ""  # a failure hint the job's end belies
         job.save()
         _raw_changed(pipeline, job.finished_at or now)
         if pipeline.failure_alerted_at:
@@ -556,10 +637,35 @@ def _job_finish(job: SyncJob, pipeline: Pipeline) -> None:
         job.error_type, job.error_message = "cancelled", SYNC_CANCELLED
         job.save()
         return  # someone stopped it: not the source's failure; the regular schedule goes on
-    # The public API says no more than "failed" (the reason is in Airbyte's notifications and UI).
+    # The public API says no more than "failed": the reason, when we have it, came in the workspace's
+    # failure notification (job_notification_record), confirmed by this very status.
     job.error_type, job.error_message = job.error_type or "sync_failed", job.error_message or SYNC_FAILED
     job.save()
+    if (job.error_type, job.error_origin) == SOURCE_CONFIG_ERROR:
+        _source_refused(job, pipeline)
+        return
     _failure_count(pipeline, job.error_type, job.error_message, now=now)
+
+
+def _source_refused(job: SyncJob, pipeline: Pipeline) -> None:
+    """The source refused its credentials: retrying cannot help, so not a failure to count and retry — the
+    credential needs reconnecting (connectors' own path: audited, the store's admins told once), and that
+    pauses the pipeline (the follow task, after commit)."""
+    pipeline.last_error_code, pipeline.last_error_message = job.error_type, job.error_message
+    pipeline.next_sync_at = None
+    logger.warning(
+        "pipeline %s (merchant %s, %s): Airbyte job %s failed with the source's config_error: needs reconnecting",
+        pipeline.pk, pipeline.merchant_id, pipeline.source_type, job.airbyte_job_id,
+    )  # fmt: skip
+    if pipeline.credential_id is None:
+        return  # a deployment-wide source (exchange rates): staff see the error on the pipeline
+    from connectors import services as connector_services
+    from connectors.clients.base import Unauthorized
+
+    connector_services.credential_mark_needs_reauth(
+        credential_id=pipeline.credential_id,
+        error=Unauthorized(job.error_message, code="airbyte_config_error", status=None),
+    )
 
 
 def job_poll(*, job_id: int) -> SyncJob:
@@ -601,6 +707,69 @@ def job_poll(*, job_id: int) -> SyncJob:
     else:
         _api_up()
     return job
+
+
+# --- notifications --------------------------------------------------------------------------------
+
+
+@sensitive_variables()
+def _notification_secrets(pipeline: Pipeline) -> list[str]:
+    """What a source's error message must not carry: the secrets of the configuration we sent it."""
+    credential = ConnectorCredential.objects.get(pk=pipeline.credential_id)
+    values = list(notification_tokens())
+    if credential.provider in SOURCES and credential.status != CredentialStatus.REVOKED:
+        with contextlib.suppress(Exception):  # an undecryptable secret is not worth losing the reason for
+            values += secret_values(SOURCES[credential.provider].configuration(credential, pipeline.start_date))
+    return values
+
+
+def job_notification_record(
+    *,
+    connection_id: str,
+    airbyte_job_id: int,
+    success: bool,
+    error_type: str = "",
+    error_origin: str = "",
+    error_message: str = "",
+) -> str:
+    """Take in one of Airbyte's sync notifications: a hint, confirmed through GET /jobs/{id} before it counts.
+
+    A failure's reason (the public API has none) is kept on the job — with any secret of the source's
+    configuration removed from the message — and takes effect only when Airbyte says the job failed: now, or
+    at the poller's next poll if Airbyte cannot say now (nothing lost). A `config_error` from the `source`
+    turns the credential needs-reconnect (see _job_finish). A job we do not know is ignored.
+    """
+    job = (
+        SyncJob.objects.select_related("pipeline")
+        .filter(connection_id=connection_id, airbyte_job_id=airbyte_job_id)
+        .first()
+    )
+    if job is None:
+        return NOTIFICATION_IGNORED
+    if not success and (error_type or error_message):
+        message = _scrub(error_message, _notification_secrets(job.pipeline))[:500]
+        with transaction.atomic():
+            job = SyncJob.objects.select_for_update().get(pk=job.pk)
+            pipeline = Pipeline.objects.select_for_update().select_related("merchant").get(pk=job.pipeline_id)
+            # Already failed (polled first): its generic reason gives way to Airbyte's, and the source's refusal
+            # is acted on now — the status that confirms it was read from the API by that poll.
+            late = job.status == JobStatus.FAILED and job.error_type in ("", "sync_failed")
+            if not job.is_terminal or late:
+                job.error_type, job.error_origin = error_type[:64], error_origin[:32]
+                job.error_message = message or job.error_message
+                job.save(update_fields=["error_type", "error_origin", "error_message", "updated_at"])
+            if late and (job.error_type, job.error_origin) == SOURCE_CONFIG_ERROR:
+                _source_refused(job, pipeline)
+                pipeline.save()
+            if job.is_terminal:
+                return NOTIFICATION_RECORDED
+    try:
+        job = job_poll(job_id=job.pk)
+    except ProviderError as exc:
+        logger.warning("Airbyte job %s: notification not confirmed (%s); the poller follows it",
+                       airbyte_job_id, _error_text(exc)[0])  # fmt: skip
+        return NOTIFICATION_PENDING
+    return NOTIFICATION_RECORDED if job.is_terminal else NOTIFICATION_PENDING
 
 
 # --- the sweeper -----------------------------------------------------------------------------------

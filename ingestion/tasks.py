@@ -68,6 +68,10 @@ def job_poll_task(self, job_id: int) -> str | None:
 @shared_task(name="ingestion.sweep", acks_late=True)
 def ingestion_sweep_task() -> dict[str, int]:
     """Fan out one task per due row; duplicates of a task still queued are harmless (see above)."""
+    try:  # after a deploy (a new SECRET_KEY or base URL) the workspace's webhook is set again; else no call
+        services.workspace_notifications_ensure()
+    except ProviderError as exc:
+        logger.warning("Airbyte workspace notifications not set (%s); the next sweep tries again", exc.code)
     plan = services.ingestion_sweep()
     # Each expires before the next sweep enqueues it again: a backed-up queue holds one of each, not dozens.
     for task, ids in ((pipeline_follow_credential_task, plan.follow), (pipeline_sync_task, plan.sync),
