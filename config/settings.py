@@ -394,6 +394,11 @@ AIRBYTE_SCHEDULED_SYNCS_PAUSED = env.bool("AIRBYTE_SCHEDULED_SYNCS_PAUSED", defa
 AIRBYTE_SYNC_ALERT_AFTER_FAILURES = env.int("AIRBYTE_SYNC_ALERT_AFTER_FAILURES", default=3)
 # Airbyte's API unreachable this long → one ERROR line for staff per outage (syncs catch up afterwards).
 AIRBYTE_OUTAGE_ALERT_SECONDS = env.int("AIRBYTE_OUTAGE_ALERT_SECONDS", default=600)
+# The exchange-rates source's API key (exchangeratesapi.io / apilayer): one for the deployment, ours, not a
+# merchant's. Each store with a Meta or Google Ads connection syncs the rates daily into its raw schema (the marts
+# convert ad spend with them). Empty: no such pipeline is made, and spend in a currency other than the store's
+# is left unconverted (fct_ad_spend_daily).
+EXCHANGE_RATES_ACCESS_KEY = _secret("EXCHANGE_RATES_ACCESS_KEY", "sandbox-exchange-rates-key")
 # Where Airbyte can reach us: the workspace's failure and success notifications are set (once, on first use) to
 # <this>/webhooks/airbyte/?token=<derived from SECRET_KEY>. Empty: no notifications (the poller still follows
 # every job, but a source's refused credentials are then seen only as "failed").

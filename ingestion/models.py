@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineStatus
+from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineKind, PipelineStatus
 
 
 class Workspace(models.Model):
@@ -34,10 +34,12 @@ class Workspace(models.Model):
 
 
 class Pipeline(models.Model):
-    """One credential's Airbyte source and connection, and when it syncs next."""
+    """One Airbyte source and connection into a store's raw schema — a credential's, or the store's own
+    (exchange rates: our key, not the merchant's) — and when it syncs next."""
 
+    kind = models.CharField(max_length=20, choices=PipelineKind.choices, default=PipelineKind.CREDENTIAL)
     credential = models.OneToOneField(
-        "connectors.ConnectorCredential", on_delete=models.CASCADE, related_name="pipeline"
+        "connectors.ConnectorCredential", null=True, blank=True, on_delete=models.CASCADE, related_name="pipeline"
     )
     merchant = models.ForeignKey("accounts.Merchant", on_delete=models.CASCADE, related_name="pipelines")
     source_type = models.CharField(max_length=40, help_text="Airbyte's sourceType.")
@@ -61,6 +63,17 @@ class Pipeline(models.Model):
 
     class Meta:
         ordering = ["merchant_id", "source_type"]
+        constraints = [
+            # A credential's pipeline has its credential; a store's own has none — and one of each kind per store.
+            models.CheckConstraint(
+                condition=Q(kind="credential", credential__isnull=False)
+                | (~Q(kind="credential") & Q(credential__isnull=True)),
+                name="pipeline_credential_iff_credential_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "kind"], condition=~Q(kind="credential"), name="pipeline_one_store_source_per_kind"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source_type} for merchant {self.merchant_id} ({self.status})"

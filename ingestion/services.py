@@ -33,11 +33,12 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.models import Merchant
 from analytics.services import raw_data_changed_mark
 from compliance.services import Actor, audit_event_record
-from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus
+from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus, Provider
 from connectors.models import ConnectorCredential
-from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineStatus
+from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineKind, PipelineStatus
 from ingestion.client import (
     AirbyteClient,
     Conflict,
@@ -50,7 +51,15 @@ from ingestion.client import (
     secret_values,
 )
 from ingestion.models import Pipeline, SyncJob, Workspace
-from ingestion.sources import SOURCES, changed_part, default_start_date, digests
+from ingestion.sources import (
+    EXCHANGE_RATES_INTERVAL_SECONDS,
+    SOURCES,
+    STORE_SOURCES,
+    SourceKind,
+    changed_part,
+    default_start_date,
+    digests,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -310,10 +319,14 @@ def _lock_pipeline(credential: ConnectorCredential) -> Pipeline:
     return Pipeline.objects.select_for_update().select_related("merchant").get(credential=credential)
 
 
+def _source_kind(pipeline: Pipeline, credential: ConnectorCredential | None) -> SourceKind:
+    return SOURCES[credential.provider] if credential is not None else STORE_SOURCES[pipeline.kind]
+
+
 @sensitive_variables()
-def _source_ensure(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential) -> None:
+def _source_ensure(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential | None) -> None:
     """Create the source, or PATCH exactly the leaves of its configuration that changed (a new token)."""
-    kind = SOURCES[credential.provider]
+    kind = _source_kind(pipeline, credential)
     configuration = kind.configuration(credential, pipeline.start_date)
     if not pipeline.source_id:
         created = client.create_source(
@@ -341,8 +354,8 @@ def _paths(tree: dict[str, Any], prefix: str = "") -> list[str]:
     return found
 
 
-def _connection_ensure(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential) -> None:
-    kind = SOURCES[credential.provider]
+def _connection_ensure(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential | None) -> None:
+    kind = _source_kind(pipeline, credential)
     if not pipeline.connection_id:
         created = client.create_connection(
             source_id=pipeline.source_id,
@@ -377,8 +390,19 @@ def _teardown(client: AirbyteClient, pipeline: Pipeline) -> None:
         pipeline.source_digests = {}
 
 
-def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential) -> None:
-    if credential.status in USABLE_STATUSES and pipeline.merchant.is_active:
+# What a pipeline should be in Airbyte (`_reconcile`): its source and an active connection, its connection
+# paused (the credential needs reconnecting, the store is uninstalled), or nothing (disconnected, store gone).
+WANT_ACTIVE, WANT_PAUSED, WANT_DELETED = "active", "paused", "deleted"
+
+
+def _want(credential: ConnectorCredential) -> str:
+    if credential.status in USABLE_STATUSES and credential.merchant.is_active:
+        return WANT_ACTIVE
+    return WANT_DELETED if credential.status == CredentialStatus.REVOKED else WANT_PAUSED
+
+
+def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential | None, want: str) -> None:
+    if want == WANT_ACTIVE:
         try:
             _source_ensure(client, pipeline, credential)
             _connection_ensure(client, pipeline, credential)
@@ -393,12 +417,12 @@ def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorC
             _source_ensure(client, pipeline, credential)
             _connection_ensure(client, pipeline, credential)
         pipeline.status = PipelineStatus.ACTIVE
-    elif credential.status != CredentialStatus.REVOKED:  # needs reconnecting, or the store is uninstalled
+    elif want == WANT_PAUSED:
         if pipeline.connection_id and pipeline.status != PipelineStatus.PAUSED:
             client.patch_connection(pipeline.connection_id, status="inactive")
         pipeline.status = PipelineStatus.PAUSED if pipeline.connection_id else PipelineStatus.PENDING
         pipeline.next_sync_at = None
-    else:  # revoked: disconnected, uninstalled
+    else:  # revoked (disconnected, uninstalled), or the store is gone
         _teardown(client, pipeline)
         pipeline.status = PipelineStatus.DELETED
         pipeline.next_sync_at = None
@@ -412,19 +436,84 @@ def pipeline_follow_credential(*, credential_id: int) -> Pipeline | None:
     None for a provider without an Airbyte source. Raises AirbyteUnreachable (retry later) or the client's
     error, after saving every id Airbyte already gave us.
     """
-    credential = ConnectorCredential.objects.get(pk=credential_id)
+    credential = ConnectorCredential.objects.select_related("merchant").get(pk=credential_id)
     if credential.provider not in SOURCES:
         return None
-    usable = credential.status in USABLE_STATUSES and credential.merchant.is_active
-    if not usable and not Pipeline.objects.filter(credential=credential).exists():
+    if _want(credential) != WANT_ACTIVE and not Pipeline.objects.filter(credential=credential).exists():
         return None  # nothing in Airbyte to pause or delete
     client = _client()
     failure: Exception | None = None
     with transaction.atomic():
         pipeline = _lock_pipeline(credential)
-        credential = ConnectorCredential.objects.get(pk=credential_id)  # as of the lock: the latest change
+        credential = ConnectorCredential.objects.select_related("merchant").get(pk=credential_id)  # the latest
         try:
-            _reconcile(client, pipeline, credential)
+            _reconcile(client, pipeline, credential, _want(credential))
+        except UNREACHABLE as exc:
+            failure = exc
+        except ProviderError as exc:
+            failure = exc
+            _failure_count(pipeline, *_error_text(exc), now=timezone.now())
+        pipeline.save()
+    if isinstance(failure, UNREACHABLE):
+        _api_down(failure)
+        raise AirbyteUnreachable("Airbyte is not answering; the pipeline is reconciled later.") from failure
+    if failure is not None:
+        raise failure
+    _api_up()
+    return pipeline
+
+
+# --- a store's own pipelines (exchange rates) ------------------------------------------------------------
+
+# The providers whose spend the marts convert to the store's currency (fct_ad_spend_daily).
+AD_PROVIDERS = (Provider.META, Provider.GOOGLE_ADS)
+
+
+def _stores_wanting_exchange_rates():
+    """Every store that gets an exchange-rates pipeline: installed, with a Meta or Google Ads connection that is
+    not disconnected (one needing reconnecting still has spend to convert).
+
+    Not every installed store: the rates API is metered per request, and a store without ad spend converts
+    nothing. Not only stores whose ad account bills in another currency: that is known only once the ad data
+    has landed (the account's currency is a column of it), after the first spend would already need a rate.
+    """
+    if not settings.EXCHANGE_RATES_ACCESS_KEY:
+        return Merchant.objects.none()
+    statuses = [*USABLE_STATUSES, CredentialStatus.NEEDS_REAUTH]
+    return Merchant.objects.filter(
+        is_active=True, credentials__provider__in=AD_PROVIDERS, credentials__status__in=statuses
+    ).distinct()
+
+
+def pipeline_follow_store(*, merchant_id: int, kind: str = PipelineKind.EXCHANGE_RATES) -> Pipeline | None:
+    """Make Airbyte match the store for a source of its own: wanted (see _stores_wanting_exchange_rates) →
+    source and an active connection; the store uninstalled or without ad connections → connection paused;
+    the store deleted (merchant_delete) → connection and source deleted.
+
+    None when there is nothing to make or undo. Raises like pipeline_follow_credential."""
+    merchant = Merchant.objects.filter(pk=merchant_id).first()
+    want = WANT_DELETED if merchant is None else (
+        WANT_ACTIVE if _stores_wanting_exchange_rates().filter(pk=merchant_id).exists() else WANT_PAUSED
+    )  # fmt: skip
+    existing = Pipeline.objects.filter(merchant_id=merchant_id, kind=kind)
+    if want != WANT_ACTIVE and not existing.exists():
+        return None
+    client = _client()
+    failure: Exception | None = None
+    with transaction.atomic():
+        if want == WANT_ACTIVE:
+            Pipeline.objects.get_or_create(
+                merchant_id=merchant_id,
+                kind=kind,
+                defaults={
+                    "source_type": STORE_SOURCES[kind].source_type,
+                    "start_date": default_start_date(timezone.localdate()),
+                    "sync_interval_seconds": EXCHANGE_RATES_INTERVAL_SECONDS,
+                },
+            )
+        pipeline = existing.select_for_update().select_related("merchant").get()
+        try:
+            _reconcile(client, pipeline, None, want)
         except UNREACHABLE as exc:
             failure = exc
         except ProviderError as exc:
@@ -503,16 +592,19 @@ def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobT
         return None
     if pipeline.jobs.exclude(status__in=TERMINAL_JOB_STATUSES).exists():
         return None  # the poller follows it; a second job would only get a 409
-    if pipeline.credential.status not in USABLE_STATUSES:
-        return None
-    _refresh_if_due(pipeline.credential)
+    if pipeline.credential is not None:
+        if pipeline.credential.status not in USABLE_STATUSES:
+            return None
+        _refresh_if_due(pipeline.credential)
     client = _client()
     failure: Exception | None = None
     job: SyncJob | None = None
     with transaction.atomic():
         pipeline = Pipeline.objects.select_for_update().select_related("merchant").get(pk=pipeline_id)
-        credential = ConnectorCredential.objects.get(pk=pipeline.credential_id)
-        if pipeline.status != PipelineStatus.ACTIVE or credential.status not in USABLE_STATUSES:
+        credential = ConnectorCredential.objects.filter(pk=pipeline.credential_id).first()
+        if pipeline.status != PipelineStatus.ACTIVE or (
+            pipeline.credential_id is not None and (credential is None or credential.status not in USABLE_STATUSES)
+        ):
             return None
         try:
             _source_ensure(client, pipeline, credential)
@@ -591,6 +683,8 @@ def _alert_failing(pipeline: Pipeline) -> None:
         pipeline.pk, pipeline.merchant_id, pipeline.source_type, pipeline.consecutive_failures,
         pipeline.last_error_code or "-",
     )  # fmt: skip
+    if credential is None:
+        return  # our own source (our API key): staff's to fix, the line above tells them; nothing for the store
     try:
         with transaction.atomic():  # a savepoint: the outbox refusing must not lose the failure's record
             merchant_admins_notify(
@@ -610,7 +704,8 @@ def _alert_failing(pipeline: Pipeline) -> None:
 
 def _raw_changed(pipeline: Pipeline, at: dt.datetime) -> None:
     """The store's raw tables changed: the coalesced dbt build takes it in (after this transaction commits)."""
-    raw_data_changed_mark(merchant_id=pipeline.merchant_id, source=pipeline.credential.provider, at=at)
+    source = pipeline.credential.provider if pipeline.credential_id else pipeline.kind
+    raw_data_changed_mark(merchant_id=pipeline.merchant_id, source=source, at=at)
 
 
 def _job_finish(job: SyncJob, pipeline: Pipeline) -> None:
@@ -641,10 +736,16 @@ def _job_finish(job: SyncJob, pipeline: Pipeline) -> None:
     # failure notification (job_notification_record), confirmed by this very status.
     job.error_type, job.error_message = job.error_type or "sync_failed", job.error_message or SYNC_FAILED
     job.save()
-    if (job.error_type, job.error_origin) == SOURCE_CONFIG_ERROR:
+    if _credentials_refused(job, pipeline):
         _source_refused(job, pipeline)
         return
     _failure_count(pipeline, job.error_type, job.error_message, now=now)
+
+
+def _credentials_refused(job: SyncJob, pipeline: Pipeline) -> bool:
+    """A merchant's credentials refused by the source. (Our own source's key refused is staff's to fix: counted
+    and alerted like any failure.)"""
+    return (job.error_type, job.error_origin) == SOURCE_CONFIG_ERROR and pipeline.credential_id is not None
 
 
 def _source_refused(job: SyncJob, pipeline: Pipeline) -> None:
@@ -657,8 +758,6 @@ def _source_refused(job: SyncJob, pipeline: Pipeline) -> None:
         "pipeline %s (merchant %s, %s): Airbyte job %s failed with the source's config_error: needs reconnecting",
         pipeline.pk, pipeline.merchant_id, pipeline.source_type, job.airbyte_job_id,
     )  # fmt: skip
-    if pipeline.credential_id is None:
-        return  # a deployment-wide source (exchange rates): staff see the error on the pipeline
     from connectors import services as connector_services
     from connectors.clients.base import Unauthorized
 
@@ -680,7 +779,11 @@ def job_poll(*, job_id: int) -> SyncJob:
         job = SyncJob.objects.select_for_update().get(pk=job_id)
         if job.is_terminal:
             return job
-        pipeline = Pipeline.objects.select_for_update().select_related("merchant", "credential").get(pk=job.pipeline_id)
+        pipeline = (
+            Pipeline.objects.select_for_update(of=("self",))
+            .select_related("merchant", "credential")
+            .get(pk=job.pipeline_id)
+        )
         job.polls += 1
         try:
             body = client.get_job(job.airbyte_job_id)
@@ -715,8 +818,10 @@ def job_poll(*, job_id: int) -> SyncJob:
 @sensitive_variables()
 def _notification_secrets(pipeline: Pipeline) -> list[str]:
     """What a source's error message must not carry: the secrets of the configuration we sent it."""
-    credential = ConnectorCredential.objects.get(pk=pipeline.credential_id)
     values = list(notification_tokens())
+    if pipeline.credential_id is None:
+        return values + secret_values(_source_kind(pipeline, None).configuration(None, pipeline.start_date))
+    credential = ConnectorCredential.objects.get(pk=pipeline.credential_id)
     if credential.provider in SOURCES and credential.status != CredentialStatus.REVOKED:
         with contextlib.suppress(Exception):  # an undecryptable secret is not worth losing the reason for
             values += secret_values(SOURCES[credential.provider].configuration(credential, pipeline.start_date))
@@ -758,7 +863,7 @@ def job_notification_record(
                 job.error_type, job.error_origin = error_type[:64], error_origin[:32]
                 job.error_message = message or job.error_message
                 job.save(update_fields=["error_type", "error_origin", "error_message", "updated_at"])
-            if late and (job.error_type, job.error_origin) == SOURCE_CONFIG_ERROR:
+            if late and _credentials_refused(job, pipeline):
                 _source_refused(job, pipeline)
                 pipeline.save()
             if job.is_terminal:
@@ -778,6 +883,7 @@ def job_notification_record(
 @dataclass
 class SweepPlan:
     follow: list[int] = field(default_factory=list)  # credential ids whose pipeline must be reconciled
+    follow_store: list[int] = field(default_factory=list)  # merchant ids whose exchange-rates pipeline must be
     sync: list[int] = field(default_factory=list)  # pipeline ids due a sync
     poll: list[int] = field(default_factory=list)  # job ids not terminal whose poll is due (or lost)
 
@@ -826,6 +932,21 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
             .exclude(pipeline__status=PipelineStatus.DELETED)
             .filter(pipeline__isnull=False)
             .values_list("pk", flat=True)
+        )
+    )
+    rates = Pipeline.objects.filter(kind=PipelineKind.EXCHANGE_RATES)
+    wanted = _stores_wanting_exchange_rates().values("pk")
+    plan.follow_store = sorted(
+        set(
+            Merchant.objects.filter(pk__in=wanted)
+            .exclude(pk__in=rates.filter(status=PipelineStatus.ACTIVE).values("merchant_id"))
+            .exclude(pk__in=rates.filter(next_sync_at__gt=now).values("merchant_id"))  # a refused create's backoff
+            .values_list("pk", flat=True)
+        )
+        | set(
+            rates.filter(status=PipelineStatus.ACTIVE)
+            .exclude(merchant_id__in=wanted)
+            .values_list("merchant_id", flat=True)
         )
     )
     return plan
