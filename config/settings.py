@@ -399,6 +399,9 @@ AIRBYTE_OUTAGE_ALERT_SECONDS = env.int("AIRBYTE_OUTAGE_ALERT_SECONDS", default=6
 # convert ad spend with them). Empty: no such pipeline is made, and spend in a currency other than the store's
 # is left unconverted (fct_ad_spend_daily).
 EXCHANGE_RATES_ACCESS_KEY = _secret("EXCHANGE_RATES_ACCESS_KEY", "sandbox-exchange-rates-key")
+# A store uninstalled this long ago is closed (Shopify erases it, shop/redact, 48 h after the uninstall): its
+# paused connections and their sources, which hold its other providers' secrets, are deleted from Airbyte.
+AIRBYTE_TEARDOWN_AFTER_UNINSTALL_DAYS = env.int("AIRBYTE_TEARDOWN_AFTER_UNINSTALL_DAYS", default=2)
 # Where Airbyte can reach us: the workspace's failure and success notifications are set (once, on first use) to
 # <this>/webhooks/airbyte/?token=<derived from SECRET_KEY>. Empty: no notifications (the poller still follows
 # every job, but a source's refused credentials are then seen only as "failed").

@@ -38,10 +38,15 @@ class Pipeline(models.Model):
     (exchange rates: our key, not the merchant's) — and when it syncs next."""
 
     kind = models.CharField(max_length=20, choices=PipelineKind.choices, default=PipelineKind.CREDENTIAL)
+    # Deleting the merchant (or a credential row) keeps the pipeline, orphaned (no merchant, or a credential's
+    # without its credential): its Airbyte connection and source outlive our rows until the sweeper deletes
+    # them in Airbyte and then the row (pipeline_orphan_teardown). A cascade would forget them there for good.
     credential = models.OneToOneField(
-        "connectors.ConnectorCredential", null=True, blank=True, on_delete=models.CASCADE, related_name="pipeline"
+        "connectors.ConnectorCredential", null=True, blank=True, on_delete=models.SET_NULL, related_name="pipeline"
     )
-    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.CASCADE, related_name="pipelines")
+    merchant = models.ForeignKey(
+        "accounts.Merchant", null=True, blank=True, on_delete=models.SET_NULL, related_name="pipelines"
+    )
     source_type = models.CharField(max_length=40, help_text="Airbyte's sourceType.")
     source_id = models.CharField(max_length=64, blank=True)
     connection_id = models.CharField(max_length=64, blank=True, db_index=True)
@@ -64,11 +69,11 @@ class Pipeline(models.Model):
     class Meta:
         ordering = ["merchant_id", "source_type"]
         constraints = [
-            # A credential's pipeline has its credential; a store's own has none — and one of each kind per store.
+            # A store's own pipeline has no credential (a credential's without one is an orphan, see above) —
+            # and one of each kind per store.
             models.CheckConstraint(
-                condition=Q(kind="credential", credential__isnull=False)
-                | (~Q(kind="credential") & Q(credential__isnull=True)),
-                name="pipeline_credential_iff_credential_kind",
+                condition=Q(kind="credential") | Q(credential__isnull=True),
+                name="pipeline_store_kind_has_no_credential",
             ),
             models.UniqueConstraint(
                 fields=["merchant", "kind"], condition=~Q(kind="credential"), name="pipeline_one_store_source_per_kind"

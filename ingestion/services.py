@@ -316,7 +316,7 @@ def _lock_pipeline(credential: ConnectorCredential) -> Pipeline:
             "sync_interval_seconds": settings.AIRBYTE_SYNC_INTERVAL_SECONDS,
         },
     )
-    return Pipeline.objects.select_for_update().select_related("merchant").get(credential=credential)
+    return Pipeline.objects.select_for_update(of=("self",)).select_related("merchant").get(credential=credential)
 
 
 def _source_kind(pipeline: Pipeline, credential: ConnectorCredential | None) -> SourceKind:
@@ -395,10 +395,24 @@ def _teardown(client: AirbyteClient, pipeline: Pipeline) -> None:
 WANT_ACTIVE, WANT_PAUSED, WANT_DELETED = "active", "paused", "deleted"
 
 
+def _closed_before() -> dt.datetime:
+    """A store uninstalled before this is closed: Shopify erases it (shop/redact) 48 h after the uninstall, and a
+    reinstall after that is a new start — so its connections and sources (its secrets) leave Airbyte."""
+    return timezone.now() - dt.timedelta(days=settings.AIRBYTE_TEARDOWN_AFTER_UNINSTALL_DAYS)
+
+
+def _closed(merchant: Merchant) -> bool:
+    return (
+        not merchant.is_active and merchant.uninstalled_at is not None and merchant.uninstalled_at <= _closed_before()
+    )
+
+
 def _want(credential: ConnectorCredential) -> str:
     if credential.status in USABLE_STATUSES and credential.merchant.is_active:
         return WANT_ACTIVE
-    return WANT_DELETED if credential.status == CredentialStatus.REVOKED else WANT_PAUSED
+    if credential.status == CredentialStatus.REVOKED or _closed(credential.merchant):
+        return WANT_DELETED
+    return WANT_PAUSED
 
 
 def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential | None, want: str) -> None:
@@ -488,13 +502,17 @@ def _stores_wanting_exchange_rates():
 def pipeline_follow_store(*, merchant_id: int, kind: str = PipelineKind.EXCHANGE_RATES) -> Pipeline | None:
     """Make Airbyte match the store for a source of its own: wanted (see _stores_wanting_exchange_rates) →
     source and an active connection; the store uninstalled or without ad connections → connection paused;
-    the store deleted (merchant_delete) → connection and source deleted.
+    the store closed (uninstalled AIRBYTE_TEARDOWN_AFTER_UNINSTALL_DAYS ago) → connection and source deleted.
+    (A deleted store's pipelines are orphans: pipeline_orphan_teardown.)
 
     None when there is nothing to make or undo. Raises like pipeline_follow_credential."""
     merchant = Merchant.objects.filter(pk=merchant_id).first()
-    want = WANT_DELETED if merchant is None else (
-        WANT_ACTIVE if _stores_wanting_exchange_rates().filter(pk=merchant_id).exists() else WANT_PAUSED
-    )  # fmt: skip
+    if merchant is None:
+        return None
+    if _stores_wanting_exchange_rates().filter(pk=merchant_id).exists():
+        want = WANT_ACTIVE
+    else:
+        want = WANT_DELETED if _closed(merchant) else WANT_PAUSED
     existing = Pipeline.objects.filter(merchant_id=merchant_id, kind=kind)
     if want != WANT_ACTIVE and not existing.exists():
         return None
@@ -511,7 +529,7 @@ def pipeline_follow_store(*, merchant_id: int, kind: str = PipelineKind.EXCHANGE
                     "sync_interval_seconds": EXCHANGE_RATES_INTERVAL_SECONDS,
                 },
             )
-        pipeline = existing.select_for_update().select_related("merchant").get()
+        pipeline = existing.select_for_update(of=("self",)).select_related("merchant").get()
         try:
             _reconcile(client, pipeline, None, want)
         except UNREACHABLE as exc:
@@ -527,6 +545,51 @@ def pipeline_follow_store(*, merchant_id: int, kind: str = PipelineKind.EXCHANGE
         raise failure
     _api_up()
     return pipeline
+
+
+# --- orphans: a deleted store's (or credential's) pipelines ----------------------------------------------
+
+
+def _orphans():
+    return Pipeline.objects.filter(Q(merchant__isnull=True) | Q(kind=PipelineKind.CREDENTIAL, credential__isnull=True))
+
+
+def _orphaned(pipeline: Pipeline) -> bool:
+    return pipeline.merchant_id is None or (pipeline.kind == PipelineKind.CREDENTIAL and pipeline.credential_id is None)
+
+
+def pipeline_orphan_teardown(*, pipeline_id: int) -> bool:
+    """A pipeline whose store (or credential row) was deleted: cancel its running jobs, delete its connection and
+    source in Airbyte, then the row and its jobs — so nothing of it is left in Airbyte or in the sweeper.
+
+    True once the row is gone. Airbyte unreachable or refusing: what was already deleted there is recorded, the
+    row stays, and the next sweep tries again (nothing else of it runs meanwhile: no sync, no poll)."""
+    client = _client()
+    failure: Exception | None = None
+    with transaction.atomic():
+        pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
+        if pipeline is None or not _orphaned(pipeline):
+            return pipeline is None
+        try:
+            for job in pipeline.jobs.exclude(status__in=TERMINAL_JOB_STATUSES):
+                with contextlib.suppress(Conflict, NotFound):  # already over, or forgotten by Airbyte
+                    client.cancel_job(job.airbyte_job_id)
+            _teardown(client, pipeline)
+        except ProviderError as exc:
+            failure = exc
+            pipeline.save()  # the ids Airbyte already let go of are forgotten
+        else:
+            logger.info("pipeline %s (%s) of a deleted store or credential: removed from Airbyte and forgotten",
+                        pipeline.pk, pipeline.source_type)  # fmt: skip
+            pipeline.delete()
+    if isinstance(failure, UNREACHABLE):
+        _api_down(failure)
+    elif failure is not None:
+        logger.warning("pipeline %s of a deleted store: Airbyte refused its teardown (%s); retried",
+                       pipeline_id, _error_text(failure)[0])  # fmt: skip
+    else:
+        _api_up()
+    return failure is None
 
 
 # --- syncs ---------------------------------------------------------------------------------------
@@ -586,7 +649,9 @@ def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobT
     """
     pipeline = Pipeline.objects.select_related("credential", "merchant").get(pk=pipeline_id)
     now = timezone.now()
-    if pipeline.status != PipelineStatus.ACTIVE or not pipeline.connection_id or not pipeline.merchant.is_active:
+    if pipeline.status != PipelineStatus.ACTIVE or not pipeline.connection_id or _orphaned(pipeline):
+        return None  # an orphan is left to pipeline_orphan_teardown
+    if not pipeline.merchant.is_active:
         return None  # an inactive store's pipelines are paused by the sweeper's follow
     if not force and (pipeline.next_sync_at is None or pipeline.next_sync_at > now):
         return None
@@ -600,7 +665,7 @@ def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobT
     failure: Exception | None = None
     job: SyncJob | None = None
     with transaction.atomic():
-        pipeline = Pipeline.objects.select_for_update().select_related("merchant").get(pk=pipeline_id)
+        pipeline = Pipeline.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=pipeline_id)
         credential = ConnectorCredential.objects.filter(pk=pipeline.credential_id).first()
         if pipeline.status != PipelineStatus.ACTIVE or (
             pipeline.credential_id is not None and (credential is None or credential.status not in USABLE_STATUSES)
@@ -784,6 +849,8 @@ def job_poll(*, job_id: int) -> SyncJob:
             .select_related("merchant", "credential")
             .get(pk=job.pipeline_id)
         )
+        if _orphaned(pipeline):
+            return job  # the store or credential is gone: pipeline_orphan_teardown cancels it and deletes it all
         job.polls += 1
         try:
             body = client.get_job(job.airbyte_job_id)
@@ -849,13 +916,15 @@ def job_notification_record(
         .filter(connection_id=connection_id, airbyte_job_id=airbyte_job_id)
         .first()
     )
-    if job is None:
+    if job is None or _orphaned(job.pipeline):  # an orphan's jobs are cancelled with it
         return NOTIFICATION_IGNORED
     if not success and (error_type or error_message):
         message = _scrub(error_message, _notification_secrets(job.pipeline))[:500]
         with transaction.atomic():
             job = SyncJob.objects.select_for_update().get(pk=job.pk)
-            pipeline = Pipeline.objects.select_for_update().select_related("merchant").get(pk=job.pipeline_id)
+            pipeline = (
+                Pipeline.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=job.pipeline_id)
+            )
             # Already failed (polled first): its generic reason gives way to Airbyte's, and the source's refusal
             # is acted on now — the status that confirms it was read from the API by that poll.
             late = job.status == JobStatus.FAILED and job.error_type in ("", "sync_failed")
@@ -884,6 +953,7 @@ def job_notification_record(
 class SweepPlan:
     follow: list[int] = field(default_factory=list)  # credential ids whose pipeline must be reconciled
     follow_store: list[int] = field(default_factory=list)  # merchant ids whose exchange-rates pipeline must be
+    teardown: list[int] = field(default_factory=list)  # orphaned pipeline ids (store or credential deleted)
     sync: list[int] = field(default_factory=list)  # pipeline ids due a sync
     poll: list[int] = field(default_factory=list)  # job ids not terminal whose poll is due (or lost)
 
@@ -893,13 +963,17 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
     pipeline due a sync with no job running, every credential whose pipeline does not match its status."""
     now = now or timezone.now()
     plan = SweepPlan()
+    orphans = _orphans()
+    plan.teardown = list(orphans.order_by("pk").values_list("pk", flat=True))
     plan.poll = list(
         SyncJob.objects.exclude(status__in=TERMINAL_JOB_STATUSES)
+        .exclude(pipeline__in=orphans)
         .filter(next_poll_at__lte=now - dt.timedelta(seconds=POLL_GRACE_SECONDS))
         .order_by("next_poll_at")
         .values_list("pk", flat=True)
     ) + list(
         SyncJob.objects.exclude(status__in=TERMINAL_JOB_STATUSES)
+        .exclude(pipeline__in=orphans)
         .filter(next_poll_at__isnull=True)
         .values_list("pk", flat=True)
     )
@@ -908,10 +982,12 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
         plan.sync = list(
             Pipeline.objects.filter(status=PipelineStatus.ACTIVE, next_sync_at__lte=now)
             .exclude(pk__in=busy)
+            .exclude(pk__in=orphans)
             .order_by("next_sync_at")
             .values_list("pk", flat=True)
         )
     providers = list(SOURCES)
+    closed = Merchant.objects.filter(is_active=False, uninstalled_at__lte=_closed_before()).values("pk")
     usable = ConnectorCredential.objects.filter(
         provider__in=providers, status__in=USABLE_STATUSES, merchant__is_active=True
     )
@@ -928,7 +1004,8 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
             .values_list("pk", flat=True)
         )
         | set(
-            ConnectorCredential.objects.filter(provider__in=providers, status=CredentialStatus.REVOKED)
+            ConnectorCredential.objects.filter(provider__in=providers)
+            .filter(Q(status=CredentialStatus.REVOKED) | Q(merchant__in=closed))
             .exclude(pipeline__status=PipelineStatus.DELETED)
             .filter(pipeline__isnull=False)
             .values_list("pk", flat=True)
@@ -944,8 +1021,10 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
             .values_list("pk", flat=True)
         )
         | set(
-            rates.filter(status=PipelineStatus.ACTIVE)
+            rates.filter(Q(status=PipelineStatus.ACTIVE) | Q(merchant__in=closed))
             .exclude(merchant_id__in=wanted)
+            .exclude(status=PipelineStatus.DELETED)
+            .filter(merchant__isnull=False)
             .values_list("merchant_id", flat=True)
         )
     )

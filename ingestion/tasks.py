@@ -54,6 +54,13 @@ def pipeline_follow_store_task(self, merchant_id: int) -> None:
         return  # refused: recorded on the pipeline, retried by the sweeper after its backoff
 
 
+@shared_task(name="ingestion.pipeline_orphan_teardown", acks_late=True)
+def pipeline_orphan_teardown_task(pipeline_id: int) -> bool:
+    """A deleted store's (or credential's) pipeline: removed from Airbyte, then forgotten. Not retried here:
+    until it is gone the sweeper lists it again every minute."""
+    return services.pipeline_orphan_teardown(pipeline_id=pipeline_id)
+
+
 @shared_task(name="ingestion.pipeline_sync", bind=True, acks_late=True)
 def pipeline_sync_task(self, pipeline_id: int, force: bool = False, job_type: str = "sync") -> int | None:
     try:
@@ -89,11 +96,12 @@ def ingestion_sweep_task() -> dict[str, int]:
     plan = services.ingestion_sweep()
     # Each expires before the next sweep enqueues it again: a backed-up queue holds one of each, not dozens.
     for task, ids in ((pipeline_follow_credential_task, plan.follow), (pipeline_follow_store_task, plan.follow_store),
-                      (pipeline_sync_task, plan.sync), (job_poll_task, plan.poll)):  # fmt: skip
+                      (pipeline_orphan_teardown_task, plan.teardown), (pipeline_sync_task, plan.sync),
+                      (job_poll_task, plan.poll)):  # fmt: skip
         for row_id in ids:
             task.apply_async(args=[row_id], expires=SWEEP_FANOUT_EXPIRES_SECONDS)
-    counts = {"follow": len(plan.follow), "follow_store": len(plan.follow_store), "sync": len(plan.sync),
-              "poll": len(plan.poll)}  # fmt: skip
+    counts = {"follow": len(plan.follow), "follow_store": len(plan.follow_store), "teardown": len(plan.teardown),
+              "sync": len(plan.sync), "poll": len(plan.poll)}  # fmt: skip
     if any(counts.values()):
         logger.info("ingestion sweep: %s", counts)
     return counts

@@ -284,7 +284,7 @@ def test_the_sweep_costs_the_same_few_queries_for_any_number_of_stores(django_as
         for i, p in enumerate(pipelines[:100])
     )
     started = time.monotonic()
-    with django_assert_max_num_queries(9):  # 2 for polls, 1 for syncs, 4 + 2 for follows: none per row
+    with django_assert_max_num_queries(10):  # 1 teardown, 2 polls, 1 sync, 4 + 2 follows: none per row
         plan = ingestion_sweep()
     elapsed = time.monotonic() - started
     assert len(plan.poll) == 100 and len(plan.sync) == 100 and plan.follow == []

@@ -109,14 +109,11 @@ def test_an_ad_account_needing_reconnecting_keeps_the_rates_coming(airbyte, prov
     assert ingestion_sweep().follow_store == []  # its history still needs converting
 
 
-def test_one_exchange_rates_pipeline_per_store_and_only_credential_pipelines_have_a_credential(
-    airbyte, providers, rates_key
-):
+def test_one_exchange_rates_pipeline_per_store_and_never_with_a_credential(airbyte, providers, rates_key):
     credential = credential_for(Provider.META, providers)
     pipeline = pipeline_follow_store(merchant_id=credential.merchant_id)
     for kwargs in ({"kind": PipelineKind.EXCHANGE_RATES},  # a second for the store
-                   {"kind": PipelineKind.EXCHANGE_RATES, "credential": credential},  # ours, with a credential
-                   {"kind": PipelineKind.CREDENTIAL}):  # fmt: skip  # a credential's, without one
+                   {"kind": PipelineKind.EXCHANGE_RATES, "credential": credential}):  # fmt: skip  # with a credential
         with pytest.raises(IntegrityError), transaction.atomic():
             Pipeline.objects.create(merchant_id=pipeline.merchant_id, source_type="x", start_date=pipeline.start_date,
                                     **kwargs)  # fmt: skip
