@@ -390,6 +390,10 @@ AIRBYTE_SYNC_INTERVAL_SECONDS = env.int("AIRBYTE_SYNC_INTERVAL_SECONDS", default
 # followed to their end, staff's "sync now" still works). `make run` sets it while the demo's data comes from
 # seed_demo_data, so the demo stores do not get a second copy through the sandbox's Airbyte.
 AIRBYTE_SCHEDULED_SYNCS_PAUSED = env.bool("AIRBYTE_SCHEDULED_SYNCS_PAUSED", default=False)
+# At most this many history syncs (a pipeline's first, which reads HISTORY_DAYS back) run at once in the
+# deployment: an agency onboarding 50 stores at once would otherwise start 200 of them in the same minute. The
+# others wait, due, for a free place (the sweeper, every minute). 0: no limit.
+AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT = env.int("AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT", default=10)
 # After this many failed syncs in a row the store's owners and admins are told, once per failing run.
 AIRBYTE_SYNC_ALERT_AFTER_FAILURES = env.int("AIRBYTE_SYNC_ALERT_AFTER_FAILURES", default=3)
 # Airbyte's API unreachable this long → one ERROR line for staff per outage (syncs catch up afterwards).

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -127,6 +127,30 @@ def _backoff(base: float, attempt: int, ceiling: float) -> float:
     """Exponential with jitter (between 3/4 and all of base·2^(attempt-1)), at most `ceiling`."""
     seconds = min(ceiling, base * 2 ** max(0, attempt - 1))
     return random.uniform(seconds * 0.75, seconds)
+
+
+def _history_jobs_running() -> int:
+    """Jobs not terminal of pipelines that never synced: history syncs under way (first tries and their retries)."""
+    return (
+        SyncJob.objects.exclude(status__in=TERMINAL_JOB_STATUSES)
+        .filter(pipeline__last_synced_at__isnull=True, job_type=JobType.SYNC)
+        .count()
+    )
+
+
+# Serialises the start of history syncs across workers (pg_advisory_xact_lock), so the cap holds.
+HISTORY_SYNC_LOCK = int.from_bytes(hashlib.sha256(b"ingestion.history-syncs").digest()[:4], "big")
+
+
+def _history_place_free() -> bool:
+    """Inside the atomic block that records the job: wait for the history lock, then whether a place is free
+    under AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT. The lock is held until that block commits the new job."""
+    cap = settings.AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT
+    if cap <= 0:
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("select pg_advisory_xact_lock(%s)", [HISTORY_SYNC_LOCK])
+    return _history_jobs_running() < cap
 
 
 # --- the Airbyte API's health -------------------------------------------------------------------
@@ -671,6 +695,8 @@ def pipeline_sync(*, pipeline_id: int, force: bool = False, job_type: str = JobT
             pipeline.credential_id is not None and (credential is None or credential.status not in USABLE_STATUSES)
         ):
             return None
+        if not force and job_type == JobType.SYNC and pipeline.last_synced_at is None and not _history_place_free():
+            return None  # history syncs at their cap: still due, it starts when a place is free (staff may force)
         try:
             _source_ensure(client, pipeline, credential)
             try:
@@ -979,12 +1005,18 @@ def ingestion_sweep(*, now: dt.datetime | None = None) -> SweepPlan:
     )
     busy = SyncJob.objects.exclude(status__in=TERMINAL_JOB_STATUSES).values("pipeline_id")
     if not settings.AIRBYTE_SCHEDULED_SYNCS_PAUSED:
-        plan.sync = list(
+        due = (
             Pipeline.objects.filter(status=PipelineStatus.ACTIVE, next_sync_at__lte=now)
             .exclude(pk__in=busy)
             .exclude(pk__in=orphans)
-            .order_by("next_sync_at")
-            .values_list("pk", flat=True)
+            .order_by("next_sync_at", "pk")
+        )
+        history = due.filter(last_synced_at__isnull=True)
+        cap = settings.AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT
+        if cap > 0:  # the first connected first; the rest wait for places (pipeline_sync checks again, locked)
+            history = history[: max(0, cap - _history_jobs_running())]
+        plan.sync = list(due.filter(last_synced_at__isnull=False).values_list("pk", flat=True)) + list(
+            history.values_list("pk", flat=True)
         )
     providers = list(SOURCES)
     closed = Merchant.objects.filter(is_active=False, uninstalled_at__lte=_closed_before()).values("pk")
