@@ -295,3 +295,37 @@ def test_the_token_is_never_in_a_response_the_admin_or_a_log_line(pipeline, hook
                                           args=[Workspace.objects.get().pk])).content.decode())  # fmt: skip
     texts += [r.getMessage() for r in caplog.records]
     assert all(token not in text for text in texts)
+
+
+def test_a_body_over_the_upload_limit_is_a_400_not_a_500(pipeline, hooked, client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    job = pipeline_sync(pipeline_id=pipeline.pk)
+    response = _post(client, _body(job, errorMessage="x" * 5000))
+    assert response.status_code == 400
+    assert SyncJob.objects.get(pk=job.pk).error_message == ""
+
+
+def test_the_webhook_url_is_logged_without_its_token():
+    from config.logging import redact_url
+
+    token = services.notification_tokens()[0]
+    logged = redact_url(f"https://app.example.com/webhooks/airbyte/?token={token}")
+    assert token not in logged and logged.startswith("https://app.example.com/webhooks/airbyte/")
+
+
+@pytest.mark.parametrize(
+    "notifications",
+    [
+        {"failure": {"webhook": {"enabled": "yes"}}},
+        {"failure": {"webhook": {"enabled": True, "url": "ftp://x"}}},
+        {"failures": {}},
+        {"failure": {"sms": {}}},
+    ],
+)
+def test_the_sandbox_refuses_a_malformed_notifications_patch_as_airbyte_does(airbyte, settings, notifications):
+    from ingestion.client import Permanent
+
+    with pytest.raises(Permanent) as refused:
+        AirbyteClient().patch_workspace(settings.AIRBYTE_WORKSPACE_ID, notifications=notifications)
+    assert refused.value.status == 400
+    assert AirbyteClient().get_workspace(settings.AIRBYTE_WORKSPACE_ID)["notifications"] == {}
