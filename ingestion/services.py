@@ -232,8 +232,12 @@ def destination_ensure(client: AirbyteClient) -> str:
             workspace.destination_digests = digests(configuration)
             workspace.save(update_fields=["destination_id", "destination_digests", "updated_at"])
             logger.info("Airbyte destination %s created", workspace.destination_id)
-            # First use of the workspace: its notifications too (the sweeper keeps them set afterwards).
-            workspace_notifications_ensure(client)
+            # First use of the workspace: its notifications too (the sweeper keeps them set afterwards). Without
+            # them only the reason of a failure is missing: never a reason to fail the connect.
+            try:
+                workspace_notifications_ensure(client)
+            except ProviderError as exc:
+                logger.warning("Airbyte workspace notifications not set (%s); the sweeper tries again", exc.code)
         else:
             patch = changed_part(configuration, workspace.destination_digests)
             if patch:

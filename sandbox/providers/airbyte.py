@@ -1682,7 +1682,9 @@ def control_jobs_get(ctx: Context, job_id: int) -> Response:
         job = airbyte.jobs.get(job_id)
         if job is None:
             return json_response({"error": f"no job {job_id}"}, status=404)
-        return json_response(_control_job_body(airbyte, job))
+        body = _control_job_body(airbyte, job)
+    airbyte.deliver_later()  # reading it may have ended it
+    return json_response(body)
 
 
 def control_jobs_advance(ctx: Context, job_id: int) -> Response:

@@ -329,3 +329,11 @@ def test_the_sandbox_refuses_a_malformed_notifications_patch_as_airbyte_does(air
         AirbyteClient().patch_workspace(settings.AIRBYTE_WORKSPACE_ID, notifications=notifications)
     assert refused.value.status == 400
     assert AirbyteClient().get_workspace(settings.AIRBYTE_WORKSPACE_ID)["notifications"] == {}
+
+
+def test_a_workspace_refusing_the_webhook_does_not_stop_a_connect(hooked, providers, sandbox):
+    sandbox.fault("airbyte.workspaces.patch", 400, times=1)
+    pipeline = pipeline_follow_credential(credential_id=credential_for(Provider.KLAVIYO, providers).pk)
+    assert pipeline.status == PipelineStatus.ACTIVE and pipeline.connection_id
+    assert Workspace.objects.get().notifications_digest == ""  # not set: the sweeper tries again
+    assert services.workspace_notifications_ensure() is True
