@@ -403,10 +403,26 @@ AIRBYTE_SYNC_INTERVAL_SECONDS = env.int("AIRBYTE_SYNC_INTERVAL_SECONDS", default
 # The operator's switch: scheduled syncs stop (pipelines still follow their credentials, running jobs are still
 # followed to their end, staff's "sync now" still works): for maintenance of the warehouse, say.
 AIRBYTE_SCHEDULED_SYNCS_PAUSED = env.bool("AIRBYTE_SCHEDULED_SYNCS_PAUSED", default=False)
+# At most this many history syncs (a pipeline's first, which reads HISTORY_DAYS back) run at once in the
+# deployment: an agency onboarding 50 stores at once would otherwise start 200 of them in the same minute. The
+# others wait, due, for a free place (the sweeper, every minute). 0: no limit.
+AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT = env.int("AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT", default=10)
 # After this many failed syncs in a row the store's owners and admins are told, once per failing run.
 AIRBYTE_SYNC_ALERT_AFTER_FAILURES = env.int("AIRBYTE_SYNC_ALERT_AFTER_FAILURES", default=3)
 # Airbyte's API unreachable this long → one ERROR line for staff per outage (syncs catch up afterwards).
 AIRBYTE_OUTAGE_ALERT_SECONDS = env.int("AIRBYTE_OUTAGE_ALERT_SECONDS", default=600)
+# The exchange-rates source's API key (exchangeratesapi.io / apilayer): one for the deployment, ours, not a
+# merchant's. Each store with a Meta or Google Ads connection syncs the rates daily into its raw schema (the marts
+# convert ad spend with them). Empty: no such pipeline is made, and spend in a currency other than the store's
+# is left unconverted (fct_ad_spend_daily).
+EXCHANGE_RATES_ACCESS_KEY = _secret("EXCHANGE_RATES_ACCESS_KEY", "sandbox-exchange-rates-key")
+# A store uninstalled this long ago is closed (Shopify erases it, shop/redact, 48 h after the uninstall): its
+# paused connections and their sources, which hold its other providers' secrets, are deleted from Airbyte.
+AIRBYTE_TEARDOWN_AFTER_UNINSTALL_DAYS = env.int("AIRBYTE_TEARDOWN_AFTER_UNINSTALL_DAYS", default=2)
+# Where Airbyte can reach us: the workspace's failure and success notifications are set (once, on first use) to
+# <this>/webhooks/airbyte/?token=<derived from SECRET_KEY>. Empty: no notifications (the poller still follows
+# every job, but a source's refused credentials are then seen only as "failed").
+AIRBYTE_NOTIFICATIONS_BASE_URL = env.str("AIRBYTE_NOTIFICATIONS_BASE_URL", default=APP_BASE_URL).rstrip("/")
 if not DEV:
     _check(boot.airbyte_problem(AIRBYTE_API_URL, AIRBYTE_CLIENT_ID, AIRBYTE_CLIENT_SECRET, AIRBYTE_WORKSPACE_ID))
 

@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("connectors.urls")),
     path("", include("notifications.urls")),
     path("", include("accounts.urls")),
+    path("", include("ingestion.urls")),
 ]
 
 handler400 = "config.errors.bad_request"

@@ -513,9 +513,10 @@ def _shop_update(merchant: Merchant, body: Mapping[str, Any]) -> None:
 def _uninstalled(merchant: Merchant, delivery: ShopifyWebhookDelivery) -> None:
     """Revoke every Shopify credential, stop the store's data syncs, mark it uninstalled, tell its owners.
 
-    "Stop syncs": there are no Airbyte connections yet; an inactive merchant is left out of dbt runs and
-    of the refresh sweeper (its credentials are revoked), which is all the syncing there is today. What
-    happens to the store's data is the compliance issue's (shop/redact arrives ~48 h later).
+    "Stop syncs": the revoked Shopify credential's Airbyte pipeline is deleted and the store's others are
+    paused (ingestion follows the audited revoke and the inactive store); once the store has been uninstalled
+    AIRBYTE_TEARDOWN_AFTER_UNINSTALL_DAYS (Shopify's shop/redact ~48 h later), they are deleted from Airbyte
+    too. An inactive merchant is left out of dbt runs. What happens to the store's data is the compliance issue's.
     """
     from notifications.choices import NotificationKind
     from notifications.services import merchant_admins_notify

@@ -13,7 +13,10 @@ the tests drive the sandbox's stand-in of it (`sandbox/providers/airbyte.py`).
 - `sources`: per provider, the Airbyte source (type, configuration from the decrypted credential, raw-table
   prefix, the streams the marts read); adding a provider is one entry.
 - `models`: the deployment's workspace and destination, a `Pipeline` (source + connection + schedule) per
-  credential, a `SyncJob` per Airbyte job.
-- `services`: the pipeline follows its credential (told by `connectors.services` after commit); the sweeper
-  triggers due syncs (staggered), attaches on 409, polls, retries and alerts (docs/async.md, "ingestion").
+  credential and per store-owned source (exchange rates, our key: `PipelineKind`), a `SyncJob` per Airbyte job.
+- `services`: the pipeline follows its credential (told by `connectors.services` after commit), a store's
+  own pipeline follows the store; the sweeper triggers due syncs (staggered; history syncs capped), attaches
+  on 409, polls, retries and alerts (docs/async.md, "ingestion"), and tears down a deleted store's pipelines.
+- `views`: Airbyte's failure and success notifications (§1.7) — the only place a failure's reason comes
+  from; a source's config_error makes the credential need reconnecting.
 """

@@ -47,13 +47,13 @@ class SyncJobInline(admin.TabularInline):
 
 @admin.register(Pipeline)
 class PipelineAdmin(_ReadOnly):
-    list_display = ("id", "merchant", "source_type", "status", "next_sync_at", "last_synced_at",
+    list_display = ("id", "merchant", "kind", "source_type", "status", "next_sync_at", "last_synced_at",
                     "consecutive_failures", "last_error_code")  # fmt: skip
-    list_filter = ("status", "source_type")
+    list_filter = ("status", "kind", "source_type")
     search_fields = ("merchant__name", "merchant__key", "connection_id", "source_id")
     list_select_related = ("merchant",)
     actions = ("sync_now", "reset")
-    fields = ("merchant", "credential", "source_type", "source_id", "connection_id", "status", "start_date",
+    fields = ("merchant", "kind", "credential", "source_type", "source_id", "connection_id", "status", "start_date",
               "sync_interval_seconds", "next_sync_at", "last_job", "last_synced_at", "consecutive_failures",
               "failure_alerted_at", "last_error_code", "last_error_message", "created_at", "updated_at")  # fmt: skip
     readonly_fields = fields
@@ -82,8 +82,8 @@ class SyncJobAdmin(_ReadOnly):
     search_fields = ("=airbyte_job_id", "pipeline__merchant__name", "pipeline__connection_id")
     list_select_related = ("pipeline", "pipeline__merchant")
     fields = ("pipeline", "airbyte_job_id", "job_type", "status", "rows_synced", "bytes_synced", "started_at",
-              "finished_at", "error_type", "error_message", "attached", "polls", "next_poll_at", "created_at",
-              "updated_at")  # fmt: skip
+              "finished_at", "error_type", "error_origin", "error_message", "attached", "polls", "next_poll_at",
+              "created_at", "updated_at")  # fmt: skip
     readonly_fields = fields
 
 

@@ -10,6 +10,13 @@ class PipelineStatus(models.TextChoices):
     DELETED = "deleted", "Deleted"  # disconnected: connection and source deleted in Airbyte
 
 
+class PipelineKind(models.TextChoices):
+    """What a pipeline follows: a merchant's connector credential, or the store itself (a source of ours)."""
+
+    CREDENTIAL = "credential", "Connector credential"
+    EXCHANGE_RATES = "exchange_rates", "Exchange rates"  # the FX table the marts convert ad spend with
+
+
 class JobStatus(models.TextChoices):
     """Airbyte's JobStatusEnum; anything but the last three is still in progress."""
 

@@ -3,6 +3,8 @@ connections, streams and jobs.
 
 - Base URL: ``AIRBYTE_API_URL`` — Cloud ``https://api.airbyte.com/v1`` or a self-hosted server's
   ``<server>/api/public/v1``; the sandbox's stand-in locally.
+- Workspace: ``GET``/``PATCH /workspaces/{id}`` (its notifications: the webhook Airbyte POSTs each sync's
+  success or failure to, §1.7).
 - Auth: ``AIRBYTE_CLIENT_ID``/``AIRBYTE_CLIENT_SECRET`` are exchanged at ``POST /applications/token`` for
   a bearer token that is cached per process (per base URL and client id) until shortly before its
   ``expires_in``, and fetched again once when a call answers 401; a second 401 is `Unauthorized`.
@@ -381,6 +383,20 @@ class AirbyteClient(BaseClient):
     def streams(self, *, source_id: str, destination_id: str | None = None) -> list[dict[str, Any]]:
         params = {"sourceId": source_id, **({"destinationId": destination_id} if destination_id else {})}
         return self._call("GET", "/streams", params=params, list_body=True)
+
+    # --- the workspace ---------------------------------------------------------------------------------
+
+    def get_workspace(self, workspace_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/workspaces/{workspace_id}")
+
+    @sensitive_variables()
+    def patch_workspace(
+        self, workspace_id: str, *, notifications: Mapping[str, Any], secrets: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Set the workspace's notifications (§1.7); `secrets` (a webhook URL's token) never reach an error."""
+        return self._call(
+            "PATCH", f"/workspaces/{workspace_id}", json={"notifications": dict(notifications)}, secrets=secrets
+        )
 
     # --- jobs ------------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineStatus
+from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineKind, PipelineStatus
 
 
 class Workspace(models.Model):
@@ -21,6 +21,9 @@ class Workspace(models.Model):
     # Per configuration leaf, an HMAC of the value last sent (ingestion.configs): what changed is PATCHed,
     # and the password itself is never stored here.
     destination_digests = models.JSONField(default=dict, blank=True)
+    # An HMAC of the webhook URL last set as the workspace's failure and success notification (ingestion.views):
+    # set again when it changes (a new SECRET_KEY, a new base URL), and the URL's token is never stored here.
+    notifications_digest = models.CharField(max_length=64, blank=True)
     api_down_since = models.DateTimeField(null=True, blank=True, help_text="First failed call of an outage.")
     api_alerted_at = models.DateTimeField(null=True, blank=True, help_text="The outage's one alert.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -31,12 +34,19 @@ class Workspace(models.Model):
 
 
 class Pipeline(models.Model):
-    """One credential's Airbyte source and connection, and when it syncs next."""
+    """One Airbyte source and connection into a store's raw schema — a credential's, or the store's own
+    (exchange rates: our key, not the merchant's) — and when it syncs next."""
 
+    kind = models.CharField(max_length=20, choices=PipelineKind.choices, default=PipelineKind.CREDENTIAL)
+    # Deleting the merchant (or a credential row) keeps the pipeline, orphaned (no merchant, or a credential's
+    # without its credential): its Airbyte connection and source outlive our rows until the sweeper deletes
+    # them in Airbyte and then the row (pipeline_orphan_teardown). A cascade would forget them there for good.
     credential = models.OneToOneField(
-        "connectors.ConnectorCredential", on_delete=models.CASCADE, related_name="pipeline"
+        "connectors.ConnectorCredential", null=True, blank=True, on_delete=models.SET_NULL, related_name="pipeline"
     )
-    merchant = models.ForeignKey("accounts.Merchant", on_delete=models.CASCADE, related_name="pipelines")
+    merchant = models.ForeignKey(
+        "accounts.Merchant", null=True, blank=True, on_delete=models.SET_NULL, related_name="pipelines"
+    )
     source_type = models.CharField(max_length=40, help_text="Airbyte's sourceType.")
     source_id = models.CharField(max_length=64, blank=True)
     connection_id = models.CharField(max_length=64, blank=True, db_index=True)
@@ -58,6 +68,17 @@ class Pipeline(models.Model):
 
     class Meta:
         ordering = ["merchant_id", "source_type"]
+        constraints = [
+            # A store's own pipeline has no credential (a credential's without one is an orphan, see above) —
+            # and one of each kind per store.
+            models.CheckConstraint(
+                condition=Q(kind="credential") | Q(credential__isnull=True),
+                name="pipeline_store_kind_has_no_credential",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "kind"], condition=~Q(kind="credential"), name="pipeline_one_store_source_per_kind"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source_type} for merchant {self.merchant_id} ({self.status})"
@@ -79,6 +100,8 @@ class SyncJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error_type = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
+    # Airbyte's errorOrigin (source, destination, platform ...): known only from its failure notification.
+    error_origin = models.CharField(max_length=32, blank=True)
     attached = models.BooleanField(default=False, help_text="Found running (409) rather than started by us.")
     polls = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)

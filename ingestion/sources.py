@@ -51,7 +51,8 @@ class SourceKind:
     source_type: str  # Airbyte's sourceType
     prefix: str  # raw tables are <prefix><stream> (analytics/raw_schema.RAW_TABLES)
     streams: tuple[Stream, ...]
-    configuration: Callable[[ConnectorCredential, dt.date], dict[str, Any]]
+    # The credential's configuration; a store's own source (no credential) is given None.
+    configuration: Callable[[ConnectorCredential | None, dt.date], dict[str, Any]]
 
 
 @sensitive_variables()
@@ -157,6 +158,21 @@ SOURCES: dict[str, SourceKind] = {
         _klaviyo,
     ),
 }
+
+
+@sensitive_variables()
+def _exchange_rates(_credential: None, start: dt.date) -> dict[str, Any]:
+    # No `base`: choosing it is a paid plan of the API; the marts convert through whatever base the rows
+    # have (a pair's rate is the quotient of both currencies' rates against it). Weekends have no rates
+    # (the marts carry the last rate on), so asking for them only spends the plan's quota.
+    return {"access_key": settings.EXCHANGE_RATES_ACCESS_KEY, "start_date": start.isoformat(), "ignore_weekends": True}
+
+
+# A store's own sources, keyed by ingestion.choices.PipelineKind: ours to configure, not a merchant's credential.
+EXCHANGE_RATES = SourceKind("exchange-rates", "exchange_rates_", (_deduped("rates", "date", "date"),), _exchange_rates)
+STORE_SOURCES: dict[str, SourceKind] = {"exchange_rates": EXCHANGE_RATES}
+# The exchange rates sync once a day (a rate per business day).
+EXCHANGE_RATES_INTERVAL_SECONDS = 86400
 
 
 def default_start_date(today: dt.date) -> dt.date:

@@ -40,6 +40,27 @@ def pipeline_follow_credential_task(self, credential_id: int) -> None:
         return  # refused: recorded on the pipeline, retried by the sweeper after its backoff
 
 
+@shared_task(name="ingestion.pipeline_follow_store", bind=True, max_retries=FOLLOW_MAX_RETRIES, acks_late=True)
+def pipeline_follow_store_task(self, merchant_id: int) -> None:
+    """A store's own pipeline (exchange rates) follows the store: enqueued by the sweeper."""
+    try:
+        services.pipeline_follow_store(merchant_id=merchant_id)
+    except services.AirbyteUnreachable as exc:
+        if self.request.retries >= self.max_retries:
+            return  # the sweeper reconciles it once Airbyte answers
+        base = 30 * 2**self.request.retries
+        raise self.retry(exc=exc, countdown=random.uniform(base / 2, base)) from None
+    except ProviderError:
+        return  # refused: recorded on the pipeline, retried by the sweeper after its backoff
+
+
+@shared_task(name="ingestion.pipeline_orphan_teardown", acks_late=True)
+def pipeline_orphan_teardown_task(pipeline_id: int) -> bool:
+    """A deleted store's (or credential's) pipeline: removed from Airbyte, then forgotten. Not retried here:
+    until it is gone the sweeper lists it again every minute."""
+    return services.pipeline_orphan_teardown(pipeline_id=pipeline_id)
+
+
 @shared_task(name="ingestion.pipeline_sync", bind=True, acks_late=True)
 def pipeline_sync_task(self, pipeline_id: int, force: bool = False, job_type: str = "sync") -> int | None:
     try:
@@ -68,13 +89,19 @@ def job_poll_task(self, job_id: int) -> str | None:
 @shared_task(name="ingestion.sweep", acks_late=True)
 def ingestion_sweep_task() -> dict[str, int]:
     """Fan out one task per due row; duplicates of a task still queued are harmless (see above)."""
+    try:  # after a deploy (a new SECRET_KEY or base URL) the workspace's webhook is set again; else no call
+        services.workspace_notifications_ensure()
+    except ProviderError as exc:
+        logger.warning("Airbyte workspace notifications not set (%s); the next sweep tries again", exc.code)
     plan = services.ingestion_sweep()
     # Each expires before the next sweep enqueues it again: a backed-up queue holds one of each, not dozens.
-    for task, ids in ((pipeline_follow_credential_task, plan.follow), (pipeline_sync_task, plan.sync),
+    for task, ids in ((pipeline_follow_credential_task, plan.follow), (pipeline_follow_store_task, plan.follow_store),
+                      (pipeline_orphan_teardown_task, plan.teardown), (pipeline_sync_task, plan.sync),
                       (job_poll_task, plan.poll)):  # fmt: skip
         for row_id in ids:
             task.apply_async(args=[row_id], expires=SWEEP_FANOUT_EXPIRES_SECONDS)
-    counts = {"follow": len(plan.follow), "sync": len(plan.sync), "poll": len(plan.poll)}
+    counts = {"follow": len(plan.follow), "follow_store": len(plan.follow_store), "teardown": len(plan.teardown),
+              "sync": len(plan.sync), "poll": len(plan.poll)}  # fmt: skip
     if any(counts.values()):
         logger.info("ingestion sweep: %s", counts)
     return counts

@@ -75,3 +75,7 @@ class AirbyteSandbox:
         """The rows the connection's last sync wrote for `stream` (stream columns, numeric as strings)."""
         path = f"/_control/airbyte/connections/{connection_id}/last-sync/records?stream={stream}"
         return self._call("GET", path, timeout=120)  # the world is replayed to list them
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Every notification the sandbox delivered: url (no query), jobId, success, status (or error)."""
+        return self._call("GET", "/_control/airbyte/notifications")

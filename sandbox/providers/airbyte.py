@@ -27,8 +27,15 @@ What is imitated, from Airbyte's OpenAPI file and controllers:
   (failure with an error type, a slow job, rows and bytes) can be scripted — see the control routes.
 
 The public JobResponse carries no failure reason (Airbyte reports it in its notifications and the
-internal Config API), so a job's ``errorType``/``errorMessage``/``errorOrigin`` are visible only to
-tests, through ``GET /_control/airbyte/jobs/{id}``.
+internal Config API), so a job's ``errorType``/``errorMessage``/``errorOrigin`` are visible to tests
+through ``GET /_control/airbyte/jobs/{id}`` and to the app through the workspace's webhook notifications
+(§1.7): ``GET``/``PATCH /workspaces/{id}`` keeps a workspace's ``notifications`` (``failure``, ``success``,
+... each ``{"email": {"enabled"}, "webhook": {"enabled", "url"}}``), and a sync or reset that ends
+``succeeded`` or ``failed`` is POSTed, unsigned like Airbyte's, as §1.7's body to the enabled webhook of
+its connection's workspace. A job ended by ``/_control/.../advance`` is delivered before that call
+answers (its answer lists the deliveries); one that ends as the API is read (its stage time over) is
+delivered by a thread, after the answer, so the app may read the job back from inside its webhook. Every
+delivery is listed, without the URL's query string, at ``GET /_control/airbyte/notifications``.
 
 A sync or reset without a scripted outcome is carried out by a worker thread
 (``sandbox.providers.airbyte_worker``): it writes the simulated world (``sandbox.world``) into the
@@ -54,6 +61,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+import requests
 from werkzeug.wrappers import Response
 
 from analytics.raw_schema import RAW_TABLES
@@ -95,6 +103,11 @@ SYNC_MODES = (
 _ENDING_FIELDS = frozenset({"rowsSynced", "bytesSynced", "errorType", "errorMessage", "errorOrigin"})
 _SEQUENCE = itertools.count()  # creation order, for lists (createdAt has only seconds)
 ERROR_TYPES = ("config_error", "system_error", "transient_error", "manual_cancellation")
+ERROR_ORIGINS = ("source", "destination", "platform", "replication", "airbyte_platform", "normalization")
+# NotificationsConfig of the public API (WorkspaceUpdateRequest.notifications); each is a NotificationConfig.
+NOTIFICATION_KINDS = ("failure", "success", "connectionUpdate", "connectionUpdateActionRequired", "syncDisabled",
+                      "syncDisabledWarning")  # fmt: skip
+NOTIFICATION_TIMEOUT_SECONDS = 10.0
 
 # --- connector specs (the fields of INGESTION.md §3), as the JSON-schema subset the validator knows ---
 
@@ -546,6 +559,9 @@ class AirbyteState:
             self.clock = Clock()
             self.world_starts: dict[str, dt.date] = {}  # identity -> first simulated day, fixed by its first sync
             self.worker_locks: dict[str, threading.Lock] = {}
+            self.workspaces: dict[str, dict[str, Any]] = {}
+            self.outbox: list[tuple[str, dict[str, Any]]] = []  # (url, body) of notifications not sent yet
+            self.deliveries: list[dict[str, Any]] = []
 
     # tokens
     def configure(self, options: dict[str, Any]) -> None:
@@ -626,6 +642,52 @@ class AirbyteState:
         if status in TERMINAL:
             job["ended_at"] = at
             job["rows"], job["bytes"] = (job["outcome_rows"], job["outcome_bytes"])
+            self._notify(job)
+
+    # workspace notifications (§1.7)
+    def workspace(self, workspace_id: str) -> dict[str, Any]:
+        """Any workspace id names a workspace (the app is given its id, it does not create one)."""
+        with self._lock:
+            return self.workspaces.setdefault(
+                workspace_id, {"workspaceId": workspace_id, "name": "sandbox", "notifications": {}}
+            )
+
+    def _notify(self, job: dict[str, Any]) -> None:
+        """Queue the job's success or failure notification for its workspace's webhook, if one is enabled."""
+        status = job["stages"][job["index"]]
+        kind = {"succeeded": "success", "failed": "failure"}.get(status)
+        connection = self.connections.get(job["connectionId"])
+        if kind is None or connection is None:
+            return
+        workspace = self.workspace(connection["workspaceId"])
+        webhook = (workspace["notifications"].get(kind) or {}).get("webhook") or {}
+        if not webhook.get("enabled") or not webhook.get("url"):
+            return
+        self.outbox.append((webhook["url"], notification_body(self, workspace, connection, job)))
+
+    def deliver(self) -> list[dict[str, Any]]:
+        """POST the queued notifications (outside the lock: the receiver may call the API back)."""
+        with self._lock:
+            queued, self.outbox = self.outbox, []
+        delivered = []
+        for url, body in queued:
+            record = {"url": url.split("?", 1)[0], "jobId": body["data"]["jobId"],
+                      "success": body["data"]["success"]}  # fmt: skip
+            try:
+                answer = requests.post(url, json=body, timeout=NOTIFICATION_TIMEOUT_SECONDS)
+                record["status"] = answer.status_code
+            except requests.RequestException as exc:
+                record["status"], record["error"] = None, type(exc).__name__
+            with self._lock:
+                self.deliveries.append(record)
+            delivered.append(record)
+        return delivered
+
+    def deliver_later(self) -> None:
+        with self._lock:
+            if not self.outbox:
+                return
+        threading.Thread(target=self.deliver, name="airbyte-notifications", daemon=True).start()
 
     def advance(self, job: dict[str, Any], to: str | None) -> None:
         worker = job["worker"]
@@ -886,6 +948,45 @@ def job_body(state: AirbyteState, job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def notification_body(
+    state: AirbyteState, workspace: dict[str, Any], connection: dict[str, Any], job: dict[str, Any]
+) -> dict[str, Any]:
+    """§1.7's body: Slack text and blocks, and the `data` of SyncSummary (failure fields only on a failure)."""
+    source = state.sources.get(connection["sourceId"]) or {}
+    destination = state.destinations.get(connection["destinationId"]) or {}
+    success = state.status(job) == "succeeded"
+    seconds = int((job["ended_at"] or time.time()) - job["created_at"])
+    ui = f"https://cloud.airbyte.com/workspaces/{workspace['workspaceId']}"
+
+    def ref(kind: str, resource_id: str, name: str) -> dict[str, Any]:
+        return {"id": resource_id, "name": name, "url": f"{ui}/{kind}/{resource_id}"}
+
+    data: dict[str, Any] = {
+        "workspace": {"id": workspace["workspaceId"], "name": workspace["name"], "url": ui},
+        "connection": ref("connections", connection["connectionId"], connection["name"]),
+        "source": ref("source", connection["sourceId"], source.get("name", "")),
+        "destination": ref("destination", connection["destinationId"], destination.get("name", "")),
+        "jobId": job["jobId"],
+        "startedAt": _iso(job["created_at"]),
+        "finishedAt": _iso(job["ended_at"]),
+        "bytesEmitted": job["bytes"] or 0,
+        "bytesCommitted": job["bytes"] or 0,
+        "recordsEmitted": job["rows"] or 0,
+        "recordsCommitted": job["rows"] or 0,
+        "recordsFilteredOut": 0,
+        "bytesFilteredOut": 0,
+        "bytesEmittedFormatted": f"{job['bytes'] or 0} B",
+        "bytesCommittedFormatted": f"{job['bytes'] or 0} B",
+        "success": success,
+        "durationInSeconds": seconds,
+        "durationFormatted": f"{seconds // 3600} hours {seconds % 3600 // 60} min",
+    }
+    if not success:
+        data.update(errorMessage=job["error_message"], errorType=job["error_type"], errorOrigin=job["error_origin"])
+    text = f"Your connection {connection['name']} {'succeeded' if success else 'failed'} (job {job['jobId']})."
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}], "data": data}
+
+
 # --- handler plumbing --------------------------------------------------------------------------------
 
 
@@ -904,6 +1005,8 @@ def api(handler: Callable[..., Response]) -> Callable[..., Response]:
                 return handler(ctx, **args)
         except Problem as problem:
             return problem.response()
+        finally:
+            ctx.state.airbyte.deliver_later()  # a job this call saw end is told after the answer
 
     return wrapped
 
@@ -1433,6 +1536,52 @@ def jobs_list(ctx: Context) -> Response:
     return json_response(_page(ctx, [body for _, body in selected]))
 
 
+def _notification_config(kind: str, value: Any) -> dict[str, Any]:
+    """A NotificationConfig: ``{"email"?: {"enabled"}, "webhook"?: {"enabled", "url"}}``."""
+    if not isinstance(value, dict) or set(value) - {"email", "webhook"}:
+        raise bad_request(f"notifications.{kind} must be an object with email and/or webhook")
+    config: dict[str, Any] = {}
+    for channel, item in value.items():
+        if not isinstance(item, dict) or not isinstance(item.get("enabled", False), bool):
+            raise bad_request(f"notifications.{kind}.{channel}.enabled must be a boolean")
+        if (
+            channel == "webhook"
+            and item.get("url") is not None
+            and (not isinstance(item["url"], str) or not item["url"].startswith(("http://", "https://")))
+        ):
+            raise bad_request(f"notifications.{kind}.webhook.url must be an http(s) URL")
+        config[channel] = {"enabled": item.get("enabled", False), **({"url": item["url"]} if "url" in item else {})}
+    return config
+
+
+def workspace_body(workspace: dict[str, Any]) -> dict[str, Any]:
+    return {"workspaceId": workspace["workspaceId"], "name": workspace["name"], "dataResidency": "auto",
+            "notifications": copy.deepcopy(workspace["notifications"])}  # fmt: skip
+
+
+@api
+def workspaces_get(ctx: Context, workspace_id: str) -> Response:
+    return json_response(workspace_body(ctx.state.airbyte.workspace(_uuid(workspace_id, "workspaceId"))))
+
+
+@api
+def workspaces_patch(ctx: Context, workspace_id: str) -> Response:
+    """WorkspaceUpdateRequest ``{name?, notifications?}``; each notification kind given replaces the stored one."""
+    payload = _body(ctx)
+    workspace = ctx.state.airbyte.workspace(_uuid(workspace_id, "workspaceId"))
+    notifications = payload.get("notifications")
+    if notifications is not None:
+        if not isinstance(notifications, dict) or set(notifications) - set(NOTIFICATION_KINDS):
+            raise bad_request(f"notifications must be an object of {list(NOTIFICATION_KINDS)}")
+        checked = {kind: _notification_config(kind, value) for kind, value in notifications.items()}
+        workspace["notifications"].update(checked)
+    if "name" in payload:
+        if not isinstance(payload["name"], str) or not payload["name"]:
+            raise bad_request("name must be a non-empty string")
+        workspace["name"] = payload["name"]
+    return json_response(workspace_body(workspace))
+
+
 @api
 def jobs_cancel(ctx: Context, job_id: int) -> Response:
     airbyte = ctx.state.airbyte
@@ -1508,6 +1657,8 @@ def control_outcomes_create(ctx: Context) -> Response:
             raise ValueError(f"status must be one of {sorted(TERMINAL)}")
         if payload.get("errorType") is not None and payload["errorType"] not in ERROR_TYPES:
             raise ValueError(f"errorType must be one of {list(ERROR_TYPES)}")
+        if payload.get("errorOrigin") is not None and payload["errorOrigin"] not in ERROR_ORIGINS:
+            raise ValueError(f"errorOrigin must be one of {list(ERROR_ORIGINS)}")
         for name in ("pendingSeconds", "runningSeconds"):
             if name in payload:
                 payload[name] = _seconds(payload[name], name)
@@ -1541,7 +1692,9 @@ def control_jobs_get(ctx: Context, job_id: int) -> Response:
         job = airbyte.jobs.get(job_id)
         if job is None:
             return json_response({"error": f"no job {job_id}"}, status=404)
-        return json_response(_control_job_body(airbyte, job))
+        body = _control_job_body(airbyte, job)
+    airbyte.deliver_later()  # reading it may have ended it
+    return json_response(body)
 
 
 def control_jobs_advance(ctx: Context, job_id: int) -> Response:
@@ -1560,7 +1713,17 @@ def control_jobs_advance(ctx: Context, job_id: int) -> Response:
         return json_response({"error": problem.detail}, status=409)
     except ValueError as exc:
         return json_response({"error": str(exc)}, status=400)
-    return json_response(_control_job_body(airbyte, job))
+    with airbyte._lock:
+        body = _control_job_body(airbyte, job)
+    # Delivered before answering (no lock held: the receiver reads the job back), so a test that ends a job
+    # sees what its notification did as soon as this returns.
+    return json_response({**body, "notifications": airbyte.deliver()})
+
+
+def control_notifications(ctx: Context) -> Response:
+    """Every notification delivered since the last reset: URL without its query, jobId, success, status."""
+    with ctx.state.airbyte._lock:
+        return json_response(copy.deepcopy(ctx.state.airbyte.deliveries))
 
 
 def control_state(ctx: Context) -> Response:
@@ -1781,6 +1944,8 @@ ROUTES = (
     _route("connections.patch", "/connections/<connection_id>", ("PATCH",), connections_patch),
     _route("connections.delete", "/connections/<connection_id>", ("DELETE",), connections_delete),
     _route("streams.list", "/streams", ("GET",), streams_list),
+    _route("workspaces.get", "/workspaces/<workspace_id>", ("GET",), workspaces_get),
+    _route("workspaces.patch", "/workspaces/<workspace_id>", ("PATCH",), workspaces_patch),
     _route("jobs.create", "/jobs", ("POST",), jobs_create),
     _route("jobs.list", "/jobs", ("GET",), jobs_list),
     _route("jobs.get", "/jobs/<int:job_id>", ("GET",), jobs_get),
@@ -1810,6 +1975,13 @@ ROUTES = (
         control=True,
     ),
     Route("control.airbyte.state", "/_control/airbyte/state", ("GET",), control_state, control=True),
+    Route(
+        "control.airbyte.notifications",
+        "/_control/airbyte/notifications",
+        ("GET",),
+        control_notifications,
+        control=True,
+    ),
     Route("control.airbyte.world", "/_control/airbyte/world", ("GET", "POST"), control_world, control=True),
     Route("control.airbyte.world.clock", "/_control/airbyte/world/clock", ("POST",), control_world_clock, control=True),
     Route("control.airbyte.world.link", "/_control/airbyte/world/link", ("POST",), control_world_link, control=True),

@@ -23,6 +23,9 @@ def airbyte(settings, sandbox_server, sandbox) -> Iterator[AirbyteSandbox]:
     settings.AIRBYTE_CLIENT_ID = CLIENT_ID
     settings.AIRBYTE_CLIENT_SECRET = CLIENT_SECRET
     settings.CONNECTORS_HTTP_TIMEOUT = (1.0, 1.0)
+    # No webhook unless a test serves one (tests/ingestion/test_notifications.py): the sandbox would POST to
+    # a server that is not there.
+    settings.AIRBYTE_NOTIFICATIONS_BASE_URL = ""
     TOKENS.clear()  # tokens from an earlier test belong to a reset sandbox
     yield control
     TOKENS.clear()

@@ -17,7 +17,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
 from django.db import connections
 from django.db.utils import load_backend
 from django.utils import timezone
@@ -27,10 +26,9 @@ from analytics.choices import DbtRunStatus
 from analytics.services import dbt_build_coalesced
 from connectors.choices import Provider
 from connectors.demo import demo_connect
-from ingestion.choices import JobStatus
-from ingestion.client import AirbyteClient
-from ingestion.models import Pipeline, Workspace
-from ingestion.services import ingestion_sweep, job_poll, pipeline_sync
+from ingestion.choices import JobStatus, PipelineKind
+from ingestion.models import Pipeline
+from ingestion.services import ingestion_sweep, job_poll, pipeline_follow_store, pipeline_sync
 from tests.accounts.factories import MembershipFactory
 from tests.analytics.conftest import scratch_db_factory  # noqa: F401  (the scratch warehouse)
 
@@ -76,39 +74,13 @@ def eager():
     app.conf.task_always_eager = False
 
 
-def _exchange_rates_connection(merchant) -> str:
-    """The FX table the marts convert Google Ads spend with (the sandbox's Google Ads account bills in EUR).
-
-    No pipeline of ours creates it yet (ingestion.sources has no exchange-rates source; see the report of
-    issue 14): the test makes the connection itself, over the same Airbyte API, into the store's raw schema.
-    """
-    client = AirbyteClient()
-    source = client.create_source(
-        name=f"{merchant.key}-exchange-rates", workspace_id=settings.AIRBYTE_WORKSPACE_ID,
-        source_type="exchange-rates", configuration={"access_key": "fx-key", "start_date": "2026-01-01"},
-    )  # fmt: skip
-    connection = client.create_connection(
-        source_id=source["sourceId"], destination_id=Workspace.objects.get().destination_id,
-        streams=[{"name": "rates", "syncMode": "incremental_deduped_history", "cursorField": ["date"],
-                  "primaryKey": [["date"]]}],
-        namespace_format=merchant.raw_schema, prefix="exchange_rates_",
-    )  # fmt: skip
-    return str(connection["connectionId"])
-
-
-def _fx_sync(airbyte, connection_id: str) -> None:
-    job = AirbyteClient().start_job(connection_id)
-    airbyte.advance(job["jobId"])
-    assert airbyte.advance(job["jobId"], "succeeded")["status"] == "succeeded"
-
-
 def _sync_all(airbyte, pipelines: list[Pipeline]) -> None:
     """Each pipeline due, as the sweep sees it; its sync triggered and followed to its end, the job advanced
     through the sandbox."""
     assert sorted(ingestion_sweep().sync) == sorted(p.pk for p in pipelines)
     for pipeline in pipelines:
         job = pipeline_sync(pipeline_id=pipeline.pk)
-        assert job is not None, pipeline.credential.provider
+        assert job is not None, pipeline.source_type
         airbyte.advance(job.airbyte_job_id)  # running
         assert job_poll(job_id=job.pk).status == JobStatus.RUNNING
         airbyte.advance(job.airbyte_job_id, "succeeded")
@@ -238,12 +210,18 @@ def test_a_connected_store_s_synced_data_reaches_the_overview_api(
     assert sorted(p.credential.provider for p in pipelines) == sorted(AIRBYTE_PROVIDERS)
     assert all(p.connection_id for p in pipelines)
 
-    fx = _exchange_rates_connection(membership.merchant)
-    _fx_sync(airbyte, fx)
+    # The store has ad accounts (the sandbox's Google Ads one bills in EUR): the sweeper makes its exchange rates'
+    # pipeline, our source and key, not a credential's.
+    assert ingestion_sweep().follow_store == [membership.merchant.pk]
+    fx = pipeline_follow_store(merchant_id=membership.merchant.pk)
+    assert (fx.kind, fx.credential, fx.source_type, fx.sync_interval_seconds) == (
+        PipelineKind.EXCHANGE_RATES, None, "exchange-rates", 86400,
+    )  # fmt: skip
+    pipelines = [fx, *pipelines]
     _sync_all(airbyte, pipelines)
     expected = Expected()
-    expected.take_rates(airbyte, fx)
-    expected.take(airbyte, pipelines)
+    expected.take_rates(airbyte, fx.connection_id)
+    expected.take(airbyte, pipelines[1:])  # the rates are taken above
     assert expected.records["orders"] and expected.records["ads_insights"] and expected.records["campaign"]
     _build()
 
@@ -256,10 +234,9 @@ def test_a_connected_store_s_synced_data_reaches_the_overview_api(
     airbyte.set_clock((NOW + dt.timedelta(days=1)).isoformat())
     # The next hourly slot has come (the sweep's own clock is the wall clock's).
     Pipeline.objects.filter(merchant=membership.merchant).update(next_sync_at=timezone.now() - dt.timedelta(seconds=1))
-    _fx_sync(airbyte, fx)
     _sync_all(airbyte, pipelines)
-    expected.take_rates(airbyte, fx)
-    expected.take(airbyte, pipelines)
+    expected.take_rates(airbyte, fx.connection_id)
+    expected.take(airbyte, pipelines[1:])  # the rates are taken above
     _build()
     tomorrow = today + dt.timedelta(days=1)
     new_day = expected.totals(tomorrow, tomorrow)

@@ -270,7 +270,8 @@ def test_the_sweep_costs_the_same_few_queries_for_any_number_of_stores(django_as
     )
     pipelines = Pipeline.objects.bulk_create(
         Pipeline(credential=c, merchant_id=c.merchant_id, source_type="klaviyo", start_date=now.date(),
-                 connection_id=str(uuid.uuid4()), status="active", next_sync_at=now - dt.timedelta(minutes=1))
+                 connection_id=str(uuid.uuid4()), status="active", next_sync_at=now - dt.timedelta(minutes=1),
+                 last_synced_at=now - dt.timedelta(hours=1))  # their hourly syncs (history syncs have a cap)
         for c in credentials
     )  # fmt: skip
     SyncJob.objects.bulk_create(
@@ -284,7 +285,7 @@ def test_the_sweep_costs_the_same_few_queries_for_any_number_of_stores(django_as
         for i, p in enumerate(pipelines[:100])
     )
     started = time.monotonic()
-    with django_assert_max_num_queries(7):  # 2 for polls, 1 for syncs, 4 for follows: none per row
+    with django_assert_max_num_queries(12):  # 1 teardown, 2 polls, 3 syncs, 4 + 2 follows: none per row
         plan = ingestion_sweep()
     elapsed = time.monotonic() - started
     assert len(plan.poll) == 100 and len(plan.sync) == 100 and plan.follow == []
@@ -350,3 +351,53 @@ def test_paused_scheduled_syncs_start_none_but_running_jobs_are_still_followed(a
     airbyte.advance(job.airbyte_job_id, "succeeded")
     job_poll(job_id=job.pk)
     assert ingestion_sweep().sync == [pipeline.pk]  # due, idle and unpaused: synced again
+
+
+def _onboard(providers, count: int) -> list[Pipeline]:
+    """An agency connecting `count` stores at once: each pipeline's first (history) sync is due now."""
+    return [
+        pipeline_follow_credential(credential_id=credential_for(Provider.KLAVIYO, providers).pk) for _ in range(count)
+    ]
+
+
+def test_a_batch_of_new_connections_starts_at_most_the_cap_of_history_syncs_at_once(airbyte, providers, settings):
+    settings.AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT = 3
+    pipelines = _onboard(providers, 8)
+    assert all(p.next_sync_at <= timezone.now() and p.last_synced_at is None for p in pipelines)
+
+    first = ingestion_sweep().sync
+    assert first == [p.pk for p in pipelines[:3]]  # the first connected first
+    jobs = [pipeline_sync(pipeline_id=pk) for pk in first]
+    assert all(jobs)
+    assert ingestion_sweep().sync == []  # every place taken: the other five wait, still due
+    # A sync task that reaches a worker anyway (a sweep that raced, a duplicate) does not exceed the cap either.
+    assert pipeline_sync(pipeline_id=pipelines[5].pk) is None
+    assert len(airbyte.control.calls("airbyte.jobs.create")) == 3
+
+    airbyte.advance(jobs[0].airbyte_job_id, "succeeded")
+    job_poll(job_id=jobs[0].pk)  # its history is in: a place is free
+    airbyte.advance(jobs[1].airbyte_job_id, "failed")
+    job_poll(job_id=jobs[1].pk)  # failed: its retry is a history sync too, after its backoff
+    assert ingestion_sweep().sync == [pipelines[3].pk, pipelines[4].pk]
+
+
+def test_the_cap_leaves_regular_syncs_and_staff_s_sync_now_alone(airbyte, providers, settings):
+    settings.AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT = 1
+    synced, *new = _onboard(providers, 3)
+    job = pipeline_sync(pipeline_id=synced.pk)
+    airbyte.advance(job.airbyte_job_id, "succeeded")
+    job_poll(job_id=job.pk)
+    _due(synced)  # its hourly slot
+    history = pipeline_sync(pipeline_id=new[0].pk)
+    assert history is not None
+
+    assert ingestion_sweep().sync == [synced.pk]  # the hourly one goes; the second history sync waits
+    assert pipeline_sync(pipeline_id=synced.pk) is not None
+    assert pipeline_sync(pipeline_id=new[1].pk, force=True) is not None  # staff's "sync now"
+
+
+def test_without_a_cap_every_due_history_sync_goes(airbyte, providers, settings):
+    settings.AIRBYTE_HISTORY_SYNCS_MAX_CONCURRENT = 0
+    pipelines = _onboard(providers, 4)
+    assert sorted(ingestion_sweep().sync) == sorted(p.pk for p in pipelines)
+    assert all(pipeline_sync(pipeline_id=p.pk) for p in pipelines)
