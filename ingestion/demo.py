@@ -76,16 +76,18 @@ def _known_to_airbyte(client: AirbyteClient, pipeline: Pipeline) -> bool:
 
 
 def _pipelines(merchant: Merchant, client: AirbyteClient) -> list[Pipeline]:
-    """Every usable credential's pipeline, present in Airbyte (made again where Airbyte lost it)."""
+    """Every pipeline of the store (its usable credentials', its exchange rates), present in Airbyte (made
+    again where Airbyte lost it: a restarted sandbox)."""
+    for pipeline in Pipeline.objects.filter(merchant=merchant).exclude(connection_id=""):
+        if not _known_to_airbyte(client, pipeline):
+            logger.info("demo store %s: Airbyte lost the %s pipeline; it is made again", merchant.key, pipeline)
+            services.pipeline_forget(pipeline_id=pipeline.pk)
     credentials = ConnectorCredential.objects.filter(
         merchant=merchant, status__in=USABLE_STATUSES, provider__in=list(SOURCES)
     ).order_by("provider")
     for credential in credentials:
-        pipeline = Pipeline.objects.filter(credential=credential).first()
-        if pipeline is not None and not _known_to_airbyte(client, pipeline):
-            logger.info("demo store %s: Airbyte lost the %s pipeline; it is made again", merchant.key, pipeline)
-            services.pipeline_forget(pipeline_id=pipeline.pk)
         services.pipeline_follow_credential(credential_id=credential.pk)
+    services.pipeline_follow_store(merchant_id=merchant.pk)  # the exchange rates its ad spend is converted with
     return list(
         Pipeline.objects.filter(merchant=merchant).exclude(connection_id="").select_related("credential", "merchant")
     )
