@@ -17,11 +17,13 @@ import re
 import threading
 import time
 import zlib
+from array import array
+from collections import OrderedDict
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from analytics.raw_schema import RAW_TABLES
-from sandbox.world.simulation import _Generator
+from sandbox.world.simulation import DAY, WARMUP_DAYS, _Generator
 
 # source type -> Airbyte stream name -> the world's table of that stream (analytics/raw_schema.py shape)
 STREAM_TABLES: dict[str, dict[str, str]] = {
@@ -252,6 +254,191 @@ class _Reader(_Generator):
             self.found[table][key] = (order, Record(fields, ext, n))
 
 
+def _simulation(settings: WorldSettings, identity: str) -> dict[str, Any]:
+    """The simulation's arguments that make a world what it is (what the cache keys a world by, with its start)."""
+    return {
+        "merchant_key": _world_key(identity),
+        "shop_domain": _shop_domain(identity),
+        "timezone": settings.timezone,
+        "currency": settings.currency,
+        "orders_per_day": settings.orders_per_day,
+        "seed": zlib.crc32(f"{settings.seed}:{identity}".encode()),
+    }
+
+
+def _replayed(
+    settings: WorldSettings, identity: str, *, start: dt.date, end: dt.date, now: float, windows: dict[str, int]
+) -> dict[str, list[Record]]:
+    """``world_records`` without the cache: replay the world from its first day through ``end``."""
+    reader = _Reader(
+        windows,
+        **_simulation(settings, identity),
+        days=(end - start).days + 1,
+        end_date=end,
+        from_date=None,
+        progress=None,
+        window=(min(windows.values()), int(now)),
+    )
+    reader.simulate()
+    return {table: sorted((r for _, r in reader.found[table].values()), key=lambda r: r.seq) for table in windows}
+
+
+class _Recorder(_Generator):
+    """One world simulated once from its first day and continued day by day as its clock moves on.
+
+    It keeps every version of every stream's records that became visible from the first day on, with when
+    (``ext``) and its place in the stream (``seq``), bucketed by the UTC day of ``ext`` so a window of a day
+    reads a day. Continuing is replaying: the simulation draws from one random stream day after day and never
+    looks at where it will stop, so day ``d`` is the same whether the run stops at ``d`` or goes on (the
+    causality test in tests/sandbox/test_world.py). Guarded by ``lock``: one thread simulates or reads at once.
+
+    A bucket no later day can add to (a day's records become visible from 14 hours before its local midnight
+    on, see ``_SEAL_MARGIN``) is sealed: its fields joined and zlib-compressed (7 to 15 times smaller), so a
+    world of scale M fits in about a tenth of its text. Should a record still arrive for a sealed bucket, the
+    bucket is opened again: the margin is about memory, never about which rows a window gets.
+    """
+
+    def __init__(self, *, start: dt.date, **simulation: Any) -> None:
+        super().__init__(None, **simulation, days=1, end_date=start, from_date=None, progress=None)
+        self.lo, self.hi = self.midnight(start), _NEVER  # keep all from the first day on; nothing is too late
+        self.lock = threading.Lock()
+        self.next_day: dt.date | None = None  # the first day not simulated yet (None: nothing simulated)
+        # table -> UTC day of ext -> (fields, ext, seq) in emission order; sealed: the fields compressed
+        self.open: dict[str, dict[int, tuple[list[str], array, array]]] = {t: {} for t in RECORD_KEYS}
+        self.sealed: dict[str, dict[int, tuple[bytes, array, array]]] = {t: {} for t in RECORD_KEYS}
+        self.reopened = 0  # sealed buckets a late record opened again (the margin too small: 0 expected)
+
+    def emit(self, table: str, ext: int, fields: str) -> None:
+        n = self.seq[table] = self.seq[table] + 1
+        opened = self.open.get(table)
+        if opened is None or ext < self.lo:  # not a stream (sessions, Attentive), or before the first day
+            return
+        bucket = opened.get(ext // DAY)
+        if bucket is None:
+            bucket = self._unsealed(table, ext // DAY)
+            if bucket is None:
+                bucket = ([], array("q"), array("q"))
+            else:
+                del self.sealed[table][ext // DAY]
+                self.reopened += 1
+            opened[ext // DAY] = bucket
+        bucket[0].append(fields)
+        bucket[1].append(ext)
+        bucket[2].append(n)
+
+    def _unsealed(self, table: str, day: int) -> tuple[list[str], array, array] | None:
+        sealed = self.sealed[table].get(day)
+        if sealed is None:
+            return None
+        text, exts, seqs = sealed
+        return zlib.decompress(text).decode().split("\n"), exts, seqs
+
+    def _seal(self) -> None:
+        before = (self.midnight(self.next_day) - _SEAL_MARGIN) // DAY
+        for table, opened in self.open.items():
+            for day in [d for d in opened if d < before]:
+                fields, exts, seqs = opened.pop(day)
+                self.sealed[table][day] = (zlib.compress("\n".join(fields).encode(), 1), exts, seqs)
+
+    def simulate_through(self, end: dt.date) -> int:
+        """Simulate the days up to ``end`` not simulated yet; returns how many."""
+        if self.next_day is None:
+            self.setup()
+            self.next_day = self.start - dt.timedelta(days=WARMUP_DAYS)
+        days = 0
+        while self.next_day <= end:
+            self.day(self.next_day)
+            self.next_day += dt.timedelta(days=1)
+            days += 1
+            if days % 7 == 0:  # as it goes: a history's text never all at once in memory
+                self._seal()
+        self._seal()
+        return days
+
+    def window(self, table: str, lo: int, hi: int) -> list[Record]:
+        """What ``_Reader`` finds for ``table`` in ``[lo, hi)``: each key once, its latest version, by seq."""
+        key_at, cursor_at = _KEY_INDEXES[table]
+        found: dict[tuple[str, ...], tuple[tuple[str, int, int], str]] = {}
+        for day in range(lo // DAY, (hi - 1) // DAY + 1) if lo < hi else ():
+            bucket = self.open[table].get(day) or self._unsealed(table, day)
+            if bucket is None:
+                continue
+            for fields, ext, n in zip(*bucket, strict=True):
+                if lo <= ext < hi:
+                    values = fields.split("\t")
+                    key = tuple(values[i] for i in key_at)
+                    order = ("" if cursor_at is None else values[cursor_at], ext, n)
+                    held = found.get(key)
+                    if held is None or held[0] < order:
+                        found[key] = (order, fields)
+        return [Record(fields, ext, n) for (_, ext, n), fields in sorted(found.values(), key=lambda v: v[0][2])]
+
+    def figures(self) -> dict[str, int]:
+        """Records held (every version) and the bytes of their text as held (sealed: compressed)."""
+        buckets = [b for held in (self.open, self.sealed) for table in held.values() for b in table.values()]
+        text = sum(len(b[0]) if isinstance(b[0], bytes) else sum(map(len, b[0])) for b in buckets)
+        return {"records": sum(len(b[1]) for b in buckets), "text_bytes": text, "reopened": self.reopened}
+
+
+class _WorldCache:
+    """The last few worlds simulated, least recently used first out. Thread-safe: the sandbox serves requests
+    from threads and runs each job in a worker thread; ``_lock`` guards the table of worlds and the counters,
+    each world's own lock its simulation and reads (two worlds simulate side by side)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._worlds: OrderedDict[tuple[Any, ...], _Recorder] = OrderedDict()
+        self.replays = 0  # simulations begun from a world's first day
+        self.days = 0  # days simulated, in all
+
+    def world(self, key: tuple[Any, ...], start: dt.date, simulation: dict[str, Any]) -> _Recorder:
+        with self._lock:
+            world = self._worlds.get(key)
+            if world is None:
+                world = self._worlds[key] = _Recorder(start=start, **simulation)
+                self.replays += 1
+                while len(self._worlds) > self.size:
+                    self._worlds.popitem(last=False)  # a job still reading it keeps its own reference
+            else:
+                self._worlds.move_to_end(key)
+            return world
+
+    def simulated(self, days: int) -> None:
+        with self._lock:
+            self.days += days
+
+    def clear(self) -> None:
+        with self._lock:
+            self._worlds.clear()
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"worlds": len(self._worlds), "replays": self.replays, "days": self.days}
+
+
+_NEVER = 2**62
+# A day's records become visible from about 14 hours before its local midnight on (journeys that start
+# the next day); buckets that end two days before the first day left to simulate are final.
+_SEAL_MARGIN = 2 * DAY
+# A world of the bench's scale M (730 days x 300 orders a day, every stream) holds about ... records in ... MB.
+WORLD_CACHE_SIZE = 3
+# Days simulated beyond the one a sync needs, so the next days' syncs find them done.
+LOOKAHEAD_DAYS = 3
+_CACHE = _WorldCache(WORLD_CACHE_SIZE)
+
+
+def world_cache_clear() -> None:
+    """Forget every simulated world (the world's settings changed: a world is keyed by what it depends on,
+    so this only frees the memory of worlds no sync will read again)."""
+    _CACHE.clear()
+
+
+def world_cache_stats() -> dict[str, int]:
+    """``worlds`` held, ``replays`` (simulations begun from a first day) and ``days`` simulated, so far."""
+    return _CACHE.stats()
+
+
 def world_records(
     settings: WorldSettings, identity: str, *, start: dt.date, now: float, windows: dict[str, int | None]
 ) -> dict[str, list[Record]]:
@@ -259,6 +446,7 @@ def world_records(
 
     The simulation runs through the day after ``now``'s local date: a journey that starts tomorrow may
     already have sessions tonight. It never reads the wall clock, so the same arguments give the same rows.
+    A world is simulated once and kept (``_WorldCache``): a sync costs what it reads, not the history.
     """
     tz = ZoneInfo(settings.timezone)
     end = dt.datetime.fromtimestamp(now, tz).date() + dt.timedelta(days=1)
@@ -268,19 +456,11 @@ def world_records(
     # only from then; the shop, campaigns, metrics and the initial lists arrive with the first sync).
     beginning = int(dt.datetime(start.year, start.month, start.day, tzinfo=tz).timestamp())
     lows = {table: beginning if lo is None else int(lo) for table, lo in windows.items()}
-    reader = _Reader(
-        lows,
-        merchant_key=_world_key(identity),
-        shop_domain=_shop_domain(identity),
-        timezone=settings.timezone,
-        currency=settings.currency,
-        days=(end - start).days + 1,
-        orders_per_day=settings.orders_per_day,
-        seed=zlib.crc32(f"{settings.seed}:{identity}".encode()),
-        end_date=end,
-        from_date=None,
-        progress=None,
-        window=(min(lows.values(), default=beginning), int(now)),
-    )
-    reader.simulate()
-    return {table: sorted((r for _, r in reader.found[table].values()), key=lambda r: r.seq) for table in windows}
+    if any(lo < beginning for lo in lows.values()):  # a cursor from before the first day (start_date moved on)
+        return _replayed(settings, identity, start=start, end=end, now=now, windows=lows)
+    simulation = _simulation(settings, identity)
+    world = _CACHE.world((identity, start, *sorted(simulation.items())), start, simulation)
+    with world.lock:
+        if world.next_day is None or world.next_day <= end:
+            _CACHE.simulated(world.simulate_through(end + dt.timedelta(days=LOOKAHEAD_DAYS)))
+        return {table: world.window(table, lo, int(now)) for table, lo in lows.items()}
