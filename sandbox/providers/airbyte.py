@@ -73,6 +73,7 @@ from sandbox.world.world import (
     Clock,
     WorldSettings,
     settings_update,
+    world_cache_clear,
     world_identity,
     world_of,
     world_settings,
@@ -1761,6 +1762,7 @@ def control_world(ctx: Context) -> Response:
             except ValueError as exc:
                 return json_response({"error": str(exc)}, status=400)
             airbyte.world_starts.clear()
+        world_cache_clear()  # worlds are keyed by their settings: this frees the ones no sync reads again
     with airbyte._lock:
         return json_response({**airbyte.world.to_dict(), "clock": _clock_body(airbyte)})
 
@@ -1879,7 +1881,7 @@ def control_connection_last_sync(ctx: Context, connection_id: str) -> Response:
 
 def control_connection_last_sync_records(ctx: Context, connection_id: str) -> Response:
     """``?stream=<name>``: the records the last sync wrote for that stream, one object per row with the
-    stream's columns typed as JSON (numeric as strings, exact). The world is replayed, not stored."""
+    stream's columns typed as JSON (numeric as strings, exact), read again from the simulated world."""
     airbyte = ctx.state.airbyte
     name = ctx.request.args.get("stream")
     with airbyte._lock:

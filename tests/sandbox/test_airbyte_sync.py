@@ -507,3 +507,37 @@ def test_the_models_build_on_synced_data_and_reconcile_with_what_the_syncs_wrote
     orders = airbyte.written_records(connections["shopify_"], "orders")
     placed = {o["id"] for o in orders if not o["test"]}
     assert _count(db, "select count(*) from analytics.fct_orders where merchant_id = 42") == len(placed) > 40
+
+
+def test_a_stores_sources_and_its_next_days_sync_read_one_world_simulated_once(api, airbyte, warehouse, db):
+    """The world is simulated once for the four sources of a store, the listing of what they wrote and the
+    next day's sync; changing the world's settings forgets it (tests/sandbox/test_world.py: cached == replayed)."""
+    from sandbox.world.world import world_cache_stats, world_identity
+
+    klaviyo = world_identity("klaviyo", SOURCES["klaviyo_"][0])
+    airbyte.world(links={"meta:111": "shopify:acme", "google:1234567890": "shopify:acme", klaviyo: "shopify:acme"})
+    assert world_cache_stats()["worlds"] == 0  # a settings change empties the cache
+    before = world_cache_stats()
+    destination_id = _destination(api, warehouse)
+    connections = {}
+    for prefix in ("shopify_", "facebook_marketing_", "google_ads_", "klaviyo_"):
+        configuration, names = SOURCES[prefix]
+        streams = [{"name": n, "syncMode": "full_refresh_overwrite" if n == "shop" else "incremental_deduped_history"}
+                   for n in names]  # fmt: skip
+        connections[prefix] = _pipeline(
+            api, destination_id, source=configuration, namespace="raw_m_42", prefix=prefix, streams=streams
+        )
+        assert _run(api, airbyte, connections[prefix])["status"] == "succeeded"
+        assert airbyte.last_sync(connections[prefix])["identity"] == "shopify:acme"
+    history = airbyte.last_sync(connections["shopify_"])["streams"]["orders"]
+    assert len(airbyte.written_records(connections["shopify_"], "orders")) == history["rows"] > 40
+    simulated = world_cache_stats()
+    assert simulated["replays"] - before["replays"] == 1 and simulated["worlds"] == 1
+
+    airbyte.advance_clock(DAY)
+    assert _run(api, airbyte, connections["shopify_"])["status"] == "succeeded"
+    orders = airbyte.last_sync(connections["shopify_"])["streams"]["orders"]
+    written = airbyte.written_records(connections["shopify_"], "orders")
+    assert 0 < len(written) == orders["rows"] < history["rows"]
+    assert sum(Decimal(o["total_price"]) for o in written) == Decimal(orders["sums"]["total_price"])
+    assert world_cache_stats() == simulated  # within the days simulated ahead: nothing simulated again
