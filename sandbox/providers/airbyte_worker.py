@@ -289,7 +289,7 @@ def _typed(value: str, pg_type: str) -> Any:
 
 
 def written_records(plan: JobPlan, stream: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows a job wrote for ``stream``, replayed from the world with the job's own window."""
+    """The rows a job wrote for ``stream``, read again from the world with the job's own window."""
     if plan.job_type != "sync" or not report["rows"]:
         return []
     world_table = STREAM_TABLES[plan.source_type][stream]

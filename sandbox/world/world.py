@@ -7,6 +7,11 @@ sees the same one every time.
 The simulation stamps every row with the moment it became visible (``ext``: the next hourly sync after
 the record changed); a sync at ``now`` reads what became visible since the stream's last sync, the way a
 connector's incremental read does: each record once, in its latest version (the highest cursor value).
+
+A world is simulated once and kept (``_WorldCache``, keyed by the identity, the first day and the settings
+the simulation reads), then continued day by day as the clock moves: the simulation is causal, so a run
+that stopped later holds the same records up to any earlier moment. A sync costs what it reads; only a
+world's first sync (or one after its settings changed, or after it left the cache) pays for its history.
 """
 
 from __future__ import annotations
@@ -421,7 +426,9 @@ _NEVER = 2**62
 # A day's records become visible from about 14 hours before its local midnight on (journeys that start
 # the next day); buckets that end two days before the first day left to simulate are final.
 _SEAL_MARGIN = 2 * DAY
-# A world of the bench's scale M (730 days x 300 orders a day, every stream) holds about ... records in ... MB.
+# A world of the bench's scale M (730 days x 300 orders a day) holds 6.0 million records (every version of
+# every stream, 4.7 million of them Klaviyo events): the process grows by about 560 MB for it (190 MB of
+# compressed text, 96 MB of times and positions, the simulation's own state). Three such worlds: ~1.7 GB.
 WORLD_CACHE_SIZE = 3
 # Days simulated beyond the one a sync needs, so the next days' syncs find them done.
 LOOKAHEAD_DAYS = 3
