@@ -297,8 +297,8 @@ class _Recorder(_Generator):
     looks at where it will stop, so day ``d`` is the same whether the run stops at ``d`` or goes on (the
     causality test in tests/sandbox/test_world.py). Guarded by ``lock``: one thread simulates or reads at once.
 
-    A bucket no later day can add to (a day's records become visible from 14 hours before its local midnight
-    on, see ``_SEAL_MARGIN``) is sealed: its fields joined and zlib-compressed (7 to 15 times smaller), so a
+    A bucket no later day can add to (a day's records become visible 14 hours before its local midnight at
+    the earliest, see ``_SEAL_MARGIN``) is sealed: its fields joined and zlib-compressed (7 to 15 times smaller), so a
     world of scale M fits in about a tenth of its text. Should a record still arrive for a sealed bucket, the
     bucket is opened again: the margin is about memory, never about which rows a window gets.
     """
@@ -423,7 +423,7 @@ class _WorldCache:
 
 
 _NEVER = 2**62
-# A day's records become visible from about 14 hours before its local midnight on (journeys that start
+# A day's records become visible 14 hours before its local midnight at the earliest (journeys that start
 # the next day); buckets that end two days before the first day left to simulate are final.
 _SEAL_MARGIN = 2 * DAY
 # A world of the bench's scale M (730 days x 300 orders a day) holds 6.0 million records (every version of
