@@ -291,7 +291,7 @@ def _replayed(
 class _Recorder(_Generator):
     """One world simulated once from its first day and continued day by day as its clock moves on.
 
-    It keeps every version of every stream's records that became visible from the first day on, with when
+    It keeps every version of every table's records that became visible from the first day on, with when
     (``ext``) and its place in the stream (``seq``), bucketed by the UTC day of ``ext`` so a window of a day
     reads a day. Continuing is replaying: the simulation draws from one random stream day after day and never
     looks at where it will stop, so day ``d`` is the same whether the run stops at ``d`` or goes on (the
@@ -309,15 +309,15 @@ class _Recorder(_Generator):
         self.lock = threading.Lock()
         self.next_day: dt.date | None = None  # the first day not simulated yet (None: nothing simulated)
         # table -> UTC day of ext -> (fields, ext, seq) in emission order; sealed: the fields compressed
-        self.open: dict[str, dict[int, tuple[list[str], array, array]]] = {t: {} for t in RECORD_KEYS}
-        self.sealed: dict[str, dict[int, tuple[bytes, array, array]]] = {t: {} for t in RECORD_KEYS}
+        self.open: dict[str, dict[int, tuple[list[str], array, array]]] = {t: {} for t in RAW_TABLES}
+        self.sealed: dict[str, dict[int, tuple[bytes, array, array]]] = {t: {} for t in RAW_TABLES}
         self.reopened = 0  # sealed buckets a late record opened again (the margin too small: 0 expected)
 
     def emit(self, table: str, ext: int, fields: str) -> None:
         n = self.seq[table] = self.seq[table] + 1
-        opened = self.open.get(table)
-        if opened is None or ext < self.lo:  # not a stream (sessions, Attentive), or before the first day
+        if ext < self.lo:  # before the first day
             return
+        opened = self.open[table]
         bucket = opened.get(ext // DAY)
         if bucket is None:
             bucket = self._unsealed(table, ext // DAY)
@@ -361,21 +361,26 @@ class _Recorder(_Generator):
         return days
 
     def window(self, table: str, lo: int, hi: int) -> list[Record]:
-        """What ``_Reader`` finds for ``table`` in ``[lo, hi)``: each key once, its latest version, by seq."""
-        key_at, cursor_at = _KEY_INDEXES[table]
+        """What ``_Reader`` finds for ``table`` in ``[lo, hi)``, by seq: of a stream's table each key once in
+        its latest version; of a table no stream reads (sessions, Attentive events) every row."""
+        key_at, cursor_at = _KEY_INDEXES.get(table, (None, None))
         found: dict[tuple[str, ...], tuple[tuple[str, int, int], str]] = {}
         for day in range(lo // DAY, (hi - 1) // DAY + 1) if lo < hi else ():
             bucket = self.open[table].get(day) or self._unsealed(table, day)
             if bucket is None:
                 continue
             for fields, ext, n in zip(*bucket, strict=True):
-                if lo <= ext < hi:
-                    values = fields.split("\t")
-                    key = tuple(values[i] for i in key_at)
-                    order = ("" if cursor_at is None else values[cursor_at], ext, n)
-                    held = found.get(key)
-                    if held is None or held[0] < order:
-                        found[key] = (order, fields)
+                if not lo <= ext < hi:
+                    continue
+                if key_at is None:  # every row, as emitted
+                    found[(str(n),)] = (("", ext, n), fields)
+                    continue
+                values = fields.split("\t")
+                key = tuple(values[i] for i in key_at)
+                order = ("" if cursor_at is None else values[cursor_at], ext, n)
+                held = found.get(key)
+                if held is None or held[0] < order:
+                    found[key] = (order, fields)
         return [Record(fields, ext, n) for (_, ext, n), fields in sorted(found.values(), key=lambda v: v[0][2])]
 
     def figures(self) -> dict[str, int]:

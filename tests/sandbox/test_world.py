@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from analytics.raw_schema import RAW_TABLES
 from sandbox.world import world
 from sandbox.world.world import (
     LOOKAHEAD_DAYS,
@@ -32,7 +33,7 @@ from sandbox.world.world import (
 TZ = "America/New_York"
 START = dt.date(2026, 2, 20)  # daylight saving time starts on 8 March in TZ
 SETTINGS = WorldSettings(history_days=20, orders_per_day=8, timezone=TZ, seed=7)
-TABLES = [table for tables in STREAM_TABLES.values() for table in tables.values()]
+TABLES = list(RAW_TABLES)  # every stream's, and those no stream carries (sessions, Attentive: the demo seeds them)
 DAY = 86400
 
 
