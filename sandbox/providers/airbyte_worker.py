@@ -141,6 +141,19 @@ def _sums(table: str, rows: list[str]) -> dict[str, Any]:
     return {name: str(v) if isinstance(v, Decimal) else v for name, v in totals.items()}
 
 
+def _ensure_schema(conn: psycopg.Connection, schema: str, password: str | None) -> None:
+    """Create the namespace in a transaction of its own, one job at a time: jobs of one store start together
+    (their world is simulated once, then they all write), and two concurrent ``create schema if not exists``
+    of one name collide in ``pg_namespace`` (a duplicate key error, not a no-op)."""
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"airbyte-sandbox-schema:{schema}"])
+            cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+    except psycopg.Error as exc:
+        reason = _redacted(str(exc).strip().splitlines()[0], password)
+        raise SyncFailure("system_error", f"Creating schema {schema} failed: {reason}") from None
+
+
 def _ensure_table(cur: psycopg.Cursor, schema: str, table: str, world_table: str) -> sql.Composed:
     target = sql.Identifier(schema, table)
     cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
@@ -183,6 +196,7 @@ def run_job(
     extracted_at = dt.datetime.fromtimestamp(int(plan.now), dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00")
     totals = {"rows": 0, "bytes": 0}
     with destination_connect(plan.destination) as conn:  # first: an unreachable destination fails fast
+        _ensure_schema(conn, plan.namespace, plan.destination.get("password"))
         records: dict[str, list] = {}
         if plan.job_type == "sync" and streams:
             windows = {tables[s.name]: (None if s.sync_mode.startswith("full_refresh") else s.lo) for s in streams}
@@ -254,6 +268,7 @@ def seed_tables(plan: JobPlan, tables: list[str]) -> dict[str, int]:
     records = world_records(plan.settings, plan.identity, start=plan.start, now=plan.now, windows=dict.fromkeys(tables))
     written = {}
     with destination_connect(plan.destination) as conn:
+        _ensure_schema(conn, plan.namespace, plan.destination.get("password"))
         for table in tables:
             rows = records.pop(table)
             try:

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 import requests
 
+from sandbox.world.world import world_cache_stats, world_identity
 from tests.airbyte_sandbox import WORKSPACE_ID, AirbyteSandbox
 from tests.analytics.conftest import connect, scratch_db_factory  # noqa: F401  (the fixture, reused)
 
@@ -512,8 +513,6 @@ def test_the_models_build_on_synced_data_and_reconcile_with_what_the_syncs_wrote
 def test_a_stores_sources_and_its_next_days_sync_read_one_world_simulated_once(api, airbyte, warehouse, db):
     """The world is simulated once for the four sources of a store, the listing of what they wrote and the
     next day's sync; changing the world's settings forgets it (tests/sandbox/test_world.py: cached == replayed)."""
-    from sandbox.world.world import world_cache_stats, world_identity
-
     klaviyo = world_identity("klaviyo", SOURCES["klaviyo_"][0])
     airbyte.world(links={"meta:111": "shopify:acme", "google:1234567890": "shopify:acme", klaviyo: "shopify:acme"})
     assert world_cache_stats()["worlds"] == 0  # a settings change empties the cache
@@ -541,3 +540,31 @@ def test_a_stores_sources_and_its_next_days_sync_read_one_world_simulated_once(a
     assert 0 < len(written) == orders["rows"] < history["rows"]
     assert sum(Decimal(o["total_price"]) for o in written) == Decimal(orders["sums"]["total_price"])
     assert world_cache_stats() == simulated  # within the days simulated ahead: nothing simulated again
+
+
+def test_a_stores_first_syncs_running_at_once_into_one_new_namespace_all_succeed(api, airbyte, warehouse, db):
+    """They wait for one simulation of their world, then all create the namespace at the same moment."""
+    klaviyo = world_identity("klaviyo", SOURCES["klaviyo_"][0])
+    airbyte.world(links={"meta:111": "shopify:acme", "google:1234567890": "shopify:acme", klaviyo: "shopify:acme"})
+    destination_id = _destination(api, warehouse)
+    for attempt in range(3):  # a collision needs the jobs to meet: a few stores' worth of chances
+        connections = []
+        for prefix in ("shopify_", "facebook_marketing_", "google_ads_", "klaviyo_"):
+            configuration, names = SOURCES[prefix]
+            streams = [{"name": n, "syncMode": "full_refresh_overwrite" if n == "shop" else "incremental_append"}
+                       for n in names]  # fmt: skip
+            connections.append(
+                _pipeline(api, destination_id, source=configuration, namespace=f"raw_m_{60 + attempt}",
+                          prefix=prefix, streams=streams)
+            )  # fmt: skip
+        airbyte.configure(pending_seconds=0, running_seconds=0)
+        jobs = [api("POST", "/jobs", json={"connectionId": c, "jobType": "sync"}).json() for c in connections]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = [api("GET", f"/jobs/{job['jobId']}").json() for job in jobs]
+            if all(job["status"] in ("succeeded", "failed") for job in jobs):
+                break
+            time.sleep(0.05)
+        assert [job["status"] for job in jobs] == ["succeeded"] * 4, [airbyte.job(j["jobId"]) for j in jobs]
+        airbyte.manual_jobs()
+        airbyte.world(seed=attempt + 2)  # a world not simulated yet: the next store's jobs wait for it again
