@@ -431,9 +431,10 @@ _NEVER = 2**62
 # A day's records become visible 14 hours before its local midnight at the earliest (journeys that start
 # the next day); buckets that end two days before the first day left to simulate are final.
 _SEAL_MARGIN = 2 * DAY
-# A world of the bench's scale M (730 days x 300 orders a day) holds 6.0 million records (every version of
-# every stream, 4.7 million of them Klaviyo events): the process grows by about 560 MB for it (190 MB of
-# compressed text, 96 MB of times and positions, the simulation's own state). Three such worlds: ~1.7 GB.
+# A world of the bench's scale M (730 days x 300 orders a day) holds 8.3 million records (every version of
+# every table: 4.7 million Klaviyo events, 2.3 million sessions and Attentive events): the process grows by
+# about 700 MB for it (280 MB of compressed text, 130 MB of times and positions, the simulation's own state).
+# Three such worlds: ~2.1 GB; the demo's (365 days x 40 orders) are a tenth of that.
 WORLD_CACHE_SIZE = 3
 # Days simulated beyond the one a sync needs, so the next days' syncs find them done.
 LOOKAHEAD_DAYS = 3
