@@ -221,13 +221,12 @@ def cmd_run(args: list[str]) -> None:
     # run as the app's role, own their schemas (a database from before the split gets them handed over).
     postgres.app_schemas_hand_over(env.pop("DATABASE_OWNER_URL"), unquote(urlsplit(env["DATABASE_URL"]).username or ""))
     manage(env, "sync_schedules", "-v", "0")
-    say("loading the demo merchant")
-    manage(env, "seed_demo")
-    # Connected the way a merchant connects, so the Connectors page tells the truth about the demo's data.
-    manage(env, "connect_demo", "--sandbox-url", sandbox_url, "--app-url", f"http://127.0.0.1:{PORT}")
-    # The demo's data arrives through the sandbox's Airbyte: the first run syncs each store's history and builds
-    # the models; later runs find it synced and leave the hourly syncs to beat.
-    manage(env, "ingest_demo", "--sandbox-url", sandbox_url)
+    say("loading the demo")
+    # The demo stores and users (seed_demo); each provider connected the way a merchant connects (connect_demo),
+    # so the Connectors page tells the truth; their data through the sandbox's Airbyte (ingest_demo): the first
+    # run syncs each store's history and builds the models, later runs find it synced and leave the hourly
+    # syncs to beat. One process for the three: a second `make run` stays quick.
+    manage(env, "load_demo", "--sandbox-url", sandbox_url, "--app-url", f"http://127.0.0.1:{PORT}")
 
     web_cmd = [
         PY, "-m", "gunicorn", "-c", "python:config.gunicorn", "config.wsgi:application",
