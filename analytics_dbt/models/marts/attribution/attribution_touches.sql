@@ -59,48 +59,35 @@ conversions as (
     {%- endif %}
 ),
 
-session_touches as (
+-- Each conversion with its touches: a left join, so a conversion without a session in its lookback comes out
+-- once with no session — its 'unattributed' touch. (One pass, never a join of the conversions with their own
+-- touches: PostgreSQL cannot know how many conversions a batch holds, and such a join planned for one
+-- conversion compares every conversion with every touch when the batch is a store's whole history.)
+indexed as (
     select
         c.merchant_id,
         c.order_id,
         s.session_id,
         s.started_at as touch_at,
-        s.channel,
-        s.campaign
-    from conversions as c
-    inner join {{ ref('fct_sessions') }} as s
-        on s.merchant_id = c.merchant_id
-        and s.customer_id = c.customer_id
-        and s.started_at < c.order_at
-        and s.started_at >= c.order_at - interval '{{ lookback }} days'
-),
-
-touches as (
-    select * from session_touches
-    union all
-    select c.merchant_id, c.order_id, null, null, 'unattributed', null
-    from conversions as c
-    where not exists (
-        select 1 from session_touches as t where t.merchant_id = c.merchant_id and t.order_id = c.order_id
-    )
-),
-
-indexed as (
-    select
-        t.*,
+        case when s.session_id is null then 'unattributed' else s.channel end as channel,
+        s.campaign,
         c.customer_id,
         c.order_at,
         c.order_date,
         c.net_revenue,
         c.currency,
         c.order_hash,
-        row_number() over (partition by t.merchant_id, t.order_id order by t.touch_at, t.session_id) as touch_index,
-        count(*) over (partition by t.merchant_id, t.order_id) as touch_count,
-        case when t.touch_at is null then 1.0
-            else power(0.5, extract(epoch from (c.order_at - t.touch_at)) / 86400.0 / {{ half_life }})
+        row_number() over (partition by c.merchant_id, c.order_id order by s.started_at, s.session_id) as touch_index,
+        count(*) over (partition by c.merchant_id, c.order_id) as touch_count,
+        case when s.session_id is null then 1.0
+            else power(0.5, extract(epoch from (c.order_at - s.started_at)) / 86400.0 / {{ half_life }})
         end as decay
-    from touches as t
-    inner join conversions as c on c.merchant_id = t.merchant_id and c.order_id = t.order_id
+    from conversions as c
+    left join {{ ref('fct_sessions') }} as s
+        on s.merchant_id = c.merchant_id
+        and s.customer_id = c.customer_id
+        and s.started_at < c.order_at
+        and s.started_at >= c.order_at - interval '{{ lookback }} days'
 ),
 
 weighted as (
