@@ -198,8 +198,10 @@ def destination_configuration() -> dict[str, Any]:
     """The deployment's PostgreSQL destination, from AIRBYTE_DESTINATION_*; an empty host is the warehouse."""
     warehouse = settings.DATABASES["warehouse"]
     own = bool(settings.AIRBYTE_DESTINATION_HOST)
+    # The warehouse's host: a Unix-socket directory (`make run`'s embedded PostgreSQL, CI) arrives in OPTIONS.
+    warehouse_host = warehouse.get("HOST") or warehouse.get("OPTIONS", {}).get("host") or "127.0.0.1"
     configuration: dict[str, Any] = {
-        "host": settings.AIRBYTE_DESTINATION_HOST if own else (warehouse.get("HOST") or "127.0.0.1"),
+        "host": settings.AIRBYTE_DESTINATION_HOST if own else warehouse_host,
         "port": int(settings.AIRBYTE_DESTINATION_PORT if own else (warehouse.get("PORT") or 5432)),
         "database": settings.AIRBYTE_DESTINATION_DATABASE or warehouse["NAME"],
         "schema": "public",  # every connection names its own namespace (the store's raw schema)

@@ -334,3 +334,15 @@ def test_the_follow_task_retries_while_airbyte_is_down_then_leaves_it_to_the_swe
     assert ingestion_sweep().follow == [credential.pk]
     pipeline_follow_credential_task.apply(args=[credential.pk]).get()
     assert Pipeline.objects.get(credential=credential).status == PipelineStatus.ACTIVE
+
+
+def test_the_destination_is_the_warehouse_also_through_a_unix_socket(settings):
+    from ingestion.services import destination_configuration
+
+    settings.AIRBYTE_DESTINATION_HOST = ""
+    warehouse = {**settings.DATABASES["warehouse"], "HOST": "", "OPTIONS": {"host": "/run/embedded-postgres"}}
+    settings.DATABASES = {**settings.DATABASES, "warehouse": warehouse}
+    configuration = destination_configuration()
+    assert (configuration["host"], configuration["database"]) == ("/run/embedded-postgres", warehouse["NAME"])
+    settings.DATABASES = {**settings.DATABASES, "warehouse": {**warehouse, "HOST": "db.internal", "OPTIONS": {}}}
+    assert destination_configuration()["host"] == "db.internal"
