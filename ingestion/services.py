@@ -472,6 +472,31 @@ def _reconcile(client: AirbyteClient, pipeline: Pipeline, credential: ConnectorC
         pipeline.next_sync_at = None
 
 
+def _reconcile_recorded(
+    client: AirbyteClient, pipeline: Pipeline, credential: ConnectorCredential | None, want: str
+) -> Exception | None:
+    """_reconcile inside the caller's transaction; Airbyte refusing is counted against the pipeline. The error,
+    if any, is returned for _reconciled to raise once the ids Airbyte already gave are saved."""
+    try:
+        _reconcile(client, pipeline, credential, want)
+    except UNREACHABLE as exc:
+        return exc
+    except ProviderError as exc:
+        _failure_count(pipeline, *_error_text(exc), now=timezone.now())
+        return exc
+    return None
+
+
+def _reconciled(failure: Exception | None) -> None:
+    """After the reconcile's commit: the API's health recorded, and its failure raised."""
+    if isinstance(failure, UNREACHABLE):
+        _api_down(failure)
+        raise AirbyteUnreachable("Airbyte is not answering; the pipeline is reconciled later.") from failure
+    if failure is not None:
+        raise failure
+    _api_up()
+
+
 def pipeline_follow_credential(*, credential_id: int) -> Pipeline | None:
     """Make Airbyte match the credential: usable → source (created or PATCHed) and an active connection;
     needs reconnecting or the store inactive (uninstalled) → connection paused; revoked → connection
@@ -486,24 +511,12 @@ def pipeline_follow_credential(*, credential_id: int) -> Pipeline | None:
     if _want(credential) != WANT_ACTIVE and not Pipeline.objects.filter(credential=credential).exists():
         return None  # nothing in Airbyte to pause or delete
     client = _client()
-    failure: Exception | None = None
     with transaction.atomic():
         pipeline = _lock_pipeline(credential)
         credential = ConnectorCredential.objects.select_related("merchant").get(pk=credential_id)  # the latest
-        try:
-            _reconcile(client, pipeline, credential, _want(credential))
-        except UNREACHABLE as exc:
-            failure = exc
-        except ProviderError as exc:
-            failure = exc
-            _failure_count(pipeline, *_error_text(exc), now=timezone.now())
+        failure = _reconcile_recorded(client, pipeline, credential, _want(credential))
         pipeline.save()
-    if isinstance(failure, UNREACHABLE):
-        _api_down(failure)
-        raise AirbyteUnreachable("Airbyte is not answering; the pipeline is reconciled later.") from failure
-    if failure is not None:
-        raise failure
-    _api_up()
+    _reconciled(failure)
     return pipeline
 
 
@@ -547,7 +560,6 @@ def pipeline_follow_store(*, merchant_id: int, kind: str = PipelineKind.EXCHANGE
     if want != WANT_ACTIVE and not existing.exists():
         return None
     client = _client()
-    failure: Exception | None = None
     with transaction.atomic():
         if want == WANT_ACTIVE:
             Pipeline.objects.get_or_create(
@@ -560,20 +572,9 @@ def pipeline_follow_store(*, merchant_id: int, kind: str = PipelineKind.EXCHANGE
                 },
             )
         pipeline = existing.select_for_update(of=("self",)).select_related("merchant").get()
-        try:
-            _reconcile(client, pipeline, None, want)
-        except UNREACHABLE as exc:
-            failure = exc
-        except ProviderError as exc:
-            failure = exc
-            _failure_count(pipeline, *_error_text(exc), now=timezone.now())
+        failure = _reconcile_recorded(client, pipeline, None, want)
         pipeline.save()
-    if isinstance(failure, UNREACHABLE):
-        _api_down(failure)
-        raise AirbyteUnreachable("Airbyte is not answering; the pipeline is reconciled later.") from failure
-    if failure is not None:
-        raise failure
-    _api_up()
+    _reconciled(failure)
     return pipeline
 
 
