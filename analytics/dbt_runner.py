@@ -113,55 +113,87 @@ def _invoke(args: list[str], env: dict[str, str], variables: dict[str, Any]) -> 
     return bool(res.success), res, error
 
 
-def _raw_tables_present(db: dict, merchant_keys: list[str]) -> dict[str, set[str]]:
-    """{merchant key: raw tables its schema holds}, from the catalog (no privilege on the schemas needed)."""
-    if not merchant_keys:
-        return {}
+# dbt commands that build from the landed tables: the new raw rows are loaded first (analytics/landing.py).
+_LOADING_COMMANDS = {"build", "run", "seed", "snapshot"}
+
+
+def _connect(db: dict):
     import psycopg
 
-    schemas = {raw_schema_name(k): k for k in merchant_keys}
-    with psycopg.connect(
+    return psycopg.connect(
         host=db["host"], port=db.get("port") or 5432, user=db["user"], password=db.get("password") or "",
-        dbname=db["dbname"], autocommit=True,
-    ) as conn:  # fmt: skip
-        rows = conn.execute(
-            "select n.nspname, c.relname from pg_catalog.pg_class c"
-            " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
-            " where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'f')",
-            [list(schemas)],
-        ).fetchall()
-    present: dict[str, set[str]] = {}
-    for schema, table in rows:
-        present.setdefault(schemas[schema], set()).add(table)
-    return present
+        dbname=db["dbname"],
+    )  # fmt: skip
 
 
-def dbt_invoke(args: list[str], *, merchants: list[dict], db: dict, vars: dict | None = None) -> DbtResult:
+def _incremental_inputs(res: Any) -> list[tuple[str, list[str]]]:
+    """(model, the names of its inputs) for every incremental model that succeeded, in run order."""
+    out = []
+    for r in getattr(getattr(res, "result", None), "results", None) or []:
+        node = getattr(r, "node", None)
+        status = str(getattr(r.status, "value", r.status))
+        if node is None or getattr(node, "resource_type", None) != "model" or status != "success":
+            continue
+        if getattr(node.config, "materialized", None) != "incremental":
+            continue
+        inputs = [uid.rsplit(".", 1)[-1] for uid in node.depends_on.nodes if uid.split(".")[0] in ("model", "source")]
+        out.append((node.name, inputs))
+    return out
+
+
+def dbt_invoke(
+    args: list[str],
+    *,
+    merchants: list[dict],
+    db: dict,
+    vars: dict | None = None,
+    load_scope: dict[int, list[str] | None] | None = None,
+) -> DbtResult:
     """Run ``dbt <args>`` against ``db`` for the given active merchants.
 
     ``merchants``: ``[{"id": int, "key": str, "timezone": IANA name, "currency": ISO 4217}]``.
     ``db``: ``{"host", "port", "user", "password", "dbname"}``.
-    ``source freshness`` is run once per merchant (each has its own raw schema), over the raw tables that
-    merchant's schema holds; the results carry ``merchant_key``, ``max_loaded_at`` and the status (pass / warn
-    / error / runtime error).
+    A command that builds (``build``, ``run``) first loads the stores' new raw rows into the landed tables —
+    ``load_scope`` {merchant id: raw tables, or None for all} names the stores that changed; None loads every
+    store — and afterwards records what each incremental model read (``analytics.landing``). A store's table
+    that could not be loaded is reported as a failed node ``load.<raw schema>.<table>`` and the build goes on.
+    ``source freshness`` loads too, then checks each landed table once for all stores (per store, see the
+    freshness check in analytics); its results carry ``max_loaded_at`` and the status.
     """
+    from analytics import landing
+
     env = _env(db)
     base_vars = {**(vars or {}), "merchants": merchants}
     with _LOCK:
-        if args[:2] == ["source", "freshness"]:
-            result = DbtResult(success=True, args=list(args))
-            present = _raw_tables_present(db, [m["key"] for m in merchants])
-            for m in merchants:
-                # A table the store has not landed yet (just installed, or that connector not connected) has
-                # no freshness to check: it is left out, as staging reads it as empty (macros/raw_union.sql).
-                missing = sorted(set(RAW_TABLES) - present.get(m["key"], set()))
-                if len(missing) == len(RAW_TABLES):
-                    continue
-                exclude = ["--exclude", *(f"source:raw.{t}" for t in missing)] if missing else []
-                ok, res, error = _invoke([*args, *exclude], env, {**base_vars, "freshness_merchant_key": m["key"]})
-                result.results.extend(_node_results(res, merchant_key=m["key"]))
-                result.success = result.success and ok
-                result.error = result.error or error
-            return result
+        loads = bool(args) and (args[0] in _LOADING_COMMANDS or args[:2] == ["source", "freshness"])
+        with _connect(db) as conn:
+            if loads and not landing.landed_schema_exists(conn) and args[0] in _LOADING_COMMANDS:
+                # The first build with a landed layer (a new database, or one upgraded from reading the raw
+                # schemas directly): everything is loaded, and every incremental model rebuilt from it.
+                load_scope = None
+                args = [*args, "--full-refresh"] if "--full-refresh" not in args else args
+            if loads:
+                loaded = landing.raw_load(conn, merchants=merchants, scope=load_scope)
+                base_vars["landed_through"] = loaded.landed_through
+                if args[:2] == ["source", "freshness"]:
+                    # A table no store has landed anything in (no store connected that source) has no freshness.
+                    empty = sorted(set(RAW_TABLES) - landing.landed_tables_with_rows(conn))
+                    args = [*args, "--exclude", *(f"source:raw.{t}" for t in empty)] if empty else args
+            else:
+                landing.landed_schema_ensure(conn)
         ok, res, error = _invoke(args, env, base_vars)
-        return DbtResult(success=ok, args=list(args), results=_node_results(res), error=error)
+        result = DbtResult(success=ok, args=list(args), results=_node_results(res), error=error)
+        if loads:
+            with _connect(db) as conn:
+                landing.watermarks_record(conn, models=_incremental_inputs(res), landed_through=loaded.landed_through)
+            result.results[:0] = [
+                DbtNodeResult(
+                    unique_id=f"load.{raw_schema_name(f['merchant_key'])}.{f['table']}",
+                    status="error",
+                    message=f["message"],
+                    execution_time=0.0,
+                )
+                for f in loaded.failures
+            ]
+            result.success = result.success and not loaded.failures
+        return result

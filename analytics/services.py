@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Merchant
-from analytics import dbt_runner
+from analytics import dbt_runner, landing
 from analytics.choices import DbtRunStatus, DbtTrigger
 from analytics.models import DbtRun, RawDataChange
 from analytics.selectors import (
@@ -146,9 +146,13 @@ def _dbt_run_locked(
         with transaction.atomic():
             # Exactly the changes listed here are taken (and select what is built): one committed a moment
             # later stays unbuilt, for the next build, rather than taken without its source built.
-            taken = list(raw_data_change_unbuilt_list().values_list("pk", "source")) if takes_changes else []
+            taken = (
+                list(raw_data_change_unbuilt_list().values_list("pk", "source", "merchant_id")) if takes_changes else []
+            )
+            load_scope = None  # every store's every raw table
             if only_if_changed and args == FULL_BUILD_ARGS:
-                args = coalesced_build_args(sources={source for _, source in taken}, merchants_digest=digest)
+                args = coalesced_build_args(sources={source for _, source, _ in taken}, merchants_digest=digest)
+                load_scope = landing_scope(taken, merchant_ids=[m["id"] for m in merchants])
             run = DbtRun.objects.create(
                 command=" ".join(args)[:500],
                 args=list(args),
@@ -158,12 +162,14 @@ def _dbt_run_locked(
                 merchants_digest=digest,
             )
             if taken:
-                RawDataChange.objects.filter(pk__in=[pk for pk, _ in taken]).update(consumed_by_run=run)
+                RawDataChange.objects.filter(pk__in=[pk for pk, _, _ in taken]).update(consumed_by_run=run)
         dbt_runs_interrupted_reap(by=run)
         started = time.monotonic()
         try:
             dbt_args = list(args) if "--warn-error-options" in args else [*args, *STRICT_SELECTION]
-            result = dbt_runner.dbt_invoke(dbt_args, merchants=merchants, db=warehouse_connection_params())
+            result = dbt_runner.dbt_invoke(
+                dbt_args, merchants=merchants, db=warehouse_connection_params(), load_scope=load_scope
+            )
         except Exception as exc:  # dbt crashed: record it, then let the caller see it too
             run.status = DbtRunStatus.ERROR
             run.error = f"{type(exc).__name__}: {exc}"[:5000]
@@ -201,6 +207,25 @@ SOURCE_RAW_TABLES = {
     "attentive": "source:raw.attentive_*+",
     "exchange_rates": "source:raw.exchange_rates_*+",
 }
+
+
+def landing_scope(changes: list[tuple[int, str, int]], *, merchant_ids: list[int]) -> dict[int, list[str] | None]:
+    """{merchant id: the raw tables to load (None: all)} for a coalesced build taking `changes` ((pk, source,
+    merchant id) each): the stores that changed, the tables of the sources that changed (the build selects the
+    models downstream of those sources, which read what is loaded); and every table of a store the last run did
+    not build (just activated, or back: its raw data may predate any change recorded). The nightly build
+    loads every store's every table, so a raw write that recorded no change still lands within a day."""
+    scope: dict[int, list[str] | None] = {}
+    for _, source, merchant_id in changes:
+        tables = scope.get(merchant_id, [])
+        if tables is not None:
+            scope[merchant_id] = sorted({*tables, *landing.source_tables(source)})
+    last = DbtRun.objects.exclude(status=DbtRunStatus.RUNNING).order_by("-started_at", "-id").first()
+    built = set(last.merchant_ids) if last is not None else set()
+    for merchant_id in merchant_ids:
+        if merchant_id not in built:
+            scope[merchant_id] = None
+    return scope
 
 
 def merchants_digest(merchants: list[dict]) -> str:
@@ -426,8 +451,8 @@ def _finish(run: DbtRun, started: float) -> None:
     )
 
 
-# A merchant's raw schema named in a failure's message (relation and permission errors, and raw_union's
-# "raw table raw_<key>.<table> lacks the columns ..."): the failure concerns that store.
+# A merchant's raw schema named in a failure's message (relation and permission errors, and the load step's
+# "raw table raw_<key>.<table> could not be loaded ..."): the failure concerns that store.
 _RAW_SCHEMA_RE = re.compile(r"\braw_([a-z][a-z0-9_]{0,50})\b")
 
 

@@ -1,6 +1,6 @@
 {#- Attentive arrives by webhook, one table per event type, all of the same shape. Webhook rows carry no
     id: an event is identified by its type, message (or channel), subscriber and timestamp.
-    Incremental on _airbyte_extracted_at, like stg_klaviyo__events: a later copy of an event replaces the one
+    Incremental on what landed since the last run (macros/landed.sql), like stg_klaviyo__events: a later copy of an event replaces the one
     held, which is the copy a full rebuild keeps too. -#}
 
 {% macro stg_attentive_config() %}
@@ -11,7 +11,7 @@
     on_schema_change='fail',
     indexes=[
         {'columns': ['merchant_id', 'event_key'], 'unique': True},
-        {'columns': ['merchant_id', '_airbyte_extracted_at']},
+        {'columns': ['merchant_id', '_load_id']},
     ],
 ) }}
 {% endmacro %}
@@ -32,8 +32,9 @@ select
     lower(nullif(trim(subscriber_email), '')) as email,
     subscriber_phone as phone,
     {{ 'message_link_click_url' if has_link_url else 'null::text' }} as link_url,
-    _airbyte_extracted_at
-from ({{ raw_union('attentive_' ~ stream, incremental_on='_airbyte_extracted_at') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('attentive_' ~ stream) }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, event_key', '_airbyte_extracted_at desc') }}
 {% endmacro %}
@@ -52,8 +53,9 @@ select
     subscriber_external_id,
     lower(nullif(trim(subscriber_email), '')) as email,
     subscriber_phone as phone,
-    _airbyte_extracted_at
-from ({{ raw_union('attentive_' ~ stream, incremental_on='_airbyte_extracted_at') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('attentive_' ~ stream) }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, event_key', '_airbyte_extracted_at desc') }}
 {% endmacro %}

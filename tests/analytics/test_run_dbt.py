@@ -209,8 +209,19 @@ def test_a_failure_naming_one_store_alerts_that_store_only(stores_with_and_witho
 
     run = DbtRun.objects.get()
     assert run.status == DbtRunStatus.FAILED
-    assert [f["unique_id"] for f in run.failures] == ["model.analytics.stg_shopify__orders"]
-    assert "raw_partial_shop.shopify_orders lacks the columns landing_site" in run.failures[0]["message"]
+    # the load step refuses that store's table; every other table and store is loaded and built
+    assert [f["unique_id"] for f in run.failures] == ["load.raw_partial_shop.shopify_orders"]
+    assert "raw_partial_shop.shopify_orders could not be loaded" in run.failures[0]["message"]
+    assert "lacks the columns landing_site" in run.failures[0]["message"]
+    full, _, partial = stores_with_and_without_data
+    with psycopg.connect(**warehouse_connection_params()) as conn:
+        (full_orders,) = conn.execute(
+            "select count(*) from analytics.fct_orders where merchant_id = %s", [full.pk]
+        ).fetchone()
+        (partial_customers,) = conn.execute(
+            "select count(*) from analytics_staging.stg_shopify__customers where merchant_id = %s", [partial.pk]
+        ).fetchone()
+    assert full_orders > 0 and partial_customers > 0
     told = Notification.objects.filter(merchant__isnull=False)
     assert list(told.values_list("merchant__key", "kind")) == [("partial_shop", NotificationKind.DBT_RUN_FAILED)]
     assert Notification.objects.filter(staff_user=staff, kind=NotificationKind.DBT_RUN_FAILED).count() == 1

@@ -10,11 +10,8 @@
 ) }}
 with ids as (
     {%- if is_incremental() %}
-    select merchant_id, customer_id from {{ ref('stg_shopify__customers') }}
-    -- less raw_commit_lag(): customer records committed late (macros/incremental.sql)
-    where _airbyte_extracted_at > (
-        select coalesce(max(_customer_extracted_at), '-infinity'::timestamptz) from {{ this }}
-    ) - {{ raw_commit_lag() }}
+    select c.merchant_id, c.customer_id from {{ ref('stg_shopify__customers') }} as c
+    where {{ loaded_since_last_run('c', 'stg_shopify__customers', 'shopify_customers') }}
     union
     select merchant_id, customer_id from {{ ref('fct_orders') }}
     where customer_id is not null

@@ -17,14 +17,11 @@
 {%- if is_incremental() %}
     {%- set since = "(select coalesce(max(date_day), '-infinity'::date) - " ~ (var('meta_restatement_days') | int)
         ~ " from " ~ this ~ ")" %}
-    {#- rows extracted before the last run started but committed after it count as landed since (raw_commit_lag) -#}
-    {%- set last_run = "((select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from " ~ this ~ ") - "
-        ~ raw_commit_lag() ~ ")" %}
 {%- endif %}
 with
 {%- if since %}
 -- Merchants whose history is not all in yet: one with an ad account (or the merchant itself) not seen
--- before, or one with rows older than the window extracted since the last run. Read from the raw tables: a
+-- before, or one with rows older than the window landed since the last run. Read from the landed tables: a
 -- plain scan, without the staging views' dedupe. The filters below use `= any(array(...))` so that they
 -- stay plain restrictions, which PostgreSQL pushes below the staging views' window functions.
 raw_accounts as (
@@ -32,16 +29,17 @@ raw_accounts as (
         merchant_id,
         'facebook' as platform,
         account_id,
-        bool_or(_airbyte_extracted_at > {{ last_run }} and date_start < {{ since }}) as restated_late
-    from ({{ raw_union('facebook_marketing_ads_insights') }}) as r
+        bool_or(_load_id > {{ read_through('facebook_marketing_ads_insights') }} and date_start < {{ since }})
+            as restated_late
+    from ({{ landed_all('facebook_marketing_ads_insights') }}) as r
     group by merchant_id, account_id
     union all
     select
         merchant_id,
         'google_ads' as platform,
         customer_id::text as account_id,
-        bool_or(_airbyte_extracted_at > {{ last_run }} and segments_date < {{ since }}) as restated_late
-    from ({{ raw_union('google_ads_campaign') }}) as r
+        bool_or(_load_id > {{ read_through('google_ads_campaign') }} and segments_date < {{ since }}) as restated_late
+    from ({{ landed_all('google_ads_campaign') }}) as r
     group by merchant_id, customer_id
 ),
 

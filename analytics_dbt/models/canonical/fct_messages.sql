@@ -40,13 +40,13 @@ with klaviyo_types (metric_name, channel, event_type) as (
 -- Klaviyo events landed since the last run, and the events of profiles (email) or metrics (name) that changed
 -- (`= any(array(...))` reaches a changed profile's events through the (merchant_id, profile_id) index)
 changed_profiles as materialized (
-    select merchant_id, profile_id from {{ ref('stg_klaviyo__profiles') }}
-    where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
+    select p.merchant_id, p.profile_id from {{ ref('stg_klaviyo__profiles') }} as p
+    where {{ loaded_since_last_run('p', 'stg_klaviyo__profiles', 'klaviyo_profiles') }}
 ),
 
 klaviyo_changed as (
-    select merchant_id, event_id from {{ ref('stg_klaviyo__events') }}
-    where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
+    select e.merchant_id, e.event_id from {{ ref('stg_klaviyo__events') }} as e
+    where {{ loaded_since_last_run('e', 'stg_klaviyo__events', 'klaviyo_events') }}
     union
     select e.merchant_id, e.event_id from {{ ref('stg_klaviyo__events') }} as e
     where e.merchant_id = any(array(select distinct merchant_id from changed_profiles))
@@ -55,8 +55,8 @@ klaviyo_changed as (
     union
     select e.merchant_id, e.event_id from {{ ref('stg_klaviyo__events') }} as e
     where e.merchant_id in (
-        select merchant_id from {{ ref('stg_klaviyo__metrics') }}
-        where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'klaviyo'") }}
+        select km.merchant_id from {{ ref('stg_klaviyo__metrics') }} as km
+        where {{ loaded_since_last_run('km', 'stg_klaviyo__metrics', 'klaviyo_metrics') }}
     )
 ),
 {%- endif %}
@@ -106,9 +106,9 @@ attentive as (
         subscriber_external_id as recipient_id,
         email,
         _airbyte_extracted_at
-    from {{ ref(model) }}
+    from {{ ref(model) }} as a
     {%- if is_incremental() %}
-    where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'attentive'") }}
+    where {{ loaded_since_last_run('a', model, model | replace('stg_attentive__', 'attentive_')) }}
     {%- endif %}
     union all
     {%- endfor %}
@@ -126,9 +126,9 @@ attentive as (
         subscriber_external_id,
         email,
         _airbyte_extracted_at
-    from {{ ref(model) }}
+    from {{ ref(model) }} as a
     {%- if is_incremental() %}
-    where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', extra_where="provider = 'attentive'") }}
+    where {{ loaded_since_last_run('a', model, model | replace('stg_attentive__', 'attentive_')) }}
     {%- endif %}
     {%- if not loop.last %} union all{% endif %}
     {%- endfor %}

@@ -17,14 +17,14 @@
 with
 {%- if is_incremental() %}
 changed as (
-    select merchant_id, order_id, customer_id
-    from {{ ref('stg_shopify__orders') }}
-    where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at', target_column='_source_extracted_at') }}
+    select o.merchant_id, o.order_id, o.customer_id
+    from {{ ref('stg_shopify__orders') }} as o
+    where {{ loaded_since_last_run('o', 'stg_shopify__orders', 'shopify_orders') }}
     union
     select r.merchant_id, r.order_id, o.customer_id
     from {{ ref('stg_shopify__order_refunds') }} as r
     left join {{ ref('stg_shopify__orders') }} as o on o.merchant_id = r.merchant_id and o.order_id = r.order_id
-    where {{ newer_than_watermark('r.merchant_id', 'r._airbyte_extracted_at', target_column='_source_extracted_at') }}
+    where {{ loaded_since_last_run('r', 'stg_shopify__order_refunds', 'shopify_order_refunds') }}
 ),
 
 orders as (

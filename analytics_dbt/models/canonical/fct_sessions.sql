@@ -15,23 +15,22 @@
     pre_hook="set local enable_mergejoin = off",
     indexes=[
         {'columns': ['merchant_id', 'session_id'], 'unique': True},
-        {'columns': ['merchant_id', '_airbyte_extracted_at']},
-        {'columns': ['merchant_id', 'customer_id']},
+                {'columns': ['merchant_id', 'customer_id']},
         {'columns': ['dbt_updated_at']},
     ],
 ) }}
 with
 {%- if is_incremental() %}
 new_sessions as materialized (
-    select merchant_id, session_id, anonymous_id
-    from {{ ref('stg_web_sessions') }}
-    where {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at') }}
+    select s.merchant_id, s.session_id, s.anonymous_id
+    from {{ ref('stg_web_sessions') }} as s
+    where {{ loaded_since_last_run('s', 'stg_web_sessions', 'web_sessions') }}
 ),
 
 changed_emails as (
-    select merchant_id, email
-    from {{ ref('stg_shopify__customers') }}
-    where email is not null and {{ newer_than_watermark('merchant_id', '_airbyte_extracted_at') }}
+    select c.merchant_id, c.email
+    from {{ ref('stg_shopify__customers') }} as c
+    where c.email is not null and {{ loaded_since_last_run('c', 'stg_shopify__customers', 'shopify_customers') }}
 ),
 
 -- (`= any(array(...))` lets PostgreSQL reach these few sessions through the (merchant_id, anonymous_id) and

@@ -1,8 +1,8 @@
 -- depends_on: {{ source('raw', 'exchange_rates_rates') }}
 -- One row per date x currency: units of `currency` per one unit of `base`.
 {% set raw %}
-select merchant_id, date as rate_date, base, rates, _airbyte_extracted_at
-from ({{ raw_union('exchange_rates_rates') }}) as r
+select merchant_id, date as rate_date, base, rates, _airbyte_extracted_at, _load_id
+from ({{ landed('exchange_rates_rates') }}) as r
 {% endset %}
 select
     d.merchant_id,
@@ -10,7 +10,8 @@ select
     d.base as base_currency,
     upper(kv.key) as currency,
     kv.value::numeric as rate,
-    d._airbyte_extracted_at
+    d._airbyte_extracted_at,
+    d._load_id
 from ({{ dedupe(raw, 'merchant_id, rate_date, base', '_airbyte_extracted_at desc') }}) as d
 cross join lateral jsonb_each_text(d.rates) as kv
 where kv.value::numeric > 0

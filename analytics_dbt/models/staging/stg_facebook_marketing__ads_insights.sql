@@ -19,7 +19,8 @@ select
      where a ->> 'action_type' in ({{ types }})) as conversions,
     (select coalesce(sum((a ->> 'value')::numeric), 0) from jsonb_array_elements(coalesce(action_values, '[]')) as a
      where a ->> 'action_type' in ({{ types }})) as conversions_value,
-    _airbyte_extracted_at
-from ({{ raw_union('facebook_marketing_ads_insights') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('facebook_marketing_ads_insights') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, ad_id, date_day', '_airbyte_extracted_at desc') }}

@@ -11,7 +11,8 @@ select
     daily_budget,
     created_time,
     updated_time,
-    _airbyte_extracted_at
-from ({{ raw_union('facebook_marketing_campaigns') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('facebook_marketing_campaigns') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, campaign_id', 'updated_time desc nulls last, _airbyte_extracted_at desc') }}

@@ -17,7 +17,8 @@ select
     coalesce(metrics_cost_micros, 0) as cost_micros,
     coalesce(metrics_conversions, 0) as conversions,
     coalesce(metrics_conversions_value, 0) as conversions_value,
-    _airbyte_extracted_at
-from ({{ raw_union('google_ads_campaign') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('google_ads_campaign') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, account_id, campaign_id, date_day, ad_network_type, device', '_airbyte_extracted_at desc') }}

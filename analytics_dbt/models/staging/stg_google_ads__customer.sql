@@ -8,7 +8,8 @@ select
     customer_time_zone as time_zone,
     coalesce(customer_test_account, false) as is_test_account,
     segments_date,
-    _airbyte_extracted_at
-from ({{ raw_union('google_ads_customer') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('google_ads_customer') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, account_id', 'segments_date desc nulls last, _airbyte_extracted_at desc') }}

@@ -9,7 +9,8 @@ select
     (attributes ->> 'send_time')::timestamptz as send_time,
     coalesce((attributes ->> 'archived')::boolean, false) as is_archived,
     updated_at,
-    _airbyte_extracted_at
-from ({{ raw_union('klaviyo_campaigns') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('klaviyo_campaigns') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, campaign_id', 'updated_at desc nulls last, _airbyte_extracted_at desc') }}

@@ -9,7 +9,7 @@
     pre_hook="set work_mem = '1GB'",
     indexes=[
         {'columns': ['merchant_id', 'event_id'], 'unique': True},
-        {'columns': ['merchant_id', '_airbyte_extracted_at']},
+        {'columns': ['merchant_id', '_load_id']},
     ],
     post_hook="{{ ensure_index(['merchant_id', 'profile_id']) }}",
 ) }}
@@ -26,7 +26,8 @@ select
         then attributes -> 'event_properties' ->> '$message' end as campaign_id,
     case when jsonb_typeof(attributes -> 'event_properties' -> '$value') = 'number'
         then (attributes -> 'event_properties' ->> '$value')::numeric end as event_value,
-    _airbyte_extracted_at
-from ({{ raw_union('klaviyo_events', incremental_on='_airbyte_extracted_at') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('klaviyo_events') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, event_id', '_airbyte_extracted_at desc') }}

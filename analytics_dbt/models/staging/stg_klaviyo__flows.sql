@@ -8,7 +8,8 @@ select
     attributes ->> 'trigger_type' as trigger_type,
     coalesce((attributes ->> 'archived')::boolean, false) as is_archived,
     updated,
-    _airbyte_extracted_at
-from ({{ raw_union('klaviyo_flows') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('klaviyo_flows') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, flow_id', 'updated desc nulls last, _airbyte_extracted_at desc') }}

@@ -7,7 +7,8 @@ select
     attributes -> 'integration' ->> 'name' as integration_name,
     attributes -> 'integration' ->> 'category' as integration_category,
     updated,
-    _airbyte_extracted_at
-from ({{ raw_union('klaviyo_metrics') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('klaviyo_metrics') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, metric_id', 'updated desc nulls last, _airbyte_extracted_at desc') }}

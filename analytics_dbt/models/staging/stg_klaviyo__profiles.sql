@@ -6,7 +6,7 @@
     unique_key=['merchant_id', 'profile_id'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    indexes=[{'columns': ['merchant_id', 'profile_id'], 'unique': True}, {'columns': ['merchant_id', '_airbyte_extracted_at']}],
+    indexes=[{'columns': ['merchant_id', 'profile_id'], 'unique': True}, {'columns': ['merchant_id', '_load_id']}],
 ) }}
 {% set raw %}
 select
@@ -16,7 +16,8 @@ select
     attributes ->> 'phone_number' as phone_number,
     (attributes ->> 'created')::timestamptz as created_at,
     updated,
-    _airbyte_extracted_at
-from ({{ raw_union('klaviyo_profiles', incremental_on='_airbyte_extracted_at') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('klaviyo_profiles') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, profile_id', 'updated desc nulls last, _airbyte_extracted_at desc') }}

@@ -8,7 +8,7 @@
     on_schema_change='fail',
     indexes=[
         {'columns': ['merchant_id', 'customer_id'], 'unique': True},
-        {'columns': ['merchant_id', '_airbyte_extracted_at']},
+        {'columns': ['merchant_id', '_load_id']},
     ],
 ) }}
 {% set raw %}
@@ -26,7 +26,8 @@ select
     state,
     coalesce(accepts_marketing, false) as accepts_marketing,
     currency,
-    _airbyte_extracted_at
-from ({{ raw_union('shopify_customers', incremental_on='_airbyte_extracted_at') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('shopify_customers') }}) as r
 {% endset %}
 {{ dedupe_versions(raw, 'merchant_id, customer_id') }}

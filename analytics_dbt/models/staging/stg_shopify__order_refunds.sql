@@ -15,7 +15,8 @@ select
      where a ->> 'kind' = 'shipping_refund')::numeric(14, 2) as refund_shipping,
     (select coalesce(sum((t ->> 'amount')::numeric), 0) from jsonb_array_elements(coalesce(transactions, '[]')) as t
      where t ->> 'kind' = 'refund' and coalesce(t ->> 'status', 'success') = 'success')::numeric(14, 2) as refund_amount,
-    _airbyte_extracted_at
-from ({{ raw_union('shopify_order_refunds') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('shopify_order_refunds') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, refund_id', '_airbyte_extracted_at desc') }}

@@ -6,7 +6,7 @@
     unique_key=['merchant_id', 'order_id'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    indexes=[{'columns': ['merchant_id', 'order_id'], 'unique': True}, {'columns': ['merchant_id', '_airbyte_extracted_at']}],
+    indexes=[{'columns': ['merchant_id', 'order_id'], 'unique': True}, {'columns': ['merchant_id', '_load_id']}],
 ) }}
 {% set raw %}
 select
@@ -35,7 +35,8 @@ select
     landing_site,
     referring_site,
     tags,
-    _airbyte_extracted_at
-from ({{ raw_union('shopify_orders', incremental_on='_airbyte_extracted_at') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('shopify_orders') }}) as r
 {% endset %}
 {{ dedupe_versions(raw, 'merchant_id, order_id') }}

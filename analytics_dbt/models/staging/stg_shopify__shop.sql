@@ -10,7 +10,8 @@ select
     iana_timezone,
     created_at,
     updated_at,
-    _airbyte_extracted_at
-from ({{ raw_union('shopify_shop') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('shopify_shop') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, shop_id', 'updated_at desc nulls last, _airbyte_extracted_at desc') }}

@@ -8,7 +8,7 @@
     pre_hook="set work_mem = '1GB'",
     indexes=[
         {'columns': ['merchant_id', 'session_id'], 'unique': True},
-        {'columns': ['merchant_id', '_airbyte_extracted_at']},
+        {'columns': ['merchant_id', '_load_id']},
         {'columns': ['merchant_id', 'anonymous_id']},
     ],
 ) }}
@@ -32,7 +32,8 @@ select
     nullif(fbclid, '') as fbclid,
     nullif(gclid, '') as gclid,
     device,
-    _airbyte_extracted_at
-from ({{ raw_union('web_sessions', incremental_on='_airbyte_extracted_at') }}) as r
+    _airbyte_extracted_at,
+    _load_id
+from ({{ landed('web_sessions') }}) as r
 {% endset %}
 {{ dedupe(raw, 'merchant_id, session_id', '_airbyte_extracted_at desc') }}
