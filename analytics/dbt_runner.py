@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ class DbtResult:
     args: list[str]
     results: list[DbtNodeResult] = field(default_factory=list)
     error: str | None = None
+    load_seconds: float = 0.0  # the load step before it (analytics/landing.py)
+    loaded_rows: int = 0
 
     @property
     def freshness(self) -> list[DbtNodeResult]:
@@ -173,7 +176,9 @@ def dbt_invoke(
                 load_scope = None
                 args = [*args, "--full-refresh"] if "--full-refresh" not in args else args
             if loads:
+                load_started = time.perf_counter()
                 loaded = landing.raw_load(conn, merchants=merchants, scope=load_scope)
+                load_seconds = time.perf_counter() - load_started
                 base_vars["landed_through"] = loaded.landed_through
                 if args[:2] == ["source", "freshness"]:
                     # A table no store has landed anything in (no store connected that source) has no freshness.
@@ -184,6 +189,7 @@ def dbt_invoke(
         ok, res, error = _invoke(args, env, base_vars)
         result = DbtResult(success=ok, args=list(args), results=_node_results(res), error=error)
         if loads:
+            result.load_seconds, result.loaded_rows = round(load_seconds, 3), sum(loaded.rows.values())
             with _connect(db) as conn:
                 landing.watermarks_record(conn, models=_incremental_inputs(res), landed_through=loaded.landed_through)
             result.results[:0] = [
