@@ -131,3 +131,33 @@ def test_a_wait_longer_than_the_broker_holds_is_rescued_by_the_sweeper_once_over
     overdue_from = first.next_attempt_at + REFRESH_RESCUE_GRACE
     assert overdue_from <= second.at < overdue_from + SWEEP_EVERY
     assert second.failures == 2
+
+
+def test_a_duplicate_task_retries_at_the_same_moment_and_the_pair_makes_one_attempt(providers):
+    credential = google_credential(providers, expired=True)
+    providers.control.fault(TOKEN, 503, times=1000)
+    start = timezone.now()
+    clock = [start]
+    countdowns = []
+
+    def retry(*args, countdown, **kwargs):
+        countdowns.append(countdown)
+        raise Retry(when=countdown)
+
+    with (
+        mock.patch("django.utils.timezone.now", lambda: clock[0]),
+        mock.patch.object(tasks.credential_refresh_task, "retry", side_effect=retry),
+    ):
+        tasks.credential_refresh_task.apply(args=[credential.pk])  # fails: call 1
+        clock[0] = start + dt.timedelta(seconds=10)  # a redelivered copy, inside the negative cache
+        tasks.credential_refresh_task.apply(args=[credential.pk])
+        credential.refresh_from_db()
+        first, second = (start + dt.timedelta(seconds=countdowns[0]), clock[0] + dt.timedelta(seconds=countdowns[1]))
+        assert first == second == credential.next_attempt_at  # both wait for the one clock
+        clock[0] = credential.next_attempt_at
+        tasks.credential_refresh_task.apply(args=[credential.pk], retries=1)  # call 2
+        tasks.credential_refresh_task.apply(args=[credential.pk], retries=1)  # answered from the window
+    assert providers.calls(TOKEN) == 2
+    credential.refresh_from_db()
+    assert credential.consecutive_failures == 2
+    assert len(countdowns) == 4 and countdowns[2] == countdowns[3]  # still together, at the next next_attempt_at
