@@ -38,11 +38,17 @@ def refresh_windows() -> dict[str, dt.timedelta]:
     }
 
 
+# A failed refresh is retried by its own task at next_attempt_at; the sweeper takes such a row up only this
+# long after, when no task did (a wait longer than the broker holds, a lost message): a task merely late runs
+# first, and the sweeper never adds an attempt of its own. As the notification outbox's PENDING_GRACE.
+REFRESH_RESCUE_GRACE = dt.timedelta(minutes=10)
+
+
 def credential_ids_due_for_refresh(*, now: dt.datetime | None = None) -> list[int]:
     """OAuth credentials, still usable, whose token expires within their provider's window.
 
     Tokens that never expire (expires_at empty: Meta system users) are never due. A credential in
-    backoff after a transient failure waits for its next_attempt_at.
+    backoff after a transient failure waits for its next_attempt_at and REFRESH_RESCUE_GRACE more.
     """
     now = now or timezone.now()
     due = Q()
@@ -55,7 +61,7 @@ def credential_ids_due_for_refresh(*, now: dt.datetime | None = None) -> list[in
             status__in=[CredentialStatus.ACTIVE, CredentialStatus.ERROR],
             expires_at__isnull=False,
         )
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - REFRESH_RESCUE_GRACE))
         .order_by("expires_at")
         .values_list("pk", flat=True)
     )

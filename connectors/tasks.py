@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import random
 
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from django.utils import timezone
 
 from connectors import services
 from connectors.clients.base import RateLimited, Transient
@@ -15,19 +15,22 @@ from connectors.models import ConnectorCredential
 
 logger = logging.getLogger(__name__)
 
-REFRESH_MAX_RETRIES = 5
-
-
-def _countdown(retries: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with jitter: ~30 s, 60 s, 120 s...; never sooner than a provider's Retry-After."""
-    base = 30 * 2**retries
-    return max(random.uniform(base / 2, base), retry_after or 0)
+# A runaway-loop stop only: a chain ends first, when the wait outgrows what the broker holds (see below).
+REFRESH_MAX_RETRIES = 10
 
 
 @shared_task(name="connectors.credential_refresh", bind=True, max_retries=REFRESH_MAX_RETRIES, acks_late=True)
 def credential_refresh_task(self, credential_id: int, force: bool = False) -> None:
     """Idempotent: the service re-checks under the row lock, so a duplicate delivery finds nothing to do
-    (a forced refresh, from admin's "refresh now", renews once more at most — harmless)."""
+    (a forced refresh, from admin's "refresh now", renews once more at most — harmless).
+
+    One clock: a failed attempt wrote when to try again in the row's `next_attempt_at` (the service's backoff,
+    `retry_at` on the error, also when the failure is another caller's, shared from the negative cache), and this
+    task retries then — no formula of its own. Two tasks retrying the same failure meet at the same moment, and
+    the negative cache lets one of them call. A refresh found under way (REFRESH_BUSY) is its caller's to finish;
+    a row nobody retries (a wait longer than the broker holds a message, a lost task) is rescued by the sweeper
+    once overdue (selectors.REFRESH_RESCUE_GRACE).
+    """
     try:
         services.credential_refresh(credential_id=credential_id, force=force)
     except ConnectorCredential.DoesNotExist:
@@ -35,13 +38,17 @@ def credential_refresh_task(self, credential_id: int, force: bool = False) -> No
     except services.CredentialUnusable:
         return  # terminal, already recorded and alerted by the service
     except services.RefreshRetryable as exc:
+        retry_at = exc.extra.get("retry_at")
+        if retry_at is None:
+            logger.info("credential %s refresh: %s; left to the caller refreshing it", credential_id, exc.message)
+            return
         if self.request.retries >= self.max_retries:
             logger.warning("credential %s refresh: giving up after %s retries", credential_id, self.request.retries)
             return
-        countdown = _countdown(self.request.retries, exc.extra.get("retry_after"))
+        countdown = max(0.0, (retry_at - timezone.now()).total_seconds())
         if countdown > settings.TASK_MAX_COUNTDOWN_SECONDS:
-            # A provider asking for a longer wait than the broker may hold a message (config/celery.py): the
-            # failure set next_attempt_at no sooner than its Retry-After, and the sweeper takes it up then.
+            # Longer than the broker may hold a message (config/celery.py): next_attempt_at keeps the time, and
+            # the sweeper takes the row up once it is overdue.
             logger.info("credential %s refresh: waiting %.0f s for the sweeper", credential_id, countdown)
             return
         raise self.retry(exc=exc, countdown=countdown) from None

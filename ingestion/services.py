@@ -19,7 +19,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from django.views.decorators.debug import sensitive_variables
 from accounts.models import Merchant
 from analytics.services import raw_data_changed_mark
 from compliance.services import Actor, audit_event_record
+from config.retry import backoff
 from connectors.choices import USABLE_STATUSES, AuthKind, CredentialStatus, Provider
 from connectors.models import ConnectorCredential
 from ingestion.choices import TERMINAL_JOB_STATUSES, JobStatus, JobType, PipelineKind, PipelineStatus
@@ -121,12 +121,6 @@ def next_slot(key: str, interval_seconds: int, after: dt.datetime) -> dt.datetim
     epoch = int(after.timestamp())
     slot = (epoch - offset) // interval * interval + offset + interval
     return dt.datetime.fromtimestamp(slot, tz=dt.UTC)
-
-
-def _backoff(base: float, attempt: int, ceiling: float) -> float:
-    """Exponential with jitter (between 3/4 and all of base·2^(attempt-1)), at most `ceiling`."""
-    seconds = min(ceiling, base * 2 ** max(0, attempt - 1))
-    return random.uniform(seconds * 0.75, seconds)
 
 
 def _history_jobs_running() -> int:
@@ -765,7 +759,9 @@ def _failure_count(pipeline: Pipeline, code: str, message: str, *, now: dt.datet
     pipeline.consecutive_failures += 1
     pipeline.last_error_code, pipeline.last_error_message = code[:64], message[:500]
     retry = now + dt.timedelta(
-        seconds=_backoff(RETRY_FIRST_SECONDS, pipeline.consecutive_failures, pipeline.sync_interval_seconds)
+        seconds=backoff(
+            pipeline.consecutive_failures, base=RETRY_FIRST_SECONDS, ceiling=pipeline.sync_interval_seconds, jitter=0.25
+        )
     )
     regular = next_slot(pipeline.connection_id or str(pipeline.pk), pipeline.sync_interval_seconds, now)
     pipeline.next_sync_at = min(retry, regular)
@@ -911,7 +907,7 @@ def job_poll(*, job_id: int) -> SyncJob:
             _job_finish(job, pipeline)
             pipeline.save()
         else:
-            delay = _backoff(POLL_FIRST_SECONDS, job.polls + 1, POLL_MAX_SECONDS)
+            delay = backoff(job.polls + 1, base=POLL_FIRST_SECONDS, ceiling=POLL_MAX_SECONDS, jitter=0.25)
             job.next_poll_at = timezone.now() + dt.timedelta(seconds=delay)
             job.save()
     if unreachable is not None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
+from config.retry import backoff
 from connectors.models import ConnectorCredential
 from ingestion import services
 from ingestion.client import ProviderError
@@ -22,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 FOLLOW_MAX_RETRIES = 5
 SWEEP_FANOUT_EXPIRES_SECONDS = 55  # the sweep runs every minute
+
+
+def _follow_countdown(retries: int) -> float:
+    """~30 s, 60 s, 120 s... while Airbyte is unreachable; the broker caps a countdown at 10 minutes anyway."""
+    return backoff(retries + 1, base=30, ceiling=settings.TASK_MAX_COUNTDOWN_SECONDS)
 
 
 @shared_task(name="ingestion.pipeline_follow_credential", bind=True, max_retries=FOLLOW_MAX_RETRIES, acks_late=True)
@@ -34,8 +40,7 @@ def pipeline_follow_credential_task(self, credential_id: int) -> None:
     except services.AirbyteUnreachable as exc:
         if self.request.retries >= self.max_retries:
             return  # the sweeper reconciles it once Airbyte answers
-        base = 30 * 2**self.request.retries
-        raise self.retry(exc=exc, countdown=random.uniform(base / 2, base)) from None
+        raise self.retry(exc=exc, countdown=_follow_countdown(self.request.retries)) from None
     except ProviderError:
         return  # refused: recorded on the pipeline, retried by the sweeper after its backoff
 
@@ -48,8 +53,7 @@ def pipeline_follow_store_task(self, merchant_id: int) -> None:
     except services.AirbyteUnreachable as exc:
         if self.request.retries >= self.max_retries:
             return  # the sweeper reconciles it once Airbyte answers
-        base = 30 * 2**self.request.retries
-        raise self.retry(exc=exc, countdown=random.uniform(base / 2, base)) from None
+        raise self.retry(exc=exc, countdown=_follow_countdown(self.request.retries)) from None
     except ProviderError:
         return  # refused: recorded on the pipeline, retried by the sweeper after its backoff
 

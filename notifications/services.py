@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import random
 import smtplib
 import threading
 import time
@@ -42,6 +41,7 @@ from accounts.models import Merchant
 from accounts.selectors import display_name_cache_key, member_list
 from compliance.services import Actor, audit_event_record
 from config.logging import redact
+from config.retry import backoff
 from notifications.choices import (
     CRITICAL_KINDS,
     DEDUPE_BLOCKING_STATUSES,
@@ -358,8 +358,7 @@ class _Outcome:
 
 def retry_delay(attempts: int, min_delay: float = 0.0) -> float:
     """Exponential backoff with jitter (50-100 % of the step), capped, never below the provider's ask."""
-    step = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return max(min_delay, step * random.uniform(0.5, 1.0))
+    return backoff(attempts, base=RETRY_BASE_SECONDS, ceiling=RETRY_MAX_SECONDS, jitter=0.5, floor=min_delay)
 
 
 def _claim(notification_id: int) -> Notification | None:

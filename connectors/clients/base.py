@@ -13,8 +13,6 @@ such an answer says nothing about the credential. Only a provider's own, parsed 
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -27,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Timeout
 
 from config.logging import REDACTED, redact
+from config.retry import retry_after_seconds
 
 logger = logging.getLogger("connectors.http")
 
@@ -70,23 +69,6 @@ def _session() -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After in seconds: a number of seconds or an HTTP date (RFC 9110 §10.2.3); None if unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def call_timeout(limit: float | None) -> tuple[float, float] | Timeout:

@@ -10,7 +10,8 @@ import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from connectors.clients.base import BaseClient, Permanent, RateLimited, Transient, Unauthorized, retry_after_seconds
+from config.retry import retry_after_seconds
+from connectors.clients.base import BaseClient, Permanent, RateLimited, Transient, Unauthorized
 
 # Graph error codes (PROVIDERS.md §1.3): 190/102 are token errors, 1/2 temporary, 4/17/341 throttling.
 TOKEN_ERROR_CODES = {102, 190}

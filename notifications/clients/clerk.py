@@ -16,6 +16,8 @@ import pydantic
 from clerk_backend_api import Clerk, models
 from django.conf import settings
 
+from config.retry import retry_after_seconds
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -71,12 +73,9 @@ class ClerkUser:
 
 
 def _retry_after(headers: httpx.Headers) -> float:
-    value = headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        # An HTTP date or garbage: fall back to a conservative pause rather than hammering.
-        return float(DEFAULT_RETRY_AFTER_SECONDS)
+    # Absent or unreadable: a conservative pause rather than hammering.
+    seconds = retry_after_seconds(headers.get("Retry-After"))
+    return float(DEFAULT_RETRY_AFTER_SECONDS) if seconds is None else seconds
 
 
 class ClerkClient:

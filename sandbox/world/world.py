@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from analytics.raw_schema import RAW_TABLES
+from sandbox.world.columns import EMITTED
 from sandbox.world.simulation import DAY, WARMUP_DAYS, _Generator
 
 # source type -> Airbyte stream name -> the world's table of that stream (analytics/raw_schema.py shape)
@@ -69,7 +70,8 @@ RECORD_KEYS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "klaviyo_profiles": (("id",), "updated"),
     "exchange_rates_rates": (("date",), "date"),
 }
-_INDEX = {table: {name: i for i, (name, _) in enumerate(cols)} for table, cols in RAW_TABLES.items()}
+# A record's text holds its emitter's columns (checked against the raw schema at import): key and cursor by name.
+_INDEX = {table: {name: i for i, name in enumerate(cols)} for table, cols in EMITTED.items()}
 _KEY_INDEXES = {
     table: (tuple(_INDEX[table][c] for c in key), None if cursor is None else _INDEX[table][cursor])
     for table, (key, cursor) in RECORD_KEYS.items()
