@@ -285,8 +285,9 @@ def watermarks_record(conn: psycopg.Connection, *, models: list[tuple[str, list[
     """After a run: record what each model that succeeded has read through.
 
     `models`: (model name, the names of its inputs: raw tables it reads from the landed schema, or models) for
-    every incremental model that succeeded, in run order. A landed table was read through `landed_through`; a
-    model input through what that model had read (its smallest recorded watermark).
+    every incremental model that succeeded, in run order. A landed table was read through `landed_through`; an
+    incremental model input through what that model had read (its smallest recorded watermark); a view or table
+    model input (no watermark: it shows every landed row) through `landed_through`.
     """
     raw = set(RAW_TABLES)
     table = _ident(LANDED_SCHEMA, "_model_watermarks")
@@ -296,7 +297,11 @@ def watermarks_record(conn: psycopg.Connection, *, models: list[tuple[str, list[
                 if name in raw:
                     value = sql.Literal(landed_through)
                 else:
-                    value = sql.SQL("(select min(load_id) from {} where model = {})").format(table, sql.Literal(name))
+                    # A view (or table) model has no watermark: it shows every landed row, so its reader has read
+                    # it through this build's high-water mark.
+                    value = sql.SQL("coalesce((select min(load_id) from {} where model = {}), {})").format(
+                        table, sql.Literal(name), sql.Literal(landed_through)
+                    )
                 cur.execute(
                     sql.SQL(
                         "insert into {t} as w (model, input, load_id) select {m}, {i}, v from (select {v} as v) as x"
