@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analytics.raw_schema import RAW_TABLES, raw_schema_name
-
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "analytics_dbt"
 _LOCK = threading.Lock()
 
@@ -28,7 +26,6 @@ class DbtNodeResult:
     status: str
     message: str | None
     execution_time: float
-    merchant_key: str | None = None  # set for `source freshness` results (one run per merchant)
     max_loaded_at: dt.datetime | None = None
     snapshotted_at: dt.datetime | None = None
     age_seconds: float | None = None
@@ -62,7 +59,7 @@ def _env(db: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _node_results(res: Any, merchant_key: str | None = None) -> list[DbtNodeResult]:
+def _node_results(res: Any) -> list[DbtNodeResult]:
     out = []
     for r in getattr(getattr(res, "result", None), "results", None) or []:
         node = getattr(r, "node", None)
@@ -73,7 +70,6 @@ def _node_results(res: Any, merchant_key: str | None = None) -> list[DbtNodeResu
                 status=str(getattr(r.status, "value", r.status)),
                 message=getattr(r, "message", None),
                 execution_time=float(getattr(r, "execution_time", 0.0) or 0.0),
-                merchant_key=merchant_key,
                 max_loaded_at=getattr(r, "max_loaded_at", None),
                 snapshotted_at=getattr(r, "snapshotted_at", None),
                 age_seconds=float(age) if age is not None else None,
@@ -113,27 +109,21 @@ def _invoke(args: list[str], env: dict[str, str], variables: dict[str, Any]) -> 
     return bool(res.success), res, error
 
 
-def _raw_tables_present(db: dict, merchant_keys: list[str]) -> dict[str, set[str]]:
-    """{merchant key: raw tables its schema holds}, from the catalog (no privilege on the schemas needed)."""
-    if not merchant_keys:
-        return {}
-    import psycopg
-
-    schemas = {raw_schema_name(k): k for k in merchant_keys}
-    with psycopg.connect(
-        host=db["host"], port=db.get("port") or 5432, user=db["user"], password=db.get("password") or "",
-        dbname=db["dbname"], autocommit=True,
-    ) as conn:  # fmt: skip
-        rows = conn.execute(
-            "select n.nspname, c.relname from pg_catalog.pg_class c"
-            " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
-            " where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'f')",
-            [list(schemas)],
-        ).fetchall()
-    present: dict[str, set[str]] = {}
-    for schema, table in rows:
-        present.setdefault(schemas[schema], set()).add(table)
-    return present
+def _split_vars(args: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """An operator's own `--vars '{...}'` (e.g. `run_dbt source freshness --vars '{"freshness_merchant_key": "x"}'`),
+    merged into the ones the app passes rather than overridden by them: dbt reads only the last `--vars`."""
+    if "--vars" not in args:
+        return args, {}
+    i = args.index("--vars")
+    if i + 1 >= len(args):
+        return args, {}  # dbt itself says what is missing
+    try:
+        given = json.loads(args[i + 1])
+    except ValueError:
+        return args, {}  # dbt reads YAML too; left to it, then ours (last) wins
+    if not isinstance(given, dict):
+        return args, {}
+    return [*args[:i], *args[i + 2 :]], given
 
 
 def dbt_invoke(args: list[str], *, merchants: list[dict], db: dict, vars: dict | None = None) -> DbtResult:
@@ -141,27 +131,13 @@ def dbt_invoke(args: list[str], *, merchants: list[dict], db: dict, vars: dict |
 
     ``merchants``: ``[{"id": int, "key": str, "timezone": IANA name, "currency": ISO 4217}]``.
     ``db``: ``{"host", "port", "user", "password", "dbname"}``.
-    ``source freshness`` is run once per merchant (each has its own raw schema), over the raw tables that
-    merchant's schema holds; the results carry ``merchant_key``, ``max_loaded_at`` and the status (pass / warn
-    / error / runtime error).
+    Every command is one dbt invocation. ``source freshness`` checks the sources as analytics_dbt declares them
+    (an operator's look, by hand: the hourly 48-hour alerts come from analytics.services.data_freshness_check,
+    which reads what ingestion records instead of every store's raw tables).
     """
     env = _env(db)
-    base_vars = {**(vars or {}), "merchants": merchants}
+    args, given = _split_vars(list(args))
+    base_vars = {**given, **(vars or {}), "merchants": merchants}
     with _LOCK:
-        if args[:2] == ["source", "freshness"]:
-            result = DbtResult(success=True, args=list(args))
-            present = _raw_tables_present(db, [m["key"] for m in merchants])
-            for m in merchants:
-                # A table the store has not landed yet (just installed, or that connector not connected) has
-                # no freshness to check: it is left out, as staging reads it as empty (macros/raw_union.sql).
-                missing = sorted(set(RAW_TABLES) - present.get(m["key"], set()))
-                if len(missing) == len(RAW_TABLES):
-                    continue
-                exclude = ["--exclude", *(f"source:raw.{t}" for t in missing)] if missing else []
-                ok, res, error = _invoke([*args, *exclude], env, {**base_vars, "freshness_merchant_key": m["key"]})
-                result.results.extend(_node_results(res, merchant_key=m["key"]))
-                result.success = result.success and ok
-                result.error = result.error or error
-            return result
         ok, res, error = _invoke(args, env, base_vars)
         return DbtResult(success=ok, args=list(args), results=_node_results(res), error=error)
