@@ -50,6 +50,10 @@ def run_dbt_task(
     until = (
         _when(deadline) or _when(self.request.expires) or now + dt.timedelta(seconds=settings.DBT_LOCK_WAIT_MAX_SECONDS)
     )
+    if self.request.is_eager:
+        # Run inline (CELERY_TASK_ALWAYS_EAGER, debugging) a retry runs at once, inline, ignoring its countdown: a
+        # wait would spin. It is recorded skipped at once instead.
+        until = now
     outcome = dbt_run_scheduled(
         args=args, deadline=until, requested_at=_when(requested_at), blocked_by_id=blocked_by_id
     )
