@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Merchant
@@ -780,9 +781,9 @@ def _data_stale_notify(check: DataFreshnessCheck) -> None:
         ).exclude(pk=check.pk)
         for e in earlier.stale
     }
+    base = settings.APP_BASE_URL.rstrip("/")
     if pairs - told_today:
         digest = hashlib.sha256(json.dumps(sorted(pairs)).encode()).hexdigest()[:16]
-        base = settings.APP_BASE_URL.rstrip("/")
         staff_notify(
             kind=kind,
             context={
@@ -807,7 +808,7 @@ def _data_stale_notify(check: DataFreshnessCheck) -> None:
                 "source": _source_label(entry["source"]),
                 "last_synced_at": entry["landed_at"][:10] if entry["landed_at"] else None,
                 "stale_sources": [_age_text(entry)],
-                "details_url": f"{settings.APP_BASE_URL.rstrip('/')}/m/{merchant.pk}/connectors/",
+                "details_url": base + reverse("connectors:list", kwargs={"merchant_id": merchant.pk}),
             },
             dedupe_key=f"data_stale:{merchant.pk}:{entry['source']}:{day.isoformat()}",
         )
