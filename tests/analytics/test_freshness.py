@@ -258,6 +258,7 @@ def test_the_check_runs_while_another_session_holds_the_dbt_lock(staff):
         with pytest.raises(DbtRunLocked):  # a dbt run would have to wait...
             dbt_run_execute(args=["build"])
         check_id = data_freshness_check_task.apply().get()  # ...the check does not
+        other_process.execute("SELECT pg_advisory_unlock(%s)", [DBT_LOCK_KEY])
     assert not dbt_lock_held()
     check = DataFreshnessCheck.objects.get(pk=check_id)
     assert [e["source"] for e in check.stale] == ["shopify"]
