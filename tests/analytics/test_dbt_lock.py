@@ -10,6 +10,7 @@ import pytest
 from celery.exceptions import Retry
 from celery.signals import after_task_publish
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 from django.utils import timezone
 
 from analytics.choices import DbtRunStatus, DbtTrigger
@@ -233,3 +234,20 @@ def test_a_dead_run_left_running_is_not_reported_as_holding_the_lock(staff, sett
     dead.refresh_from_db()
     assert dead.lock_overdue_alerted_at is None
     assert not Notification.objects.exists()
+
+
+def test_admin_shows_a_skipped_run_and_what_it_waited_for(lock_held_elsewhere, admin_client):
+    requested = timezone.now() - dt.timedelta(hours=6)
+    skipped = DbtRun.objects.get(
+        pk=deliver(
+            run_dbt_task,
+            args=["build"],
+            requested_at=requested.isoformat(),
+            deadline=(timezone.now() - dt.timedelta(seconds=1)).isoformat(),
+            blocked_by_id=lock_held_elsewhere.pk,
+        )
+    )
+    page = admin_client.get(reverse("admin:analytics_dbtrun_changelist") + "?status=skipped").content.decode()
+    assert "Skipped (lock held)" in page and f"run #{lock_held_elsewhere.pk} since " in page
+    assert reverse("admin:analytics_dbtrun_change", args=[skipped.pk]) in page
+    assert admin_client.get(reverse("admin:analytics_dbtrun_change", args=[skipped.pk])).status_code == 200

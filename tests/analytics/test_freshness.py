@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.choices import Role
@@ -280,3 +281,18 @@ def test_now_defaults_to_the_clock():
     Pipeline.objects.filter(merchant=shop).update(created_at=timezone.now(), last_synced_at=timezone.now())
     check = data_freshness_check()
     assert (check.sources_checked, check.stale, check.late) == (1, [], [])
+
+
+def test_admin_lists_the_checks_read_only_with_their_stale_sources(admin_client):
+    shop = MerchantFactory(key="admin_shop")
+    connect(shop, Provider.KLAVIYO, landed_hours_ago=50)
+    connect(shop, Provider.SHOPIFY, landed_hours_ago=30)
+    check = data_freshness_check(now=NOW)
+
+    page = admin_client.get(reverse("admin:analytics_datafreshnesscheck_changelist")).content.decode()
+    assert reverse("admin:analytics_datafreshnesscheck_change", args=[check.pk]) in page
+    detail = admin_client.get(reverse("admin:analytics_datafreshnesscheck_change", args=[check.pk]))
+    assert detail.status_code == 200
+    body = detail.content.decode()
+    assert "<td>admin_shop</td><td>klaviyo</td>" in body and "<td>admin_shop</td><td>shopify</td>" in body
+    assert admin_client.get(reverse("admin:analytics_datafreshnesscheck_add")).status_code == 403
