@@ -296,3 +296,24 @@ def test_admin_lists_the_checks_read_only_with_their_stale_sources(admin_client)
     body = detail.content.decode()
     assert "<td>admin_shop</td><td>klaviyo</td>" in body and "<td>admin_shop</td><td>shopify</td>" in body
     assert admin_client.get(reverse("admin:analytics_datafreshnesscheck_add")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (
+            {"DATA_FRESHNESS_WARN_HOURS": "50"},
+            "DATA_FRESHNESS_WARN_HOURS must be at least 1 and at most DATA_FRESHNESS_ERROR_HOURS",
+        ),
+        (
+            {"DBT_LOCK_RETRY_SECONDS": "900"},
+            "DBT_LOCK_RETRY_SECONDS must be between 1 and 600 (the longest a task may wait in the broker)",
+        ),
+    ],
+)
+def test_thresholds_that_cannot_work_stop_the_boot_with_one_line(overrides, line):
+    from tests.config.test_settings_boot import _production_env, _run
+
+    result = _run(_production_env(**overrides), "check")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [f"configuration error: {line}"]
