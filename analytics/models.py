@@ -36,6 +36,9 @@ class DbtRun(models.Model):
         related_name="+",
         help_text="The run that held the dbt lock when this one asked for it (skipped, or started late).",
     )
+    wait_until = models.DateTimeField(
+        null=True, blank=True, help_text="Waiting for the lock: its schedule's expiry, when it is recorded skipped."
+    )
     lock_overdue_alerted_at = models.DateTimeField(
         null=True, blank=True, help_text="When staff were told it held the lock longer than DBT_RUN_OVERDUE_MINUTES."
     )

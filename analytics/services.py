@@ -118,11 +118,13 @@ def dbt_run_execute(
     triggered_by: str = DbtTrigger.COMMAND,
     requested_at: dt.datetime | None = None,
     blocked_by_id: int | None = None,
+    waiting_run_id: int | None = None,
 ) -> DbtRun:
     """Run `dbt <args>` for the active merchants and record it. Raises DbtRunLocked if one is running.
 
     `requested_at` and `blocked_by_id`: a scheduled run that had to wait for the lock (dbt_run_scheduled) says
-    since when, and which run made it wait; recorded on its row.
+    since when, and which run made it wait; recorded on its row, which replaces its `waiting` row
+    (`waiting_run_id`) in the transaction that creates it.
 
     The DbtRun row is committed before dbt starts (so admin shows the run while it runs) and updated
     when it ends; an exception inside dbt is recorded as status `error`, never lost. A plain `build` takes in
@@ -138,6 +140,7 @@ def dbt_run_execute(
             only_if_changed=False,
             requested_at=requested_at,
             blocked_by_id=blocked_by_id,
+            waiting_run_id=waiting_run_id,
         )
     except DbtRunLocked:
         raise
@@ -162,6 +165,7 @@ def _dbt_run_locked(
     debounce: bool = False,
     requested_at: dt.datetime | None = None,
     blocked_by_id: int | None = None,
+    waiting_run_id: int | None = None,
 ) -> DbtRun | CoalescedBuildDue | None:
     """Run dbt under the lock. With `only_if_changed`: None when nothing is unbuilt, and when the unbuilt
     changes are not due yet (`debounce`: the quiet period and ceiling), when they will be — built neither."""
@@ -197,6 +201,9 @@ def _dbt_run_locked(
             )
             if taken:
                 RawDataChange.objects.filter(pk__in=[pk for pk, _ in taken]).update(consumed_by_run=run)
+            if waiting_run_id is not None:
+                # Its own row (created now, under the lock: ids keep following the runs' order) says it waited.
+                DbtRun.objects.filter(pk=waiting_run_id, status=DbtRunStatus.WAITING).delete()
         dbt_runs_interrupted_reap(by=run)
         started = time.monotonic()
         try:
@@ -531,6 +538,12 @@ def _holder_text(holder: DbtRun | None) -> str:
     )
 
 
+WAITING_REASON = (
+    "waiting for the dbt lock ({holder}) since {requested_at}; asks again every {retry_seconds} s until its "
+    "schedule expires at {deadline}, then is recorded skipped."
+)
+
+
 @dataclass(frozen=True)
 class DbtRunWaiting:
     """A scheduled run that found the lock held before its deadline: ask again in `countdown` seconds."""
@@ -538,6 +551,7 @@ class DbtRunWaiting:
     countdown: int
     requested_at: dt.datetime  # the first attempt's time, carried by every later one
     holder_id: int | None  # the run that made it wait first
+    waiting_run_id: int  # its `waiting` row
     reason: str
 
 
@@ -547,70 +561,134 @@ def dbt_run_scheduled(
     deadline: dt.datetime,
     requested_at: dt.datetime | None = None,
     blocked_by_id: int | None = None,
+    waiting_run_id: int | None = None,
 ) -> DbtRun | DbtRunWaiting:
     """A scheduled dbt run (the nightly build, the weekly test): run it, or wait for the lock until `deadline`.
 
-    The lock held and `deadline` (its schedule's expiry) not passed: a DbtRunWaiting for the task to ask again
-    after DBT_LOCK_RETRY_SECONDS (or at the deadline, if sooner) — so a long coalesced build delays the nightly
-    build instead of losing it. Held at the deadline: recorded as a `skipped` DbtRun (the reason, the run that
-    held the lock) and staff told once a day per command. A later attempt passes the first one's `requested_at`
-    and the run that made it wait first (`blocked_by_id`); the run, once it starts, records both.
+    The lock held and `deadline` (its schedule's expiry) not passed: its `waiting` DbtRun is recorded (or, on a
+    later attempt, brought up to date: which run holds the lock now) and a DbtRunWaiting returned for the task to
+    ask again after DBT_LOCK_RETRY_SECONDS (or at the deadline, if sooner) — so a long coalesced build delays the
+    nightly build instead of losing it. Once it gets the lock its own row replaces the waiting one, with since
+    when it waited (`requested_at`) and the run that made it wait first (`blocked_by`). Held at the deadline: the
+    waiting row becomes `skipped` (the reason, the run that held the lock) and staff are told once a day per
+    command (dbt_run_skipped_record).
     """
     try:
         return dbt_run_execute(
-            args=args, triggered_by=DbtTrigger.SCHEDULE, requested_at=requested_at, blocked_by_id=blocked_by_id
+            args=args,
+            triggered_by=DbtTrigger.SCHEDULE,
+            requested_at=requested_at,
+            blocked_by_id=blocked_by_id,
+            waiting_run_id=waiting_run_id,
         )
     except DbtRunLocked as exc:
         now = timezone.now()
         holder = exc.running
         first = requested_at or now
-        if now < deadline:
-            countdown = max(1, min(settings.DBT_LOCK_RETRY_SECONDS, math.ceil((deadline - now).total_seconds())))
-            logger.info(
-                "scheduled dbt run waits for the lock",
-                extra={"command": " ".join(args), "holder": holder.pk if holder else None, "countdown": countdown},
+        if now >= deadline:
+            return dbt_run_skipped_record(
+                args=args, requested_at=first, deadline=deadline, holder=holder, waiting_run_id=waiting_run_id
             )
-            return DbtRunWaiting(
-                countdown=countdown,
-                requested_at=first,
-                holder_id=blocked_by_id or (holder.pk if holder else None),
-                reason=str(exc),
-            )
-        return dbt_run_skipped_record(args=args, requested_at=first, deadline=deadline, holder=holder)
+        countdown = max(1, min(settings.DBT_LOCK_RETRY_SECONDS, math.ceil((deadline - now).total_seconds())))
+        waiting = _waiting_record(
+            args=args, requested_at=first, deadline=deadline, holder=holder, waiting_run_id=waiting_run_id
+        )
+        logger.info(
+            "scheduled dbt run waits for the lock",
+            extra={"dbt_run": waiting.pk, "holder": holder.pk if holder else None, "countdown": countdown},
+        )
+        return DbtRunWaiting(
+            countdown=countdown,
+            requested_at=first,
+            holder_id=blocked_by_id or (holder.pk if holder else None),
+            waiting_run_id=waiting.pk,
+            reason=str(exc),
+        )
+
+
+def _waiting_record(
+    *,
+    args: list[str],
+    requested_at: dt.datetime,
+    deadline: dt.datetime,
+    holder: DbtRun | None,
+    waiting_run_id: int | None,
+) -> DbtRun:
+    reason = WAITING_REASON.format(
+        holder=_holder_text(holder),
+        requested_at=requested_at.isoformat(timespec="seconds"),
+        retry_seconds=settings.DBT_LOCK_RETRY_SECONDS,
+        deadline=deadline.isoformat(timespec="seconds"),
+    )
+    fields = {"blocked_by_id": _existing_run_id(holder.pk if holder else None), "error": reason}
+    if waiting_run_id is not None and DbtRun.objects.filter(pk=waiting_run_id, status=DbtRunStatus.WAITING).update(
+        **fields
+    ):
+        return DbtRun.objects.get(pk=waiting_run_id)
+    # Not taken under the lock (it is held): a waiting row consumes nothing and is never `running`, so neither
+    # the reaper, the coalesced build nor the dashboards' cache version (which skips it) takes it for a build.
+    return DbtRun.objects.create(
+        command=" ".join(args)[:500],
+        args=list(args),
+        triggered_by=DbtTrigger.SCHEDULE,
+        status=DbtRunStatus.WAITING,
+        started_at=requested_at,
+        requested_at=requested_at,
+        wait_until=deadline,
+        **fields,
+    )
 
 
 def dbt_run_skipped_record(
-    *, args: list[str], requested_at: dt.datetime, deadline: dt.datetime, holder: DbtRun | None
+    *,
+    args: list[str],
+    requested_at: dt.datetime,
+    deadline: dt.datetime,
+    holder: DbtRun | None,
+    waiting_run_id: int | None = None,
+    reason: str | None = None,
 ) -> DbtRun:
-    """Record a scheduled run that never got the lock (status `skipped`) and tell staff, once a day per command.
-
-    Created without the lock (it never got it): it consumes no raw-data change and is never `running`, so
-    neither the reaper, the coalesced build nor the dashboards' cache (which ignores it) takes it for a build.
-    """
+    """Record a scheduled run that never got the lock as `skipped` (its waiting row, or a new row) and tell
+    staff, once a day per command. Like a waiting row it consumed nothing and built nothing."""
     from notifications.choices import NotificationKind
     from notifications.services import staff_notify
 
     now = timezone.now()
     command = " ".join(args)[:500]
-    reason = SKIPPED_REASON.format(
+    reason = reason or SKIPPED_REASON.format(
         requested_at=requested_at.isoformat(timespec="seconds"),
         deadline=deadline.isoformat(timespec="seconds"),
         holder=_holder_text(holder),
         retry_seconds=settings.DBT_LOCK_RETRY_SECONDS,
     )
+    fields = {
+        "status": DbtRunStatus.SKIPPED,
+        "finished_at": now,
+        "duration_seconds": 0.0,
+        "error": reason,
+        **({"blocked_by_id": _existing_run_id(holder.pk)} if holder is not None else {}),
+    }
     with transaction.atomic():
-        run = DbtRun.objects.create(
-            command=command,
-            args=list(args),
-            triggered_by=DbtTrigger.SCHEDULE,
-            status=DbtRunStatus.SKIPPED,
-            started_at=now,
-            finished_at=now,
-            duration_seconds=0.0,
-            requested_at=requested_at,
-            blocked_by_id=_existing_run_id(holder.pk if holder else None),
-            error=reason,
+        waiting = (
+            DbtRun.objects.select_for_update().filter(pk=waiting_run_id, status=DbtRunStatus.WAITING).first()
+            if waiting_run_id is not None
+            else None
         )
+        if waiting is not None:
+            for name, value in fields.items():
+                setattr(waiting, name, value)
+            waiting.save(update_fields=list(fields))
+            run = waiting
+        else:
+            run = DbtRun.objects.create(
+                command=command,
+                args=list(args),
+                triggered_by=DbtTrigger.SCHEDULE,
+                started_at=requested_at,
+                requested_at=requested_at,
+                wait_until=deadline,
+                **fields,
+            )
         staff_notify(
             kind=NotificationKind.DBT_RUN_FAILED,
             context={
@@ -625,6 +703,39 @@ def dbt_run_skipped_record(
         )
     logger.error("scheduled dbt run skipped", extra={"dbt_run": run.pk, "command": command, "reason": reason})
     return run
+
+
+WAIT_LOST_REASON = (
+    "skipped: it was waiting for the dbt lock until {deadline}, and its next attempt never came (the message was "
+    "lost: a broker outage, a worker killed); found by the sweep. Nothing was built: the next scheduled run builds it."
+)
+
+
+def dbt_runs_waiting_lost_record(*, now: dt.datetime | None = None) -> list[DbtRun]:
+    """`waiting` rows whose deadline passed long ago (their last attempt was due then): their retry was lost, so
+    they are recorded skipped and staff told, rather than left `waiting` for ever. Asked by the 5-minute sweep."""
+    now = now or timezone.now()
+    late = now - dt.timedelta(seconds=settings.DBT_LOCK_RETRY_SECONDS + 5 * 60)
+    lost = []
+    for run in DbtRun.objects.filter(status=DbtRunStatus.WAITING, wait_until__lt=late).order_by("pk"):
+        lost.append(
+            dbt_run_skipped_record(
+                args=run.args,
+                requested_at=run.requested_at or run.started_at,
+                deadline=run.wait_until,
+                holder=None,
+                waiting_run_id=run.pk,
+                reason=WAIT_LOST_REASON.format(deadline=run.wait_until.isoformat(timespec="seconds")),
+            )
+        )
+    return lost
+
+
+def dbt_lock_sweep(*, now: dt.datetime | None = None) -> None:
+    """What the 5-minute sweep checks of the dbt lock: a run holding it too long (told once), and scheduled runs
+    whose wait for it lost its retry (recorded skipped)."""
+    dbt_runs_overdue_report(now=now)
+    dbt_runs_waiting_lost_record(now=now)
 
 
 _LOCK_HELD_SQL = """

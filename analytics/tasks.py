@@ -14,8 +14,8 @@ from analytics.services import (
     data_freshness_check,
     dbt_build_coalesced,
     dbt_build_coalesced_when_due,
+    dbt_lock_sweep,
     dbt_run_scheduled,
-    dbt_runs_overdue_report,
 )
 
 logger = logging.getLogger(__name__)
@@ -34,14 +34,15 @@ def run_dbt_task(
     requested_at: str | None = None,
     deadline: str | None = None,
     blocked_by_id: int | None = None,
+    waiting_run_id: int | None = None,
 ) -> int | None:
     """Run dbt from beat. A dbt failure is not retried: the next scheduled run is the retry, and a failure alerts.
 
-    The lock held is not a failure: the run asks again every DBT_LOCK_RETRY_SECONDS until its schedule's expiry
-    (the message's `expires`, which beat sets; DBT_LOCK_WAIT_MAX_SECONDS without one), then is recorded `skipped`
-    and staff are told (services.dbt_run_scheduled). The deadline and the first attempt's time travel in the
-    retry's kwargs, and the retry's own expiry is set past the deadline, so the last attempt is delivered (and
-    records the skip) rather than dropped by the worker as expired.
+    The lock held is not a failure: the run is recorded `waiting` and asks again every DBT_LOCK_RETRY_SECONDS
+    until its schedule's expiry (the message's `expires`, which beat sets; DBT_LOCK_WAIT_MAX_SECONDS without one),
+    then is recorded `skipped` and staff are told (services.dbt_run_scheduled). The deadline, the first attempt's
+    time and the waiting row travel in the retry's kwargs, and the retry's own expiry is set past the deadline, so
+    the last attempt is delivered (and records the skip) rather than dropped by the worker as expired.
 
     Not acks_late: a dbt build is long and a redelivery after a worker restart would start a second one;
     the advisory lock makes an overlap wait anyway.
@@ -55,7 +56,11 @@ def run_dbt_task(
         # wait would spin. It is recorded skipped at once instead.
         until = now
     outcome = dbt_run_scheduled(
-        args=args, deadline=until, requested_at=_when(requested_at), blocked_by_id=blocked_by_id
+        args=args,
+        deadline=until,
+        requested_at=_when(requested_at),
+        blocked_by_id=blocked_by_id,
+        waiting_run_id=waiting_run_id,
     )
     if isinstance(outcome, DbtRunWaiting):
         raise self.retry(
@@ -65,6 +70,7 @@ def run_dbt_task(
                 "requested_at": outcome.requested_at.isoformat(),
                 "deadline": until.isoformat(),
                 "blocked_by_id": outcome.holder_id,
+                "waiting_run_id": outcome.waiting_run_id,
             },
             expires=until + dt.timedelta(seconds=settings.DBT_LOCK_RETRY_SECONDS + 60),
         )
@@ -82,11 +88,12 @@ def dbt_build_coalesced_task(self, change_id: int | None = None) -> list[int]:
     (CELERY_TASK_ALWAYS_EAGER, for debugging) a request cannot wait for a countdown, so it builds at once
     rather than asking again, inline, for ever.
 
-    The sweep (no `change_id`) also reports, once, a run that holds the dbt lock far longer than expected
-    (services.dbt_runs_overdue_report): the sweep is what meets the lock held every 5 minutes.
+    The sweep (no `change_id`) also reports, once, a run that holds the dbt lock far longer than expected, and
+    records skipped a scheduled run whose wait for the lock lost its retry (services.dbt_lock_sweep): the sweep
+    is what meets the lock every 5 minutes.
     """
     if change_id is None:
-        dbt_runs_overdue_report()
+        dbt_lock_sweep()
     if self.request.is_eager:
         return [run.pk for run in dbt_build_coalesced()]
     return [run.pk for run in dbt_build_coalesced_when_due(change_id=change_id)]

@@ -45,7 +45,8 @@ SCHEDULES: list[Schedule] = [
         why="Each successful sync asks for the coalesced build itself; this catches the requests lost on the way "
         "(a broker outage at the sync's commit, a worker killed mid-build), so no synced data waits for the "
         "nightly build. With nothing unbuilt it is one indexed query under the dbt lock. It also tells staff, "
-        "once per run, of a run holding the dbt lock longer than DBT_RUN_OVERDUE_MINUTES (60).",
+        "once per run, of a run holding the dbt lock longer than DBT_RUN_OVERDUE_MINUTES (60), and records skipped "
+        "a scheduled run whose wait for the lock lost its retry.",
     ),
     Schedule(
         name="app:dbt-test-weekly",

@@ -112,8 +112,15 @@ def test_a_scheduled_run_that_finds_the_lock_held_asks_again_until_its_expiry(lo
     assert abs((retry["eta"] - first_attempt).total_seconds() - 300) < 5
     # the retry's own message outlives the expiry, so the last attempt is delivered (and records the skip)
     assert retry["expires"] > expiry
-    assert list(DbtRun.objects.values_list("pk", flat=True)) == [lock_held_elsewhere.pk]  # nothing recorded yet
+    # admin shows it waiting: for which run, since when, until when
+    waiting = DbtRun.objects.get(pk=kwargs["waiting_run_id"])
+    assert (waiting.status, waiting.command, waiting.triggered_by) == (DbtRunStatus.WAITING, "build", "schedule")
+    assert (waiting.blocked_by, waiting.requested_at) == (lock_held_elsewhere, first_attempt)
+    assert waiting.wait_until == expiry
+    assert waiting.error.startswith(f"waiting for the dbt lock (held by run #{lock_held_elsewhere.pk}, `dbt build`")
     assert not Notification.objects.exists()
+    # a waiting row built nothing: the holder's end still changes the dashboards' cache version
+    assert marts_version().startswith(f"{lock_held_elsewhere.pk}:running")
 
     # Near the deadline the wait is cut to it: the last attempt comes at the deadline, not after.
     soon = timezone.now() + dt.timedelta(seconds=40)
@@ -122,6 +129,14 @@ def test_a_scheduled_run_that_finds_the_lock_held_asks_again_until_its_expiry(lo
     last = published[1]
     assert abs((last["eta"] - soon).total_seconds()) <= 2
     assert last["kwargs"]["requested_at"] == kwargs["requested_at"]  # the first attempt's time is kept
+    assert last["kwargs"]["waiting_run_id"] == waiting.pk  # the same row, brought up to date
+    assert DbtRun.objects.filter(status=DbtRunStatus.WAITING).count() == 1
+
+    # At the deadline, the lock still held: that row becomes the skipped run, and staff hear.
+    deliver(run_dbt_task, **{**last["kwargs"], "deadline": (timezone.now() - dt.timedelta(seconds=1)).isoformat()})
+    waiting.refresh_from_db()
+    assert waiting.status == DbtRunStatus.SKIPPED and waiting.error.startswith("skipped: the dbt lock was held")
+    assert not DbtRun.objects.filter(status=DbtRunStatus.WAITING).exists()
 
 
 def test_without_an_expiry_the_wait_is_bounded_by_the_setting(lock_held_elsewhere, published, settings):
@@ -196,15 +211,23 @@ def lock_released_later():
 
 def test_the_retry_that_finds_the_lock_free_runs_and_records_its_wait(lock_released_later):
     requested = timezone.now() - dt.timedelta(minutes=45)
+    deadline = timezone.now() + dt.timedelta(hours=5)
+    waiting = DbtRun.objects.create(
+        command=" ".join(SMALL_RUN), args=SMALL_RUN, triggered_by=DbtTrigger.SCHEDULE, status=DbtRunStatus.WAITING,
+        started_at=requested, requested_at=requested, wait_until=deadline, blocked_by=lock_released_later,
+    )  # fmt: skip
     kwargs = {
         "args": SMALL_RUN,
         "requested_at": requested.isoformat(),
-        "deadline": (timezone.now() + dt.timedelta(hours=5)).isoformat(),
+        "deadline": deadline.isoformat(),
         "blocked_by_id": lock_released_later.pk,
+        "waiting_run_id": waiting.pk,
     }
     run = DbtRun.objects.get(pk=deliver(run_dbt_task, **kwargs))
     assert run.status == DbtRunStatus.SUCCESS, run.error or run.failures
     assert (run.requested_at, run.blocked_by, run.triggered_by) == (requested, lock_released_later, "schedule")
+    assert run.pk > waiting.pk  # created under the lock, in order
+    assert not DbtRun.objects.filter(pk=waiting.pk).exists()  # the run's own row says it waited
 
 
 def test_a_run_holding_the_lock_too_long_is_reported_to_staff_once(lock_held_elsewhere, staff, settings):
@@ -251,3 +274,28 @@ def test_admin_shows_a_skipped_run_and_what_it_waited_for(lock_held_elsewhere, a
     assert "Skipped (lock held)" in page and f"run #{lock_held_elsewhere.pk} since " in page
     assert reverse("admin:analytics_dbtrun_change", args=[skipped.pk]) in page
     assert admin_client.get(reverse("admin:analytics_dbtrun_change", args=[skipped.pk])).status_code == 200
+
+
+def test_a_wait_whose_retry_was_lost_is_recorded_skipped_by_the_sweep(staff, settings):
+    settings.DBT_LOCK_RETRY_SECONDS = 300
+    now = timezone.now()
+    lost = DbtRun.objects.create(
+        command="build", args=["build"], triggered_by=DbtTrigger.SCHEDULE, status=DbtRunStatus.WAITING,
+        started_at=now - dt.timedelta(hours=7), requested_at=now - dt.timedelta(hours=7),
+        wait_until=now - dt.timedelta(minutes=20),
+    )  # fmt: skip
+    still = DbtRun.objects.create(
+        command="test", args=["test"], triggered_by=DbtTrigger.SCHEDULE, status=DbtRunStatus.WAITING,
+        started_at=now - dt.timedelta(hours=1), requested_at=now - dt.timedelta(hours=1),
+        wait_until=now - dt.timedelta(minutes=2),  # its last attempt may still be on its way
+    )  # fmt: skip
+
+    for _ in range(2):
+        dbt_build_coalesced_task.apply()
+
+    lost.refresh_from_db()
+    still.refresh_from_db()
+    assert lost.status == DbtRunStatus.SKIPPED and "its next attempt never came" in lost.error
+    assert still.status == DbtRunStatus.WAITING
+    [told] = Notification.objects.filter(staff_user=staff)
+    assert told.subject == f"[Ops] dbt build skipped (run #{lost.pk})"
