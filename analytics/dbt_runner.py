@@ -29,7 +29,6 @@ class DbtNodeResult:
     status: str
     message: str | None
     execution_time: float
-    merchant_key: str | None = None  # set for `source freshness` results (one run per merchant)
     max_loaded_at: dt.datetime | None = None
     snapshotted_at: dt.datetime | None = None
     age_seconds: float | None = None
@@ -65,7 +64,7 @@ def _env(db: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _node_results(res: Any, merchant_key: str | None = None) -> list[DbtNodeResult]:
+def _node_results(res: Any) -> list[DbtNodeResult]:
     out = []
     for r in getattr(getattr(res, "result", None), "results", None) or []:
         node = getattr(r, "node", None)
@@ -76,7 +75,6 @@ def _node_results(res: Any, merchant_key: str | None = None) -> list[DbtNodeResu
                 status=str(getattr(r.status, "value", r.status)),
                 message=getattr(r, "message", None),
                 execution_time=float(getattr(r, "execution_time", 0.0) or 0.0),
-                merchant_key=merchant_key,
                 max_loaded_at=getattr(r, "max_loaded_at", None),
                 snapshotted_at=getattr(r, "snapshotted_at", None),
                 age_seconds=float(age) if age is not None else None,
@@ -129,6 +127,23 @@ def _connect(db: dict):
     )  # fmt: skip
 
 
+def _split_vars(args: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """An operator's own `--vars '{...}'` (e.g. `run_dbt build --vars '{"meta_restatement_days": 7}'`),
+    merged into the ones the app passes rather than overridden by them: dbt reads only the last `--vars`."""
+    if "--vars" not in args:
+        return args, {}
+    i = args.index("--vars")
+    if i + 1 >= len(args):
+        return args, {}  # dbt itself says what is missing
+    try:
+        given = json.loads(args[i + 1])
+    except ValueError:
+        return args, {}  # dbt reads YAML too; left to it, then ours (last) wins
+    if not isinstance(given, dict):
+        return args, {}
+    return [*args[:i], *args[i + 2 :]], given
+
+
 def _incremental_inputs(res: Any) -> list[tuple[str, list[str]]]:
     """(model, the names of its inputs) for every incremental model that succeeded, in run order."""
     out = []
@@ -161,12 +176,14 @@ def dbt_invoke(
     store — and afterwards records what each incremental model read (``analytics.landing``). A store's table
     that could not be loaded is reported as a failed node ``load.<raw schema>.<table>`` and the build goes on.
     ``source freshness`` loads too, then checks each landed table once for all stores (per store, see the
-    freshness check in analytics); its results carry ``max_loaded_at`` and the status.
+    freshness check); its results carry ``max_loaded_at`` and the status. An operator's look, by hand: the
+    hourly 48-hour alerts come from analytics.services.data_freshness_check, which reads what ingestion records.
     """
     from analytics import landing
 
     env = _env(db)
-    base_vars = {**(vars or {}), "merchants": merchants}
+    args, given = _split_vars(list(args))
+    base_vars = {**given, **(vars or {}), "merchants": merchants}
     with _LOCK:
         loads = bool(args) and (args[0] in _LOADING_COMMANDS or args[:2] == ["source", "freshness"])
         with _connect(db) as conn:

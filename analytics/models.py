@@ -25,6 +25,23 @@ class DbtRun(models.Model):
     failures = models.JSONField(default=list, help_text="[{unique_id, status, message}] for every node that failed.")
     freshness = models.JSONField(default=list, help_text="[{source, max_loaded_at, status}] from source freshness.")
     error = models.TextField(blank=True, help_text="Why dbt could not run at all, when it could not.")
+    requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its schedule asked for it, if it had to wait for the lock."
+    )
+    blocked_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The run that held the dbt lock when this one asked for it (skipped, or started late).",
+    )
+    wait_until = models.DateTimeField(
+        null=True, blank=True, help_text="Waiting for the lock: its schedule's expiry, when it is recorded skipped."
+    )
+    lock_overdue_alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When staff were told it held the lock longer than DBT_RUN_OVERDUE_MINUTES."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -63,3 +80,27 @@ class RawDataChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} changed for merchant {self.merchant_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class DataFreshnessCheck(models.Model):
+    """One run of the hourly freshness check: how many stores and sources it read, which were stale, how long."""
+
+    checked_at = models.DateTimeField(db_index=True)
+    duration_seconds = models.FloatField()
+    stores_checked = models.PositiveIntegerField(help_text="Active stores with at least one connected source.")
+    sources_checked = models.PositiveIntegerField(help_text="(store, source) pairs read: connected sources only.")
+    warn_hours = models.PositiveIntegerField()
+    error_hours = models.PositiveIntegerField()
+    stale = models.JSONField(
+        default=list,
+        help_text="[{merchant_id, merchant_key, source, landed_at, connected_at, age_hours}] past the error threshold.",
+    )
+    late = models.JSONField(default=list, help_text="The same, past the warn threshold only (nobody is told).")
+    staff_notified = models.BooleanField(default=False, help_text="Staff were told of a pair stale anew today.")
+    merchants_notified = models.JSONField(default=list, help_text="The stores whose owners and admins were told.")
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"freshness check {self.checked_at:%Y-%m-%d %H:%M}: {len(self.stale)} stale of {self.sources_checked}"

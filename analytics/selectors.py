@@ -12,7 +12,7 @@ from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Q, QuerySet
 
 from accounts.models import Merchant
-from analytics.choices import DbtRunStatus, DbtTrigger
+from analytics.choices import DbtRunStatus, DbtTrigger, FreshnessStatus
 from analytics.models import DbtRun, RawDataChange
 from analytics.raw_schema import RAW_TABLES, raw_schema_name
 
@@ -150,6 +150,99 @@ def data_as_of_get(*, merchant: Merchant, built_only: bool = True) -> DataAsOf:
         cursor.execute(_DATA_AS_OF_SQL, params)
         rows = cursor.fetchall()
     return DataAsOf(built_at=rows[0][0], sources={source: at for _, source, at in rows if at is not None})
+
+
+# --- freshness of every store's connected sources -------------------------------------------------------------
+
+# The sources the freshness check holds to a threshold: those whose event streams dbt's `source freshness` had one
+# for (analytics_dbt/models/staging/_sources.yml: orders and customers, Meta insights, Google Ads campaign stats,
+# Klaviyo events, Attentive SMS sends). Exchange rates had none (the rates of a quiet day are not late data).
+FRESHNESS_SOURCES = ("shopify", "meta", "google_ads", "klaviyo", "attentive")
+
+
+@dataclass(frozen=True)
+class SourceFreshness:
+    merchant_id: int
+    merchant_key: str
+    source: str
+    connected_at: dt.datetime  # when the stalest connection of the source was made (its pipeline, its webhook)
+    landed_at: dt.datetime | None  # when that connection's data last landed; None: not yet
+
+    def status(self, *, now: dt.datetime, warn_after: dt.timedelta, error_after: dt.timedelta) -> str:
+        """FreshnessStatus: by the age of the last landing, or, before the first one, of the connection (a store
+        whose first sync is under way is not stale until that sync is overdue by the error threshold)."""
+        age = now - (self.landed_at or self.connected_at)
+        if age >= error_after:
+            return FreshnessStatus.STALE
+        if self.landed_at is None:
+            return FreshnessStatus.AWAITING_FIRST_SYNC
+        return FreshnessStatus.WARN if age >= warn_after else FreshnessStatus.FRESH
+
+
+# One statement for every store. A "connection" is what lands a source's data: an active Airbyte pipeline of an
+# active store (its credential still usable: one needing reconnecting was told so, and is not connected now), whose
+# end of last successful sync ingestion records on the row (Pipeline.last_synced_at, set with the RawDataChange);
+# or a usable Attentive credential with a live webhook, whose last landing is its latest RawDataChange (one index
+# probe of (merchant, source, at)). A source with several connections (two Meta ad accounts) is as fresh as its
+# stalest: one account that stopped syncing is missing data. Nothing reads a raw schema, and nothing is read per
+# store: the pipelines' and webhooks' rows are a few per store, and the statement plans once.
+_SOURCE_FRESHNESS_SQL = """
+    with connections as (
+        select p.merchant_id, coalesce(c.provider, p.kind) as source, p.created_at as connected_at,
+               p.last_synced_at as landed_at
+        from {pipeline} p
+        left join {credential} c on c.id = p.credential_id
+        where p.status = %(active)s and p.merchant_id is not null
+          and (p.credential_id is null or c.status = any(%(usable)s))
+        union all
+        select c.merchant_id, c.provider, min(w.created_at),
+               (select r.at from {change} r where r.merchant_id = c.merchant_id and r.source = c.provider
+                order by r.at desc limit 1)
+        from {credential} c
+        join {webhook} w on w.credential_id = c.id and w.disabled_at is null
+        where c.provider = %(attentive)s and c.status = any(%(usable)s)
+        group by c.id, c.merchant_id, c.provider
+    )
+    select distinct on (k.merchant_id, k.source) k.merchant_id, m.key, k.source, k.connected_at, k.landed_at
+    from connections k
+    join {merchant} m on m.id = k.merchant_id and m.is_active
+    where k.source = any(%(sources)s)
+    order by k.merchant_id, k.source, coalesce(k.landed_at, k.connected_at), k.landed_at nulls first
+"""
+
+
+def source_freshness_list(*, sources: Iterable[str] = FRESHNESS_SOURCES) -> list[SourceFreshness]:
+    """For every active store and every source it has connected, when that source's data last landed.
+
+    One SQL statement whatever the number of stores (no per-store loop, no raw schema read). A source a store has
+    not connected (no active pipeline, no live Attentive webhook) is absent: it can never be stale. Reads no lock:
+    it runs while a dbt build holds the dbt lock.
+    """
+    from connectors.choices import USABLE_STATUSES, Provider
+    from connectors.models import AttentiveWebhook, ConnectorCredential
+    from ingestion.choices import PipelineStatus
+    from ingestion.models import Pipeline
+
+    sql = _SOURCE_FRESHNESS_SQL.format(
+        pipeline=Pipeline._meta.db_table,
+        credential=ConnectorCredential._meta.db_table,
+        webhook=AttentiveWebhook._meta.db_table,
+        change=RawDataChange._meta.db_table,
+        merchant=Merchant._meta.db_table,
+    )
+    params = {
+        "active": PipelineStatus.ACTIVE,
+        "usable": list(USABLE_STATUSES),
+        "attentive": Provider.ATTENTIVE,
+        "sources": list(sources),
+    }
+    with connections[router.db_for_read(RawDataChange)].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        SourceFreshness(merchant_id=mid, merchant_key=key, source=source, connected_at=connected, landed_at=landed)
+        for mid, key, source, connected, landed in rows
+    ]
 
 
 def data_as_of(*, merchant: Merchant, built_only: bool = True) -> dict[str, dt.datetime]:

@@ -12,21 +12,25 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Merchant
 from analytics import dbt_runner, landing
-from analytics.choices import DbtRunStatus, DbtTrigger
-from analytics.models import DbtRun, RawDataChange
+from analytics.choices import NOT_STARTED_STATUSES, DbtRunStatus, DbtTrigger, FreshnessStatus
+from analytics.models import DataFreshnessCheck, DbtRun, RawDataChange
 from analytics.selectors import (
     CoalescedBuildDue,
+    SourceFreshness,
     coalesced_build_due_get,
     dbt_merchant_list,
     raw_data_change_unbuilt_list,
+    source_freshness_list,
     warehouse_connection_params,
 )
 from config.logging import redact
@@ -42,7 +46,8 @@ DBT_LOCK_KEY = 0x64627472  # "dbtr"
 STRICT_SELECTION = ["--warn-error-options", '{"error": ["NoNodesForSelectionCriteria"]}']
 
 FAILED_NODE_STATUSES = {"error", "fail", "runtime error"}
-FRESHNESS_ERROR_STATUSES = {"error", "runtime error"}
+FRESHNESS_ERROR_STATUSES = {"error", "runtime error"}  # of `dbt source freshness` run by hand: a failed run
+FRESHNESS_ARGS = ["source", "freshness"]
 
 
 class DbtRunLocked(Exception):
@@ -54,13 +59,19 @@ class DbtRunLocked(Exception):
         super().__init__(f"another dbt run is in progress{detail}; not starting a second one")
 
 
+def _lock_holder() -> DbtRun | None:
+    # While the lock is held, the one row still `running` is its holder's: the holder reaped every other when it
+    # took the lock (dbt_runs_interrupted_reap), and rows are only created under the lock.
+    return DbtRun.objects.filter(status=DbtRunStatus.RUNNING).order_by("-id").first()
+
+
 @contextlib.contextmanager
 def _dbt_lock() -> Iterator[None]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [DBT_LOCK_KEY])
         acquired = cursor.fetchone()[0]
     if not acquired:
-        raise DbtRunLocked(DbtRun.objects.filter(status=DbtRunStatus.RUNNING).first())
+        raise DbtRunLocked(_lock_holder())
     try:
         yield
     finally:
@@ -78,7 +89,6 @@ def _summarise(run: DbtRun, result: dbt_runner.DbtResult) -> None:
     run.freshness = [
         {
             "source": r.unique_id,
-            "merchant_key": r.merchant_key,
             "max_loaded_at": r.max_loaded_at.isoformat() if r.max_loaded_at else None,
             "age_seconds": r.age_seconds,
             "status": r.status,
@@ -102,8 +112,19 @@ def merchant_demo_data_generate(conn, *, merchant: Merchant, **options) -> dict[
     )
 
 
-def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) -> DbtRun:
+def dbt_run_execute(
+    *,
+    args: list[str],
+    triggered_by: str = DbtTrigger.COMMAND,
+    requested_at: dt.datetime | None = None,
+    blocked_by_id: int | None = None,
+    waiting_run_id: int | None = None,
+) -> DbtRun:
     """Run `dbt <args>` for the active merchants and record it. Raises DbtRunLocked if one is running.
+
+    `requested_at` and `blocked_by_id`: a scheduled run that had to wait for the lock (dbt_run_scheduled) says
+    since when, and which run made it wait; recorded on its row, which replaces its `waiting` row
+    (`waiting_run_id`) in the transaction that creates it.
 
     The DbtRun row is committed before dbt starts (so admin shows the run while it runs) and updated
     when it ends; an exception inside dbt is recorded as status `error`, never lost. A plain `build` takes in
@@ -113,7 +134,14 @@ def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) 
     if not args:
         raise ValueError("dbt needs a command, e.g. `build` or `source freshness`")
     try:
-        run = _dbt_run_locked(args=list(args), triggered_by=triggered_by, only_if_changed=False)
+        run = _dbt_run_locked(
+            args=list(args),
+            triggered_by=triggered_by,
+            only_if_changed=False,
+            requested_at=requested_at,
+            blocked_by_id=blocked_by_id,
+            waiting_run_id=waiting_run_id,
+        )
     except DbtRunLocked:
         raise
     except Exception:
@@ -124,8 +152,20 @@ def dbt_run_execute(*, args: list[str], triggered_by: str = DbtTrigger.COMMAND) 
     return run
 
 
+def _existing_run_id(run_id: int | None) -> int | None:
+    # The run that made a scheduled one wait may be gone (deleted in admin): the wait is still told by requested_at.
+    return run_id if run_id is not None and DbtRun.objects.filter(pk=run_id).exists() else None
+
+
 def _dbt_run_locked(
-    *, args: list[str], triggered_by: str, only_if_changed: bool, debounce: bool = False
+    *,
+    args: list[str],
+    triggered_by: str,
+    only_if_changed: bool,
+    debounce: bool = False,
+    requested_at: dt.datetime | None = None,
+    blocked_by_id: int | None = None,
+    waiting_run_id: int | None = None,
 ) -> DbtRun | CoalescedBuildDue | None:
     """Run dbt under the lock. With `only_if_changed`: None when nothing is unbuilt, and when the unbuilt
     changes are not due yet (`debounce`: the quiet period and ceiling), when they will be — built neither."""
@@ -160,9 +200,14 @@ def _dbt_run_locked(
                 started_at=timezone.now(),
                 merchant_ids=[m["id"] for m in merchants],
                 merchants_digest=digest,
+                requested_at=requested_at,
+                blocked_by_id=_existing_run_id(blocked_by_id),
             )
             if taken:
                 RawDataChange.objects.filter(pk__in=[pk for pk, _, _ in taken]).update(consumed_by_run=run)
+            if waiting_run_id is not None:
+                # Its own row (created now, under the lock: ids keep following the runs' order) says it waited.
+                DbtRun.objects.filter(pk=waiting_run_id, status=DbtRunStatus.WAITING).delete()
         dbt_runs_interrupted_reap(by=run)
         started = time.monotonic()
         try:
@@ -185,7 +230,9 @@ def _dbt_run_locked(
             run.status = DbtRunStatus.ERROR
         run.error = (result.error or "")[:5000]
         _finish(run, started)
-    if run.status != DbtRunStatus.SUCCESS:
+    # `source freshness` by hand is an operator's look (its result is in the row and the command's output): the
+    # 48-hour alerts are the freshness check's (data_freshness_check), which reads no raw table.
+    if run.status != DbtRunStatus.SUCCESS and list(args[:2]) != FRESHNESS_ARGS:
         _alert(run)
     return run
 
@@ -253,7 +300,11 @@ def coalesced_build_args(*, sources: set[str], merchants_digest: str) -> list[st
     )
     if full is None or full.merchants_digest != merchants_digest:
         return list(FULL_BUILD_ARGS)
-    if DbtRun.objects.filter(started_at__gte=full.started_at).exclude(status=DbtRunStatus.SUCCESS).exists():
+    # A run dbt never started (skipped: the lock was held) built nothing: it breaks no model's chain.
+    ended_otherwise = DbtRun.objects.filter(started_at__gte=full.started_at).exclude(
+        status__in=[DbtRunStatus.SUCCESS, *NOT_STARTED_STATUSES]
+    )
+    if ended_otherwise.exists():
         return list(FULL_BUILD_ARGS)
     return ["build", "--select", *sorted(SOURCE_RAW_TABLES[source] for source in sources)]
 
@@ -460,19 +511,16 @@ _RAW_SCHEMA_RE = re.compile(r"\braw_([a-z][a-z0-9_]{0,50})\b")
 def _affected_merchants(run: DbtRun) -> list[Merchant]:
     """The stores a failed run concerns, whose owners and admins are told.
 
-    Freshness errors concern the stores whose sources are stale. A failure whose message names stores' raw
-    schemas concerns those stores: the other stores' data was fine, and the staff alert covers the rest. Any
-    failure that names no store (a broken model, a run that could not start) concerns every merchant of the
-    run: their dashboards were not refreshed and nothing says why one store more than another.
+    A failure whose message names stores' raw schemas concerns those stores: the other stores' data was fine, and
+    the staff alert covers the rest. Any failure that names no store (a broken model, a run that could not start)
+    concerns every merchant of the run: their dashboards were not refreshed and nothing says why one store more
+    than another.
     """
-    stale_keys = {f["merchant_key"] for f in run.freshness if f["status"] in FRESHNESS_ERROR_STATUSES}
-    if stale_keys and not run.failures:
-        return list(Merchant.objects.filter(key__in=stale_keys, is_active=True))
     merchants = Merchant.objects.filter(pk__in=run.merchant_ids, is_active=True)
     keys = set(merchants.values_list("key", flat=True))
     named = [keys.intersection(_RAW_SCHEMA_RE.findall(f["message"] or "")) for f in run.failures]
     if named and all(named):
-        return list(merchants.filter(key__in=set().union(*named, stale_keys)).order_by("pk"))
+        return list(merchants.filter(key__in=set().union(*named)).order_by("pk"))
     return list(merchants.order_by("pk"))
 
 
@@ -480,24 +528,427 @@ def _alert(run: DbtRun) -> None:
     from notifications.choices import NotificationKind
     from notifications.services import merchant_admins_notify, staff_notify
 
-    stale = [f for f in run.freshness if f["status"] in FRESHNESS_ERROR_STATUSES]
-    kind = NotificationKind.DATA_STALE if stale and not run.failures else NotificationKind.DBT_RUN_FAILED
+    kind = NotificationKind.DBT_RUN_FAILED
     day = timezone.now().date().isoformat()
     context = {
         "dbt_run_id": run.pk,
         "command": run.command,
         "status": run.status,
         "failed_nodes": [f["unique_id"] for f in run.failures][:20],
-        "stale_sources": sorted({f["source"] for f in stale})[:20],
+        "stale_sources": [],
         # dbt's error text can quote a connection string; alerts carry only the redacted form.
         "error": redact(run.error[:500]),
     }
     staff_notify(kind=kind, context=context, dedupe_key=f"{kind}:{run.command}:{day}")
     for merchant in _affected_merchants(run):
-        merchant_context = {
-            **context,
-            "stale_sources": sorted({f["source"] for f in stale if f["merchant_key"] == merchant.key}),
-        }
-        merchant_admins_notify(
-            merchant=merchant, kind=kind, context=merchant_context, dedupe_key=f"{kind}:{run.command}:{day}"
+        merchant_admins_notify(merchant=merchant, kind=kind, context=context, dedupe_key=f"{kind}:{run.command}:{day}")
+
+
+# --- scheduled runs that find the lock held; runs that hold it too long -----------------------------------------
+
+SKIPPED_REASON = (
+    "skipped: the dbt lock was held from {requested_at} until this run's schedule expired at {deadline} ({holder}); "
+    "it asked again every {retry_seconds} s. Nothing was built: the next scheduled run, or `run_dbt`, builds it."
+)
+OVERDUE_REASON = (
+    "dbt run #{run_id} (`dbt {command}`) has held the dbt lock for {minutes} minutes, since {started_at} "
+    "(expected under {limit} minutes): every other dbt run waits behind it, the nightly build included."
+)
+
+
+def _holder_text(holder: DbtRun | None) -> str:
+    if holder is None:
+        return "held by a session with no run recorded as running"
+    return (
+        f"held by run #{holder.pk}, `dbt {holder.command}`, started {holder.started_at.isoformat(timespec='seconds')}"
+    )
+
+
+WAITING_REASON = (
+    "waiting for the dbt lock ({holder}) since {requested_at}; asks again every {retry_seconds} s until its "
+    "schedule expires at {deadline}, then is recorded skipped."
+)
+
+
+@dataclass(frozen=True)
+class DbtRunWaiting:
+    """A scheduled run that found the lock held before its deadline: ask again in `countdown` seconds."""
+
+    countdown: int
+    requested_at: dt.datetime  # the first attempt's time, carried by every later one
+    holder_id: int | None  # the run that made it wait first
+    waiting_run_id: int  # its `waiting` row
+    reason: str
+
+
+def dbt_run_scheduled(
+    *,
+    args: list[str],
+    deadline: dt.datetime,
+    requested_at: dt.datetime | None = None,
+    blocked_by_id: int | None = None,
+    waiting_run_id: int | None = None,
+) -> DbtRun | DbtRunWaiting:
+    """A scheduled dbt run (the nightly build, the weekly test): run it, or wait for the lock until `deadline`.
+
+    The lock held and `deadline` (its schedule's expiry) not passed: its `waiting` DbtRun is recorded (or, on a
+    later attempt, brought up to date: which run holds the lock now) and a DbtRunWaiting returned for the task to
+    ask again after DBT_LOCK_RETRY_SECONDS (or at the deadline, if sooner) — so a long coalesced build delays the
+    nightly build instead of losing it. Once it gets the lock its own row replaces the waiting one, with since
+    when it waited (`requested_at`) and the run that made it wait first (`blocked_by`). Held at the deadline: the
+    waiting row becomes `skipped` (the reason, the run that held the lock) and staff are told once a day per
+    command (dbt_run_skipped_record).
+    """
+    try:
+        return dbt_run_execute(
+            args=args,
+            triggered_by=DbtTrigger.SCHEDULE,
+            requested_at=requested_at,
+            blocked_by_id=blocked_by_id,
+            waiting_run_id=waiting_run_id,
         )
+    except DbtRunLocked as exc:
+        now = timezone.now()
+        holder = exc.running
+        first = requested_at or now
+        if now >= deadline:
+            return dbt_run_skipped_record(
+                args=args, requested_at=first, deadline=deadline, holder=holder, waiting_run_id=waiting_run_id
+            )
+        countdown = max(1, min(settings.DBT_LOCK_RETRY_SECONDS, math.ceil((deadline - now).total_seconds())))
+        waiting = _waiting_record(
+            args=args, requested_at=first, deadline=deadline, holder=holder, waiting_run_id=waiting_run_id
+        )
+        logger.info(
+            "scheduled dbt run waits for the lock",
+            extra={"dbt_run": waiting.pk, "holder": holder.pk if holder else None, "countdown": countdown},
+        )
+        return DbtRunWaiting(
+            countdown=countdown,
+            requested_at=first,
+            holder_id=blocked_by_id or (holder.pk if holder else None),
+            waiting_run_id=waiting.pk,
+            reason=str(exc),
+        )
+
+
+def _waiting_record(
+    *,
+    args: list[str],
+    requested_at: dt.datetime,
+    deadline: dt.datetime,
+    holder: DbtRun | None,
+    waiting_run_id: int | None,
+) -> DbtRun:
+    reason = WAITING_REASON.format(
+        holder=_holder_text(holder),
+        requested_at=requested_at.isoformat(timespec="seconds"),
+        retry_seconds=settings.DBT_LOCK_RETRY_SECONDS,
+        deadline=deadline.isoformat(timespec="seconds"),
+    )
+    fields = {"blocked_by_id": _existing_run_id(holder.pk if holder else None), "error": reason}
+    if waiting_run_id is not None and DbtRun.objects.filter(pk=waiting_run_id, status=DbtRunStatus.WAITING).update(
+        **fields
+    ):
+        return DbtRun.objects.get(pk=waiting_run_id)
+    # Not taken under the lock (it is held): a waiting row consumes nothing and is never `running`, so neither
+    # the reaper, the coalesced build nor the dashboards' cache version (which skips it) takes it for a build.
+    return DbtRun.objects.create(
+        command=" ".join(args)[:500],
+        args=list(args),
+        triggered_by=DbtTrigger.SCHEDULE,
+        status=DbtRunStatus.WAITING,
+        started_at=requested_at,
+        requested_at=requested_at,
+        wait_until=deadline,
+        **fields,
+    )
+
+
+def dbt_run_skipped_record(
+    *,
+    args: list[str],
+    requested_at: dt.datetime,
+    deadline: dt.datetime,
+    holder: DbtRun | None,
+    waiting_run_id: int | None = None,
+    reason: str | None = None,
+) -> DbtRun:
+    """Record a scheduled run that never got the lock as `skipped` (its waiting row, or a new row) and tell
+    staff, once a day per command. Like a waiting row it consumed nothing and built nothing."""
+    from notifications.choices import NotificationKind
+    from notifications.services import staff_notify
+
+    now = timezone.now()
+    command = " ".join(args)[:500]
+    reason = reason or SKIPPED_REASON.format(
+        requested_at=requested_at.isoformat(timespec="seconds"),
+        deadline=deadline.isoformat(timespec="seconds"),
+        holder=_holder_text(holder),
+        retry_seconds=settings.DBT_LOCK_RETRY_SECONDS,
+    )
+    fields = {
+        "status": DbtRunStatus.SKIPPED,
+        "finished_at": now,
+        "duration_seconds": 0.0,
+        "error": reason,
+        **({"blocked_by_id": _existing_run_id(holder.pk)} if holder is not None else {}),
+    }
+    with transaction.atomic():
+        waiting = (
+            DbtRun.objects.select_for_update().filter(pk=waiting_run_id, status=DbtRunStatus.WAITING).first()
+            if waiting_run_id is not None
+            else None
+        )
+        if waiting is not None:
+            for name, value in fields.items():
+                setattr(waiting, name, value)
+            waiting.save(update_fields=list(fields))
+            run = waiting
+        else:
+            run = DbtRun.objects.create(
+                command=command,
+                args=list(args),
+                triggered_by=DbtTrigger.SCHEDULE,
+                started_at=requested_at,
+                requested_at=requested_at,
+                wait_until=deadline,
+                **fields,
+            )
+        staff_notify(
+            kind=NotificationKind.DBT_RUN_FAILED,
+            context={
+                "dbt_run_id": run.pk,
+                "command": command,
+                "status": run.status,
+                "failed_nodes": [],
+                "stale_sources": [],
+                "error": redact(reason),
+            },
+            dedupe_key=f"dbt_run_skipped:{command}:{now.date().isoformat()}",
+        )
+    logger.error("scheduled dbt run skipped", extra={"dbt_run": run.pk, "command": command, "reason": reason})
+    return run
+
+
+WAIT_LOST_REASON = (
+    "skipped: it was waiting for the dbt lock until {deadline}, and its next attempt never came (the message was "
+    "lost: a broker outage, a worker killed); found by the sweep. Nothing was built: the next scheduled run builds it."
+)
+
+
+def dbt_runs_waiting_lost_record(*, now: dt.datetime | None = None) -> list[DbtRun]:
+    """`waiting` rows whose deadline passed long ago (their last attempt was due then): their retry was lost, so
+    they are recorded skipped and staff told, rather than left `waiting` for ever. Asked by the 5-minute sweep."""
+    now = now or timezone.now()
+    late = now - dt.timedelta(seconds=settings.DBT_LOCK_RETRY_SECONDS + 5 * 60)
+    lost = []
+    for run in DbtRun.objects.filter(status=DbtRunStatus.WAITING, wait_until__lt=late).order_by("pk"):
+        lost.append(
+            dbt_run_skipped_record(
+                args=run.args,
+                requested_at=run.requested_at or run.started_at,
+                deadline=run.wait_until,
+                holder=None,
+                waiting_run_id=run.pk,
+                reason=WAIT_LOST_REASON.format(deadline=run.wait_until.isoformat(timespec="seconds")),
+            )
+        )
+    return lost
+
+
+def dbt_lock_sweep(*, now: dt.datetime | None = None) -> None:
+    """What the 5-minute sweep checks of the dbt lock: a run holding it too long (told once), and scheduled runs
+    whose wait for it lost its retry (recorded skipped)."""
+    dbt_runs_overdue_report(now=now)
+    dbt_runs_waiting_lost_record(now=now)
+
+
+_LOCK_HELD_SQL = """
+    select exists (
+        select 1 from pg_catalog.pg_locks
+        where locktype = 'advisory' and granted and objsubid = 1
+          and database = (select oid from pg_catalog.pg_database where datname = current_database())
+          and classid::bigint = %(high)s and objid::bigint = %(low)s
+    )
+"""
+
+
+def dbt_lock_held() -> bool:
+    """Whether some session holds the dbt lock now (pg_locks; a bigint advisory key is two 32-bit halves)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_HELD_SQL, {"high": DBT_LOCK_KEY >> 32, "low": DBT_LOCK_KEY & 0xFFFFFFFF})
+        return bool(cursor.fetchone()[0])
+
+
+def dbt_runs_overdue_report(*, now: dt.datetime | None = None) -> DbtRun | None:
+    """Tell staff, once per run, of the run holding the dbt lock for longer than DBT_RUN_OVERDUE_MINUTES.
+
+    Asked by the 5-minute sweep. Once: the run's `lock_overdue_alerted_at` is set by a conditional UPDATE, so of
+    two sweeps at once one tells. A row `running` whose lock is not held belongs to a dead process: not this
+    alert's — the next run to take the lock marks it interrupted and tells staff (dbt_runs_interrupted_reap).
+    """
+    from notifications.choices import NotificationKind
+    from notifications.services import staff_notify
+
+    now = now or timezone.now()
+    limit = dt.timedelta(minutes=settings.DBT_RUN_OVERDUE_MINUTES)
+    holder = _lock_holder()
+    if holder is None or holder.lock_overdue_alerted_at is not None or now - holder.started_at < limit:
+        return None
+    if not dbt_lock_held():
+        return None
+    with transaction.atomic():
+        claimed = DbtRun.objects.filter(
+            pk=holder.pk, status=DbtRunStatus.RUNNING, lock_overdue_alerted_at__isnull=True
+        ).update(lock_overdue_alerted_at=now)
+        if not claimed:
+            return None
+        reason = OVERDUE_REASON.format(
+            run_id=holder.pk,
+            command=holder.command,
+            minutes=int((now - holder.started_at).total_seconds() // 60),
+            started_at=holder.started_at.isoformat(timespec="seconds"),
+            limit=settings.DBT_RUN_OVERDUE_MINUTES,
+        )
+        staff_notify(
+            kind=NotificationKind.DBT_RUN_FAILED,
+            context={
+                "dbt_run_id": holder.pk,
+                "command": holder.command,
+                "status": "holding the lock too long",
+                "headline": reason,
+                "failed_nodes": [],
+                "stale_sources": [],
+                "error": "",
+            },
+            dedupe_key=f"dbt_run_overdue:{holder.pk}",
+            dedupe_window=dt.timedelta(days=30),
+        )
+    logger.error("dbt run holds the lock too long", extra={"dbt_run": holder.pk, "command": holder.command})
+    holder.lock_overdue_alerted_at = now
+    return holder
+
+
+# --- the hourly freshness check -------------------------------------------------------------------------------
+
+
+def _source_label(source: str) -> str:
+    from connectors.choices import Provider
+
+    return Provider(source).label if source in Provider.values else source.replace("_", " ").title()
+
+
+def _freshness_entry(row: SourceFreshness, *, now: dt.datetime) -> dict:
+    return {
+        "merchant_id": row.merchant_id,
+        "merchant_key": row.merchant_key,
+        "source": row.source,
+        "landed_at": row.landed_at.isoformat() if row.landed_at else None,
+        "connected_at": row.connected_at.isoformat(),
+        "age_hours": round((now - (row.landed_at or row.connected_at)).total_seconds() / 3600, 1),
+    }
+
+
+def _age_text(entry: dict) -> str:
+    label = _source_label(entry["source"])
+    if entry["landed_at"] is None:
+        return f"{label}: no data yet, connected {entry['age_hours']:.0f} hours ago"
+    return f"{label}: last data {entry['age_hours']:.0f} hours ago"
+
+
+def data_freshness_check(*, now: dt.datetime | None = None) -> DataFreshnessCheck:
+    """Check when every active store's every connected source last landed data; record it; tell who must know.
+
+    One SQL statement for all stores (selectors.source_freshness_list), no raw schema read, no dbt and no dbt
+    lock: it runs in milliseconds, beside a build. Past DATA_FRESHNESS_ERROR_HOURS a source is stale: staff get
+    one message listing every stale (store, source) when one is stale anew today, and each store's owners and
+    admins one per source per day (the dedupe key names the store, the source and the day). A source not
+    connected is never stale; a store's first sync is not stale until it is overdue by the error threshold;
+    each (store, source) is judged on its own rows only.
+    """
+    started = time.monotonic()
+    now = now or timezone.now()
+    warn_after = dt.timedelta(hours=settings.DATA_FRESHNESS_WARN_HOURS)
+    error_after = dt.timedelta(hours=settings.DATA_FRESHNESS_ERROR_HOURS)
+    rows = source_freshness_list()
+    stale, late = [], []
+    for row in rows:
+        status = row.status(now=now, warn_after=warn_after, error_after=error_after)
+        if status == FreshnessStatus.STALE:
+            stale.append(_freshness_entry(row, now=now))
+        elif status == FreshnessStatus.WARN:
+            late.append(_freshness_entry(row, now=now))
+    check = DataFreshnessCheck.objects.create(
+        checked_at=now,
+        duration_seconds=round(time.monotonic() - started, 4),
+        stores_checked=len({row.merchant_id for row in rows}),
+        sources_checked=len(rows),
+        warn_hours=settings.DATA_FRESHNESS_WARN_HOURS,
+        error_hours=settings.DATA_FRESHNESS_ERROR_HOURS,
+        stale=stale,
+        late=late,
+    )
+    if stale:
+        _data_stale_notify(check)
+    log = logger.warning if stale else logger.info
+    log(
+        "data freshness checked",
+        extra={
+            "check": check.pk,
+            "sources": check.sources_checked,
+            "stale": len(stale),
+            "seconds": check.duration_seconds,
+        },
+    )
+    return check
+
+
+def _data_stale_notify(check: DataFreshnessCheck) -> None:
+    from notifications.choices import NotificationKind
+    from notifications.services import merchant_admins_notify, staff_notify
+
+    kind = NotificationKind.DATA_STALE
+    day = check.checked_at.date()
+    pairs = {(e["merchant_id"], e["source"]) for e in check.stale}
+    told_today = {
+        (e["merchant_id"], e["source"])
+        for earlier in DataFreshnessCheck.objects.filter(
+            checked_at__date=day, staff_notified=True, checked_at__lte=check.checked_at
+        ).exclude(pk=check.pk)
+        for e in earlier.stale
+    }
+    base = settings.APP_BASE_URL.rstrip("/")
+    if pairs - told_today:
+        digest = hashlib.sha256(json.dumps(sorted(pairs)).encode()).hexdigest()[:16]
+        staff_notify(
+            kind=kind,
+            context={
+                "check_id": check.pk,
+                "error_hours": check.error_hours,
+                "stale_count": len(check.stale),
+                "stale_sources": [f"{e['merchant_key']}: {_age_text(e)}" for e in check.stale][:50],
+                "check_admin_url": f"{base}/admin/analytics/datafreshnesscheck/{check.pk}/change/",
+            },
+            dedupe_key=f"data_stale:staff:{day.isoformat()}:{digest}",
+        )
+        check.staff_notified = True
+    merchants = Merchant.objects.in_bulk({e["merchant_id"] for e in check.stale})
+    for entry in check.stale:
+        merchant = merchants.get(entry["merchant_id"])
+        if merchant is None or not merchant.is_active:
+            continue
+        merchant_admins_notify(
+            merchant=merchant,
+            kind=kind,
+            context={
+                "source": _source_label(entry["source"]),
+                "last_synced_at": entry["landed_at"][:10] if entry["landed_at"] else None,
+                "stale_sources": [_age_text(entry)],
+                "details_url": base + reverse("connectors:list", kwargs={"merchant_id": merchant.pk}),
+            },
+            dedupe_key=f"data_stale:{merchant.pk}:{entry['source']}:{day.isoformat()}",
+        )
+        if merchant.pk not in check.merchants_notified:
+            check.merchants_notified.append(merchant.pk)
+    check.save(update_fields=["staff_notified", "merchants_notified"])

@@ -197,6 +197,26 @@ if not DBT_BUILD_COALESCE_SECONDS <= DBT_BUILD_COALESCE_MAX_SECONDS <= 600:
         "may wait in the broker)"
     )
 
+# The hourly freshness check (analytics.services.data_freshness_check): a connected source whose data last landed
+# longer ago than this is late (warn, recorded) or stale (error: staff and the store's owners and admins told) —
+# the thresholds dbt's `source freshness` had (analytics_dbt/models/staging/_sources.yml: warn 24 h, error 48 h).
+DATA_FRESHNESS_WARN_HOURS = env.int("DATA_FRESHNESS_WARN_HOURS", default=24)
+DATA_FRESHNESS_ERROR_HOURS = env.int("DATA_FRESHNESS_ERROR_HOURS", default=48)
+if not 1 <= DATA_FRESHNESS_WARN_HOURS <= DATA_FRESHNESS_ERROR_HOURS:
+    _stop("DATA_FRESHNESS_WARN_HOURS must be at least 1 and at most DATA_FRESHNESS_ERROR_HOURS")
+
+# A scheduled dbt run (the nightly build, the weekly test) that finds the dbt lock held asks again every
+# DBT_LOCK_RETRY_SECONDS until the lock frees or its schedule's expiry passes (DBT_LOCK_WAIT_MAX_SECONDS when
+# it was sent without one); only then is it recorded `skipped` and staff told. A run holding the lock longer than
+# DBT_RUN_OVERDUE_MINUTES is reported to staff once (the 5-minute sweep): the nightly build takes ~1 minute.
+DBT_LOCK_RETRY_SECONDS = env.int("DBT_LOCK_RETRY_SECONDS", default=5 * 60)
+if not 1 <= DBT_LOCK_RETRY_SECONDS <= 600:
+    _stop("DBT_LOCK_RETRY_SECONDS must be between 1 and 600 (the longest a task may wait in the broker)")
+DBT_LOCK_WAIT_MAX_SECONDS = env.int("DBT_LOCK_WAIT_MAX_SECONDS", default=6 * 60 * 60)
+DBT_RUN_OVERDUE_MINUTES = env.int("DBT_RUN_OVERDUE_MINUTES", default=60)
+if DBT_LOCK_WAIT_MAX_SECONDS < 0 or DBT_RUN_OVERDUE_MINUTES < 1:
+    _stop("DBT_LOCK_WAIT_MAX_SECONDS must be 0 or more and DBT_RUN_OVERDUE_MINUTES at least 1")
+
 CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default=str(LOCAL_DIR / "celery")))
 if REDIS_URL:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

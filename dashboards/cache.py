@@ -22,6 +22,7 @@ from typing import TypeVar
 from django.core.cache import caches
 from django.db import connections, router
 
+from analytics.choices import NOT_STARTED_STATUSES
 from analytics.models import DbtRun
 
 CACHE_ALIAS = "dashboards"
@@ -31,7 +32,12 @@ _MISSING = object()
 
 # Asked on every dashboard request, cache hits included: a plain statement on the primary key's index
 # costs half of what the ORM spends compiling the same query.
-_LATEST_RUN_SQL = f"select id, status, finished_at from {DbtRun._meta.db_table} order by id desc limit 1"  # noqa: S608
+# A run dbt never started (skipped: the lock was held) changes no mart, and is created while another run may be
+# running: were it the newest row, that run's end would not change the version.
+_LATEST_RUN_SQL = (
+    f"select id, status, finished_at from {DbtRun._meta.db_table}"  # noqa: S608
+    f" where status not in ({', '.join(repr(str(s)) for s in NOT_STARTED_STATUSES)}) order by id desc limit 1"
+)
 
 
 def marts_version() -> str:

@@ -431,9 +431,8 @@ def engagement_daily_list(*, merchant: Merchant, period: Period) -> list[dict]:
 # --- freshness --------------------------------------------------------------------------------------
 
 
-# A source whose latest built sync is older than this is marked stale: the freshness alerts' `error_after`
-# (analytics_dbt/models/staging/_sources.yml), which the hourly `source freshness` run still checks and alerts on.
-SOURCE_STALE_AFTER = dt.timedelta(hours=48)
+# A source whose latest built sync is older than DATA_FRESHNESS_ERROR_HOURS is marked stale: the threshold of the
+# hourly freshness check's alerts (analytics.services.data_freshness_check), so a badge and an alert agree.
 
 
 @dataclass(frozen=True)
@@ -451,18 +450,19 @@ def data_freshness_get(*, merchant: Merchant) -> DataFreshness:
     """What the dashboards' header says: per source, the latest sync that a successful build has taken in.
 
     From what ingestion recorded (analytics.selectors.data_as_of_get: one statement of a few index probes),
-    not from dbt's `source freshness` run, which queries every store's every raw table and stays for the
-    48-hour alerts. It changes only when a build ends, a new dbt run, so the page cache per dbt run
-    (dashboards/cache.py) holds it exactly as long as it is true.
+    not from dbt's `source freshness` run, which queries every store's every raw table. It changes only when a
+    build ends, a new dbt run, so the page cache per dbt run (dashboards/cache.py) holds it exactly as long as it
+    is true (the "stale" mark aside, which moves with the clock: a cached page marks it up to 10 minutes late).
     """
     as_of = data_as_of_get(merchant=merchant)
     now = timezone.now()
+    stale_after = dt.timedelta(hours=settings.DATA_FRESHNESS_ERROR_HOURS)
     sources = [
         {
             "source": source,
             "label": Provider(source).label if source in Provider.values else source.replace("_", " ").title(),
             "as_of": at,
-            "stale": now - at > SOURCE_STALE_AFTER,
+            "stale": now - at > stale_after,
         }
         for source, at in as_of.sources.items()
     ]

@@ -611,7 +611,7 @@ def test_sessions_are_stitched_to_the_customer_by_anonymous_id(golden):
     ]
 
 
-def test_source_freshness_reports_each_merchant_source(golden):
+def test_source_freshness_by_hand_checks_each_landed_table_once(golden):
     db = {
         "host": golden.info.host,
         "port": golden.info.port,
@@ -619,13 +619,14 @@ def test_source_freshness_reports_each_merchant_source(golden):
         "password": "",
         "dbname": golden.info.dbname,
     }
+    # One dbt invocation over the landed tables, all stores together (the hourly alerts per store come from the
+    # freshness check); a table no store has landed rows in is not checked.
     result = dbt_invoke(["source", "freshness"], merchants=[MERCHANT, OTHER], db=db)
-    assert {r.merchant_key for r in result.freshness} == {"golden", "golden_eu"}
-    by_source = {r.unique_id: r for r in result.freshness if r.merchant_key == "golden"}
+    by_source = {r.unique_id: r for r in result.freshness}
     orders = by_source["source.analytics.raw.shopify_orders"]
-    assert orders.merchant_key == "golden"
     assert orders.max_loaded_at == EXTRACTED
     assert orders.status == "error"  # landed months ago: past the 48-hour error threshold
+    assert all(r.status != "runtime error" for r in result.freshness)  # no empty table checked
     assert not result.success
 
 
