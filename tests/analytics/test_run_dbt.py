@@ -66,8 +66,13 @@ def test_run_dbt_without_arguments_is_refused():
 def test_source_freshness_by_hand_is_recorded_and_alerts_nobody():
     """`run_dbt source freshness` stays an operator's look; the 48-hour alerts are the hourly freshness check's
     (analytics.services.data_freshness_check, tests/analytics/test_freshness.py), which reads no raw table."""
-    MembershipFactory(role=Role.OWNER, merchant__key="looked_at")
+    store = MembershipFactory(role=Role.OWNER, merchant__key="looked_at").merchant
     get_user_model().objects.create_user("ops", "ops@example.com", "pw-ops-12345", is_staff=True)
+    with psycopg.connect(**warehouse_connection_params()) as conn:
+        generate_demo_data(
+            conn, merchant_key=store.key, shop_domain=store.shop_domain, timezone=store.timezone,
+            currency=store.currency, days=2, orders_per_day=2, seed=3, end_date=dt.date.today(),
+        )  # fmt: skip
     try:
         call_command("run_dbt", "source", "freshness")
     except CommandError as exc:  # a source that is stale or missing fails the command, as dbt says
