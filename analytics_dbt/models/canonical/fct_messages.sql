@@ -10,7 +10,6 @@
     on_schema_change='fail',
     indexes=[
         {'columns': ['merchant_id', 'provider', 'message_event_id'], 'unique': True},
-        {'columns': ['merchant_id', 'provider', '_airbyte_extracted_at']},
         {'columns': ['dbt_updated_at']},
     ],
     post_hook=[

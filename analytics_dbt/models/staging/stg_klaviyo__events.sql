@@ -1,5 +1,5 @@
 -- depends_on: {{ source('raw', 'klaviyo_events') }}
--- The largest table: incremental on _airbyte_extracted_at. Events never change, so a re-emitted copy of an
+-- The largest table: incremental on what landed since the last run (macros/landed.sql). Events never change, so a re-emitted copy of an
 -- event already held simply replaces it (same values), which is what a full rebuild would keep too.
 {{ config(
     materialized='incremental',

@@ -1,5 +1,6 @@
 -- depends_on: {{ source('raw', 'web_sessions') }}
--- Incremental on _airbyte_extracted_at; sessions are immutable once landed (a re-emit replaces its copy).
+-- Incremental on what landed since the last run (macros/landed.sql); sessions are immutable once landed (a
+-- re-emit replaces its copy). fct_sessions finds a changed customer's anonymous sessions by (merchant_id, email).
 {{ config(
     materialized='incremental',
     unique_key=['merchant_id', 'session_id'],
@@ -11,6 +12,7 @@
         {'columns': ['merchant_id', '_load_id']},
         {'columns': ['merchant_id', 'anonymous_id']},
     ],
+    post_hook="{{ ensure_index(['merchant_id', 'email']) }}",
 ) }}
 {% set raw %}
 select
