@@ -84,9 +84,7 @@ def store_for_key(write_key: str) -> Store | None:
     now = time.monotonic()
     cached = _keys.get(write_key)
     if cached is None or now - cached[0] >= LOOKUP_CACHE_SECONDS:
-        with connections["default"].cursor() as cursor:
-            cursor.execute(_KEY_QUERY, [write_key])
-            row = cursor.fetchone()
+        row = _reconnecting("default", lambda cursor: (cursor.execute(_KEY_QUERY, [write_key]), cursor.fetchone())[1])
         if len(_keys) > 10_000:
             _keys.clear()
         _keys[write_key] = cached = (now, row)
@@ -236,46 +234,51 @@ def web_events_table_create(*, merchant_key: str) -> None:
             cursor.execute(statement.as_string(None))
 
 
-def _execute(alias: str, statement: str, payload: str) -> int:
+def _reconnecting(alias: str, work: Any) -> Any:
+    """`work(cursor)`, run once more on a new connection if the connection was lost (a database restart,
+    pg_terminate_backend) — never inside a transaction, where the first run's effects would be gone with it."""
     connection = connections[alias]
-    if connection.in_atomic_block:
-        # Inside someone's transaction (a test's): a savepoint, so a missing table does not abort it.
-        with transaction.atomic(using=alias), connection.cursor() as cursor:
-            cursor.execute(statement, [payload])
-            return cursor.rowcount
+    try:
+        with connection.cursor() as cursor:
+            return work(cursor)
+    except (InterfaceError, OperationalError) as exc:
+        if connection.in_atomic_block:
+            raise
+        logger.info("collector: database connection lost (%s); reconnecting once", type(exc).__name__)
+        connection.close()
     with connection.cursor() as cursor:
+        return work(cursor)
+
+
+def _execute(alias: str, statement: str, payload: str) -> int:
+    def work(cursor) -> int:
         cursor.execute(statement, [payload])
         return cursor.rowcount
 
-
-def _connection_lost(exc: Exception) -> bool:
-    return isinstance(exc, InterfaceError | OperationalError) and not isinstance(exc, ProgrammingError)
+    if connections[alias].in_atomic_block:
+        # Inside someone's transaction (a test's): a savepoint, so a missing table does not abort it.
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            return work(cursor)
+    return _reconnecting(alias, work)
 
 
 def web_events_insert(*, merchant_key: str, rows: list[dict[str, Any]]) -> int:
     """Store the rows in one statement; returns how many were new (the others were stored before).
-    DatabaseError propagates when the database cannot take them (after one reconnect for a lost connection)."""
+    DatabaseError propagates when the database cannot take them (after one reconnect for a lost connection:
+    if the lost statement had committed, the second run finds its rows and counts them as duplicates)."""
     alias = _raw_alias()
     statement = _insert_sql(merchant_key)
     payload = json.dumps(rows, separators=(",", ":"))
-    for attempt in (1, 2):
-        try:
-            return _execute(alias, statement, payload)
-        except ProgrammingError as exc:
-            if not isinstance(exc.__cause__, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
-                raise
-            try:
-                web_events_table_create(merchant_key=merchant_key)  # the store's first event
-            except DatabaseError:
-                logger.info("web_events of %s: created concurrently", merchant_key)
-            return _execute(alias, statement, payload)
-        except DatabaseError as exc:
-            connection = connections[alias]
-            if attempt == 2 or connection.in_atomic_block or not _connection_lost(exc):
-                raise
-            logger.info("collector: database connection lost (%s); reconnecting once", type(exc).__name__)
-            connection.close()
-    raise AssertionError("unreachable")
+    try:
+        return _execute(alias, statement, payload)
+    except ProgrammingError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
+            raise
+    try:
+        web_events_table_create(merchant_key=merchant_key)  # the store's first event
+    except DatabaseError:
+        logger.info("web_events of %s: created concurrently", merchant_key)
+    return _execute(alias, statement, payload)
 
 
 _UNBUILT_WEB_CHANGE = (

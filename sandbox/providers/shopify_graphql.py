@@ -99,13 +99,15 @@ class PixelState:
 
     def list(self, shop: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [
-                {"shop": s, "app": a, **pixel} for (s, a), pixel in self.pixels.items() if shop in (None, s)
-            ]
+            return [{"shop": s, "app": a, **pixel} for (s, a), pixel in self.pixels.items() if shop in (None, s)]
 
 
 def _user_error(code: str, field: list[str] | None, message: str) -> dict[str, Any]:
     return {"code": code, "field": field, "message": message}
+
+
+NOT_JSON = "The provided settings is not a valid JSON."
+NOT_FOUND = "The record with the ID used as the input value couldn't be found."
 
 
 def _settings_check(raw: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -114,9 +116,13 @@ def _settings_check(raw: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | N
         try:
             raw = json.loads(raw)
         except ValueError:
-            return None, _user_error("INVALID_CONFIGURATION_JSON", ["settings"], "The provided settings is not a valid JSON.")
+            return None, _user_error(
+                "INVALID_CONFIGURATION_JSON", ["settings"], "The provided settings is not a valid JSON."
+            )
     if not isinstance(raw, dict):
-        return None, _user_error("INVALID_CONFIGURATION_JSON", ["settings"], "The provided settings is not a valid JSON.")
+        return None, _user_error(
+            "INVALID_CONFIGURATION_JSON", ["settings"], "The provided settings is not a valid JSON."
+        )
     fields = settings_definition()
     if fields is None:
         return None, _user_error("NO_EXTENSION", None, "No extension found.")
@@ -154,14 +160,14 @@ def _access(info, field: str, needed: tuple[str, ...]) -> None:
 def _resolvers(ctx: Context, shop: str, app: str) -> tuple[dict[str, Any], dict[str, Any]]:
     pixels: PixelState = ctx.state.shopify.pixel_state
 
-    def web_pixel(_root, info, id=None):  # noqa: A002  (GraphQL's argument name)
+    def web_pixel(_root, info, id=None):
         _access(info, "webPixel", ("read_pixels",))
         pixel = pixels.pixels.get((shop, app))
         if pixel is None or (id is not None and pixel["id"] != id):
             return None
         return pixel
 
-    def create(_root, info, webPixel):  # noqa: N803
+    def create(_root, info, webPixel):
         _access(info, "webPixelCreate", WRITE_SCOPES)
         settings, error = _settings_check(webPixel.get("settings"))
         if error:
@@ -175,7 +181,7 @@ def _resolvers(ctx: Context, shop: str, app: str) -> tuple[dict[str, Any], dict[
             pixels.pixels[(shop, app)] = pixel
         return {"userErrors": [], "webPixel": pixel}
 
-    def update(_root, info, id, webPixel):  # noqa: A002, N803
+    def update(_root, info, id, webPixel):
         _access(info, "webPixelUpdate", WRITE_SCOPES)
         settings, error = _settings_check(webPixel.get("settings"))
         if error:
@@ -183,17 +189,21 @@ def _resolvers(ctx: Context, shop: str, app: str) -> tuple[dict[str, Any], dict[
         with pixels._lock:
             pixel = pixels.pixels.get((shop, app))
             if pixel is None or pixel["id"] != id:
-                missing = _user_error("NOT_FOUND", ["id"], "The record with the ID used as the input value couldn't be found.")
+                missing = _user_error(
+                    "NOT_FOUND", ["id"], "The record with the ID used as the input value couldn't be found."
+                )
                 return {"userErrors": [missing], "webPixel": None}
             pixel["settings"] = settings
         return {"userErrors": [], "webPixel": pixel}
 
-    def delete(_root, info, id):  # noqa: A002
+    def delete(_root, info, id):
         _access(info, "webPixelDelete", WRITE_SCOPES)
         with pixels._lock:
             pixel = pixels.pixels.get((shop, app))
             if pixel is None or pixel["id"] != id:
-                missing = _user_error("NOT_FOUND", ["id"], "The record with the ID used as the input value couldn't be found.")
+                missing = _user_error(
+                    "NOT_FOUND", ["id"], "The record with the ID used as the input value couldn't be found."
+                )
                 return {"userErrors": [missing], "deletedWebPixelId": None}
             del pixels.pixels[(shop, app)]
         return {"userErrors": [], "deletedWebPixelId": id}
