@@ -252,8 +252,12 @@ def _reconnecting(alias: str, work: Any) -> Any:
 
 def _execute(alias: str, statement: str, payload: str) -> int:
     def work(cursor) -> int:
-        cursor.execute(statement, [payload])
-        return cursor.rowcount
+        # psycopg's own cursor under Django's (whose ClientCursor would quote the batch's JSON into the SQL
+        # text): the JSON goes as a bound parameter, and the statement is prepared once per connection.
+        connection = connections[alias]
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as raw:
+            raw.execute(statement, [payload], prepare=True)
+            return raw.rowcount
 
     if connections[alias].in_atomic_block:
         # Inside someone's transaction (a test's): a savepoint, so a missing table does not abort it.
@@ -448,6 +452,11 @@ class CollectorDispatch:
         from django.core import signals
 
         signals.request_started.send(sender=self.__class__, environ=environ)
+        # Django's per-request health check is one more round trip (SELECT 1) before the batch's statements;
+        # those reconnect by themselves on a lost connection (_reconnecting), so it is skipped here.
+        for alias in {"default", _raw_alias()}:
+            if connections[alias].connection is not None:
+                connections[alias].health_check_done = True
         try:
             status, headers, payload = http_answer(environ)
         except Exception:
