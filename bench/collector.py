@@ -127,7 +127,7 @@ def run(args, url: str) -> None:
                     "client_id": f"client-{seq // 10}",
                     "seq": seq % 10,
                     "occurred_at": stamp,
-                    "url": f"https://bench.myshopify.com/products/p{seq % 97}?utm_source=fb&utm_medium=paid&fbclid=x{b}",
+                    "url": f"https://bench.myshopify.com/products/p{seq % 97}?utm_source=fb&fbclid=x{b}",
                     "referrer": "https://www.facebook.com/",
                     "user_agent": CHROME,
                     "consent": {"analytics": True, "marketing": False, "preferences": False, "sale_of_data": False},
@@ -208,7 +208,9 @@ def load(args, port: int, bodies, server, watcher) -> dict:
     def post(body: bytes) -> tuple[int | str, float]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
-            conn.request("POST", PATH, body=body, headers={"Content-Type": "text/plain;charset=UTF-8", "User-Agent": CHROME})
+            conn.request(
+                "POST", PATH, body=body, headers={"Content-Type": "text/plain;charset=UTF-8", "User-Agent": CHROME}
+            )
             response = conn.getresponse()
             response.read()
             return response.status, float(response.getheader("Retry-After") or 0)

@@ -62,9 +62,13 @@ def schema():
     built = build_schema(SDL)
     json_scalar = built.type_map["JSON"]
     assert isinstance(json_scalar, GraphQLScalarType)
-    json_scalar.serialize = _json_out
-    json_scalar.parse_value = lambda value: value
-    json_scalar.parse_literal = _json_literal
+    # graphql-core 3.2 names these serialize/parse_*, 3.3 coerce_*: set whichever this version reads.
+    for name in ("serialize", "coerce_output_value"):
+        setattr(json_scalar, name, _json_out)
+    for name in ("parse_value", "coerce_input_value"):
+        setattr(json_scalar, name, lambda value: value)
+    for name in ("parse_literal", "coerce_input_literal"):
+        setattr(json_scalar, name, _json_literal)
     return built
 
 

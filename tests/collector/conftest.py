@@ -12,6 +12,7 @@ from django.utils import timezone
 from collector import intake, ratelimit
 from collector.services import write_key_get_or_create
 from tests.accounts.factories import MerchantFactory
+from tests.connectors.conftest import providers  # noqa: F401  (the provider sandbox, for the activation tests)
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
