@@ -20,6 +20,7 @@ each field to these limits, only meets a 400 through a bug or a forgery.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -314,6 +315,7 @@ _TABLET = re.compile(r"iPad|Tablet|PlayBook|Silk|Kindle|(Android(?!.*Mobile))")
 _MOBILE = re.compile(r"Mobi|iPhone|iPod|Android|Windows Phone|BlackBerry|Opera Mini")
 
 
+@functools.lru_cache(maxsize=4096)
 def device_of(user_agent: str) -> str:
     if _TABLET.search(user_agent):
         return "tablet"
@@ -334,43 +336,37 @@ def query_fields(query: str) -> dict[str, str | None]:
     return found
 
 
-def event_row(
-    event: dict[str, Any],
-    *,
-    sent_at: dt.datetime,
-    received_at: dt.datetime,
-    user_agent: str,
-    ip_prefix: str | None,
-    shop_url: str,
-) -> dict[str, Any]:
-    """The web_events columns of one accepted event (by name; see analytics/raw_schema.py)."""
-    skew = received_at - sent_at
+# Columns the same for every event of a batch: bound once per statement, not repeated in each row's JSON.
+BATCH_COLUMNS = ("sent_at", "received_at", "ip_prefix", "shop_url")
+
+
+def event_row(event: dict[str, Any], *, user_agent: str) -> dict[str, Any]:
+    """The web_events columns of one accepted event that vary per event (by name; see analytics/raw_schema.py),
+    without those that are NULL. The batch's own (BATCH_COLUMNS), the skew correction of occurred_at and the
+    metadata columns are added by the INSERT (collector.intake)."""
     row = {
         "event_id": event["event_id"],
         "event_name": event["name"],
         "client_id": event["client_id"],
         "seq": event["seq"],
-        "occurred_at": (event["occurred_at"] + skew).isoformat(),
-        "sent_at": sent_at.isoformat(),
-        "received_at": received_at.isoformat(),
+        "occurred_at": event["occurred_at"].isoformat(),
         "page_url": event["url"],
         "page_path": event["path"],
-        "referrer": event["referrer"],
         "user_agent": user_agent,
         "device": device_of(user_agent),
-        "ip_prefix": ip_prefix,
-        "customer_id": event["customer_id"],
-        "order_id": event["order_id"],
-        "checkout_token": event["checkout_token"],
-        "email_sha256": event["email_sha256"],
-        "value": event["value"],
-        "currency": event["currency"],
-        "product_id": event["product_id"],
-        "properties": event["properties"],
-        "shop_url": shop_url,
-        "_airbyte_extracted_at": received_at.isoformat(),
-        "_airbyte_meta": {"changes": [], "sync_id": None},
-        "_airbyte_generation_id": 0,
     }
-    row.update(query_fields(event["query"]))
+    for name in _OPTIONAL:
+        value = event[name]
+        if value is not None:
+            row[name] = value
+    if event["query"]:
+        for name, value in query_fields(event["query"]).items():
+            if value is not None:
+                row[name] = value
     return row
+
+
+_OPTIONAL = (
+    "referrer", "customer_id", "order_id", "checkout_token", "email_sha256", "value", "currency", "product_id",
+    "properties",
+)  # fmt: skip

@@ -195,20 +195,34 @@ _COLUMNS = [name for name, _ in table_columns(TABLE)]
 _INSERTS: dict[str, str] = {}
 
 
+# Computed by the statement rather than sent per row: the batch's constants (bound once), the device clock's
+# correction (occurred_at + (received_at - sent_at)), and Airbyte's metadata columns.
+_BY_STATEMENT = {
+    "occurred_at": "r.occurred_at + (%(received_at)s::timestamptz - %(sent_at)s::timestamptz)",
+    "sent_at": "%(sent_at)s::timestamptz",
+    "received_at": "%(received_at)s::timestamptz",
+    "ip_prefix": "%(ip_prefix)s::text",
+    "shop_url": "%(shop_url)s::text",
+    "_airbyte_raw_id": "gen_random_uuid()",
+    "_airbyte_extracted_at": "%(received_at)s::timestamptz",
+    "_airbyte_meta": """'{"changes": [], "sync_id": null}'::jsonb""",
+    "_airbyte_generation_id": "0",
+}
+
+
 def _insert_sql(merchant_key: str) -> str:
     statement = _INSERTS.get(merchant_key)
     if statement is None:
         table = sql.Identifier(raw_schema_name(merchant_key), TABLE)
         picked = [
-            sql.SQL("coalesce(r._airbyte_raw_id, gen_random_uuid())")
-            if name == "_airbyte_raw_id"
-            else sql.SQL("r.{}").format(sql.Identifier(name))
+            sql.SQL(_BY_STATEMENT[name]) if name in _BY_STATEMENT else sql.SQL("r.{}").format(sql.Identifier(name))
             for name in _COLUMNS
         ]
         statement = _INSERTS[merchant_key] = (
             sql.SQL(
-                "INSERT INTO {table} ({cols}) SELECT {picked} FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb)"
-                " AS r ON CONFLICT (event_id) DO NOTHING"
+                "INSERT INTO {table} ({cols}) SELECT {picked}"
+                " FROM jsonb_populate_recordset(NULL::{table}, %(rows)s::jsonb) AS r"
+                " ON CONFLICT (event_id) DO NOTHING"
             )
             .format(
                 table=table,
@@ -250,13 +264,13 @@ def _reconnecting(alias: str, work: Any) -> Any:
         return work(cursor)
 
 
-def _execute(alias: str, statement: str, payload: str) -> int:
+def _execute(alias: str, statement: str, payload: dict[str, Any]) -> int:
     def work(cursor) -> int:
         # psycopg's own cursor under Django's (whose ClientCursor would quote the batch's JSON into the SQL
         # text): the JSON goes as a bound parameter, and the statement is prepared once per connection.
         connection = connections[alias]
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as raw:
-            raw.execute(statement, [payload], prepare=True)
+            raw.execute(statement, payload, prepare=True)
             return raw.rowcount
 
     if connections[alias].in_atomic_block:
@@ -266,13 +280,14 @@ def _execute(alias: str, statement: str, payload: str) -> int:
     return _reconnecting(alias, work)
 
 
-def web_events_insert(*, merchant_key: str, rows: list[dict[str, Any]]) -> int:
-    """Store the rows in one statement; returns how many were new (the others were stored before).
-    DatabaseError propagates when the database cannot take them (after one reconnect for a lost connection:
-    if the lost statement had committed, the second run finds its rows and counts them as duplicates)."""
+def web_events_insert(*, merchant_key: str, rows: list[dict[str, Any]], batch: dict[str, Any]) -> int:
+    """Store the rows (events.event_row) with the batch's columns (events.BATCH_COLUMNS) in one statement;
+    returns how many were new (the others were stored before). DatabaseError propagates when the database
+    cannot take them (after one reconnect for a lost connection: if the lost statement had committed, the
+    second run finds its rows and counts them as duplicates)."""
     alias = _raw_alias()
     statement = _insert_sql(merchant_key)
-    payload = json.dumps(rows, separators=(",", ":"))
+    payload = {**batch, "rows": json.dumps(rows, separators=(",", ":"))}
     try:
         return _execute(alias, statement, payload)
     except ProgrammingError as exc:
@@ -364,20 +379,13 @@ def batch_receive(*, body: bytes, ip: str, header_user_agent: str) -> Answer:
         if bots.is_bot(agent) or (fallback_agent and fallback_agent != agent and bots.is_bot(fallback_agent)):
             bot += 1
             continue
-        rows.append(
-            events.event_row(
-                event,
-                sent_at=batch.sent_at,
-                received_at=received_at,
-                user_agent=agent,
-                ip_prefix=prefix,
-                shop_url=store.shop_domain,
-            )
-        )
+        rows.append(events.event_row(event, user_agent=agent))
     inserted = 0
     if rows:
+        constants = {"sent_at": batch.sent_at, "received_at": received_at, "ip_prefix": prefix,
+                     "shop_url": store.shop_domain}  # fmt: skip
         try:
-            inserted = web_events_insert(merchant_key=store.merchant_key, rows=rows)
+            inserted = web_events_insert(merchant_key=store.merchant_key, rows=rows, batch=constants)
         except DatabaseError as exc:
             logger.warning("collector: batch not stored (%s); the pixel sends it again", type(exc).__name__)
             return Answer(503, {"error": STORE_FAILED}, STORE_RETRY_AFTER_SECONDS)
