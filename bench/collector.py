@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=4, help="concurrent senders")
+    parser.add_argument("--concurrency", type=int, default=6, help="concurrent senders")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (make run: 2)")
     parser.add_argument("--reload", action="store_true", help="also gunicorn's --reload, as make run adds")
     parser.add_argument("--no-kill", action="store_true", help="do not kill the database connections mid-run")
