@@ -87,7 +87,7 @@ def journey() -> list[dict]:
                     "cost": {"totalAmount": {"amount": 48.0, "currencyCode": "USD"}},
                 }
             },
-        ),  # fmt: skip
+        ),
         shopify_event(4, "checkout_started", {"checkout": {**checkout, "order": {}}}, path="/checkouts/c/1"),
         shopify_event(5, "checkout_completed", {"checkout": checkout}, path="/checkouts/c/1/thank-you"),
     ]
