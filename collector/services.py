@@ -8,6 +8,7 @@ import secrets
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Merchant
@@ -79,7 +80,7 @@ def pixel_activate(*, merchant_id: int) -> PixelActivation:
         raise ConnectorCredential.DoesNotExist(f"merchant {merchant_id} has no Shopify credential")
     wanted = pixel_settings(merchant=merchant)
     client = ShopifyClient(shop=credential.external_account_id)
-    PixelActivation.objects.filter(pk=activation.pk).update(attempts=activation.attempts + 1)
+    PixelActivation.objects.filter(pk=activation.pk).update(attempts=F("attempts") + 1)
     try:
         result = credential_call(
             credential_id=credential.pk,
