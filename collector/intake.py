@@ -280,6 +280,13 @@ def _execute(alias: str, statement: str, payload: dict[str, Any]) -> int:
     return _reconnecting(alias, work)
 
 
+_TABLE_INCOMPLETE = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.InvalidSchemaName,
+    psycopg.errors.InvalidColumnReference,
+)
+
+
 def web_events_insert(*, merchant_key: str, rows: list[dict[str, Any]], batch: dict[str, Any]) -> int:
     """Store the rows (events.event_row) with the batch's columns (events.BATCH_COLUMNS) in one statement;
     returns how many were new (the others were stored before). DatabaseError propagates when the database
@@ -291,10 +298,15 @@ def web_events_insert(*, merchant_key: str, rows: list[dict[str, Any]], batch: d
     try:
         return _execute(alias, statement, payload)
     except ProgrammingError as exc:
-        if not isinstance(exc.__cause__, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
+        # No table yet (the store's first event), or one made without the unique event_id index by a writer
+        # that knows only the columns (the sandbox's demo seed): made, or completed, here.
+        missing = (
+            psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName | psycopg.errors.InvalidColumnReference
+        )
+        if not isinstance(exc.__cause__, missing):
             raise
     try:
-        web_events_table_create(merchant_key=merchant_key)  # the store's first event
+        web_events_table_create(merchant_key=merchant_key)
     except DatabaseError:
         logger.info("web_events of %s: created concurrently", merchant_key)
     return _execute(alias, statement, payload)

@@ -344,3 +344,19 @@ def test_counts_are_kept_per_store_and_hour(store, write_key, settings):
     counts = EventCount.objects.get(merchant=store)
     assert counts.hour == timezone.now().replace(minute=0, second=0, microsecond=0)
     assert (counts.accepted, counts.duplicate, counts.no_consent, counts.bot, counts.rejected) == (1, 1, 2, 0, 1)
+
+
+def test_a_table_made_without_the_event_id_index_gets_it(store, write_key):
+    """Another writer that knows only the columns (the sandbox's demo seed) may have made the table first."""
+    from django.db import connections
+
+    from analytics.raw_schema import table_columns
+
+    columns = ", ".join(f"{name} {pg_type}" for name, pg_type in table_columns("web_events"))
+    with connections[intake._raw_alias()].cursor() as cursor:
+        cursor.execute(f"create schema raw_{store.key}")
+        cursor.execute(f"create table raw_{store.key}.web_events ({columns})")
+    body = batch(write_key, [event(1)])
+    assert wsgi_call(body)[2]["accepted"] == 1
+    assert wsgi_call(body)[2]["duplicate"] == 1
+    assert len(stored(store)) == 1
