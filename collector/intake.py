@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
-import ipaddress
 import json
 import logging
 import re
@@ -34,11 +33,11 @@ from psycopg import sql
 
 from analytics.raw_schema import raw_schema_name, raw_table_statements, table_columns
 from collector import bots, events
+from collector.privacy import PATH, ip_digest, ip_prefix
 from collector.ratelimit import limiter
 
 logger = logging.getLogger(__name__)
 
-PATH = "/collect/v1/batch"
 TABLE = "web_events"
 
 UNKNOWN_KEY = "Unknown or expired write key."
@@ -109,18 +108,6 @@ def client_ip(environ: dict[str, Any]) -> str:
         if len(forwarded) >= hops:
             return forwarded[-hops]
     return environ.get("REMOTE_ADDR", "")
-
-
-def ip_prefix(ip: str) -> str | None:
-    """The network the address is in: IPv4 /24, IPv6 /48 (what is stored; the address itself never is)."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    bits = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
 
 
 # --- counters ----------------------------------------------------------------------------------------------
@@ -340,7 +327,8 @@ def web_change_mark(*, merchant_id: int) -> None:
 def batch_receive(*, body: bytes, ip: str, header_user_agent: str) -> Answer:
     """One POST's body → the answer. Never raises for bad input; a database failure is a 503."""
     received_at = timezone.now()
-    wait = limiter().hit(f"ip:{ip}", 1, settings.COLLECTOR_IP_BATCHES_PER_WINDOW)
+    ip_key = ip_digest(ip, settings.SECRET_KEY.encode())
+    wait = limiter().hit(f"ip:{ip_key}", 1, settings.COLLECTOR_IP_BATCHES_PER_WINDOW)
     if wait is not None:
         return Answer(
             429, {"error": RATE_LIMITED.format(what="batches from this address", seconds=int(wait))}, int(wait)
