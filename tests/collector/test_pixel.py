@@ -155,3 +155,16 @@ def test_without_settings_the_pixel_sends_nothing(store, live_server):
     out = run_pixel({"settings": {}, "events": journey(), "wait_ms": 300})
     assert out == {"started": False, "subscribed": []}
     assert stored(store) == []
+
+
+def test_a_batch_over_the_keepalive_limit_is_split(store, write_key, live_server):
+    """A keepalive fetch carries at most 64 KiB: twenty events with 2 KB URLs go as several batches."""
+    events = []
+    for n in range(20):
+        one = shopify_event(n, path="/p/" + "x" * 1900)
+        one["context"]["document"]["referrer"] = "https://r.example/" + "y" * 1900
+        events.append(one)
+    out = run_pixel({"settings": {"writeKey": write_key, "collectorUrl": f"{live_server.url}/collect/v1/batch"},
+                     "events": events})  # fmt: skip
+    assert out["pending"] == 0 and out["stats"]["acknowledged"] == 20 and out["stats"]["sent"] >= 2
+    assert len(stored(store)) == 20

@@ -29,6 +29,8 @@ const FLUSH_MS = 2000;
 const MAX_PENDING = 500; // the collector's batch limit; older events are dropped beyond it
 const MAX_BACKOFF_MS = 60000;
 const STORAGE_KEY = "session_pixel_pending_v1";
+// A keepalive fetch may carry at most 64 KiB in flight: a batch is split to stay under it.
+const MAX_BODY_CHARS = 60000;
 // The collector's field limits: trimmed here so that a long URL never costs the batch.
 const LIMITS = { id: 128, url: 2048, userAgent: 512 };
 
@@ -122,6 +124,8 @@ export function startPixel({ analytics, browser, init, settings, customerPrivacy
   let queue = []; // built events not yet acknowledged, oldest first
   let timer = null;
   let sending = false;
+  let urgent = false; // a checkout_completed waits: send as soon as the collector may be asked
+  let retryAt = 0; // no send before this (Retry-After / backoff)
   let attempt = 0;
   const stats = { sent: 0, acknowledged: 0, dropped: 0, retries: 0 };
 
@@ -151,16 +155,26 @@ export function startPixel({ analytics, browser, init, settings, customerPrivacy
 
   async function flush() {
     if (sending || !queue.length) return;
+    if (Date.now() < retryAt) {
+      schedule(retryAt - Date.now());
+      return;
+    }
     sending = true;
-    const events = queue.slice(0, BATCH_SIZE);
-    let retryAfterMs = null;
-    try {
-      const body = JSON.stringify({
+    urgent = false;
+    let events = queue.slice(0, BATCH_SIZE);
+    let body = "";
+    for (;;) {
+      body = JSON.stringify({
         write_key: writeKey,
         sent_at: new Date().toISOString(),
         pixel_version: PIXEL_VERSION,
         events,
       });
+      if (body.length <= MAX_BODY_CHARS || events.length === 1) break;
+      events = events.slice(0, Math.ceil(events.length / 2));
+    }
+    let retryAfterMs = null;
+    try {
       stats.sent += 1;
       const response = await fetch(collectorUrl, {
         method: "POST",
@@ -186,12 +200,13 @@ export function startPixel({ analytics, browser, init, settings, customerPrivacy
       stats.retries += 1;
       const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempt - 1, 6));
       const wait = Math.max(retryAfterMs || 0, backoff * (0.5 + Math.random() / 2));
+      retryAt = Date.now() + wait;
       sending = false;
       schedule(wait);
       return;
     }
     sending = false;
-    if (queue.length >= BATCH_SIZE) flush();
+    if (queue.length >= BATCH_SIZE || (urgent && queue.length)) flush();
     else if (queue.length) schedule(FLUSH_MS);
   }
 
@@ -205,7 +220,8 @@ export function startPixel({ analytics, browser, init, settings, customerPrivacy
       queue = queue.slice(queue.length - MAX_PENDING);
     }
     await persist();
-    if (built.name === "checkout_completed" || queue.length >= BATCH_SIZE) {
+    if (built.name === "checkout_completed") urgent = true;
+    if ((urgent || queue.length >= BATCH_SIZE) && Date.now() >= retryAt) {
       if (timer !== null) {
         clearTimeout(timer);
         timer = null;
