@@ -10,6 +10,11 @@
 //    product_id?, properties?}]}
 // as text/plain (a "simple" request: no CORS preflight) with fetch(..., {keepalive: true, credentials: "omit"}).
 //
+// In a test page: `<script type="module">import { startPixel } from "/pixel.js"; startPixel({analytics, browser,
+// init, settings: {writeKey, collectorUrl}})</script>`, with `analytics.subscribe(name, cb)` and an async
+// `browser.localStorage` as Shopify's. Headless Chromium's own User-Agent header says "HeadlessChrome", which the
+// collector drops as a bot (it is on the crawler list): give the browser context a regular Chrome user agent.
+//
 // Delivery: a batch leaves when BATCH_SIZE events wait, FLUSH_MS after the first one, and at once on
 // checkout_completed. Unsent events are also kept in the sandbox's localStorage, so a page change does not
 // lose them: the next page sends them first. A 429 or 503 (Retry-After honoured) or a network error is retried
