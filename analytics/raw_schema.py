@@ -260,6 +260,41 @@ RAW_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("company_id", "text"),
         ("payload", "jsonb"),
     ),
+    # The web pixel's events, one row per event as the collector (collector/) writes them; the shape is the
+    # contract with the sessions models (docs/rfcs/session-tracking.md). After attentive_other_events for the
+    # same reason as it: the demo generator numbers tables by position.
+    "web_events": (
+        ("event_id", "text"),
+        ("event_name", "text"),
+        ("client_id", "text"),
+        ("seq", "bigint"),
+        ("occurred_at", "timestamptz"),
+        ("sent_at", "timestamptz"),
+        ("received_at", "timestamptz"),
+        ("page_url", "text"),
+        ("page_path", "text"),
+        ("referrer", "text"),
+        ("utm_source", "text"),
+        ("utm_medium", "text"),
+        ("utm_campaign", "text"),
+        ("utm_content", "text"),
+        ("utm_term", "text"),
+        ("fbclid", "text"),
+        ("gclid", "text"),
+        ("ttclid", "text"),
+        ("user_agent", "text"),
+        ("device", "text"),
+        ("ip_prefix", "text"),
+        ("customer_id", "bigint"),
+        ("order_id", "bigint"),
+        ("checkout_token", "text"),
+        ("email_sha256", "text"),
+        ("value", "numeric"),
+        ("currency", "text"),
+        ("product_id", "text"),
+        ("properties", "jsonb"),
+        ("shop_url", "text"),
+    ),
 }
 
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,50}$")
@@ -281,6 +316,8 @@ def raw_schema_name(merchant_key: str) -> str:
 # Tables our own webhook intake writes: each row's _airbyte_raw_id is derived from the delivery (the sha256 of
 # its raw body), and this unique index is what makes a redelivered event land once (INSERT ... ON CONFLICT).
 WEBHOOK_TABLES = tuple(table for table in RAW_TABLES if table.startswith("attentive_"))
+# Tables whose rows carry their own id, unique per store: the collector dedupes a resent pixel event on it.
+EVENT_ID_TABLES = ("web_events",)
 
 
 def raw_table_statements(merchant_key: str, tables: tuple[str, ...] | None = None) -> list[sql.Composed]:
@@ -298,6 +335,12 @@ def raw_table_statements(merchant_key: str, tables: tuple[str, ...] | None = Non
             statements.append(
                 sql.SQL("create unique index if not exists {} on {}.{} (_airbyte_raw_id)").format(
                     sql.Identifier(f"{table}_raw_id_key"), sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
+        if table in EVENT_ID_TABLES:
+            statements.append(
+                sql.SQL("create unique index if not exists {} on {}.{} (event_id)").format(
+                    sql.Identifier(f"{table}_event_id_key"), sql.Identifier(schema), sql.Identifier(table)
                 )
             )
     return statements

@@ -253,7 +253,7 @@ SOURCE_RAW_TABLES = {
     "klaviyo": "source:raw.klaviyo_*+",
     "attentive": "source:raw.attentive_*+",
     "exchange_rates": "source:raw.exchange_rates_*+",
-    "web": "source:raw.web_*+",
+    "web": "source:raw.web_*+",  # the pixel's events (collector/)
 }
 
 

@@ -23,6 +23,8 @@ import runpy
 
 from gunicorn import glogging
 
+from collector.privacy import PATH as COLLECTOR_PATH
+from collector.privacy import ip_prefix
 from config.boot import exit_on_settings_error
 from config.logging import REDACTED, redact, redact_path, redact_query, redact_url
 
@@ -60,6 +62,9 @@ class RedactingLogger(glogging.Logger):
         atoms["U"] = redact_path(path_info)
         atoms["q"] = redact_query(path_info, environ.get("QUERY_STRING", ""))
         atoms["f"] = redact_url(environ.get("HTTP_REFERER", "")) or "-"
+        if path_info == COLLECTOR_PATH:
+            # A shopper's address is kept nowhere, the access log included: its network only (collector/privacy.py).
+            atoms["h"] = ip_prefix(str(atoms.get("h", ""))) or "-"
         # Every request header and environ variable is a `{...}` atom; redacting each of them on every request
         # cost more CPU than the rest of the request line's work (a webhook burst is thousands a second). Only
         # those the format names are kept, redacted; the others are dropped, so no handler that reads the

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "agencies",
     "analytics",
     "ingestion",
+    "collector",
 ]
 
 MIDDLEWARE = [
@@ -359,7 +360,11 @@ ATTENTIVE_API_URL = env.str("ATTENTIVE_API_URL", default="https://api.attentivem
 # Admin API lives, `{shop}` being its myshopify domain: https://{shop} for real shops.
 SHOPIFY_API_KEY = _secret("SHOPIFY_API_KEY", "sandbox-shopify-api-key")
 SHOPIFY_API_SECRET = _secret("SHOPIFY_API_SECRET", "shpss_sandbox_shopify_api_secret_0000")
-SHOPIFY_SCOPES = env.list("SHOPIFY_SCOPES", default=["read_orders", "read_customers", "read_products"] if DEV else [])
+# write_pixels and read_customer_events: the web pixel is activated per store with webPixelCreate (collector/).
+SHOPIFY_SCOPES = env.list(
+    "SHOPIFY_SCOPES",
+    default=["read_orders", "read_customers", "read_products", "write_pixels", "read_customer_events"] if DEV else [],
+)
 SHOPIFY_API_VERSION = env.str("SHOPIFY_API_VERSION", default="2026-01" if DEV else "")
 SHOPIFY_APP_URL = env.str("SHOPIFY_APP_URL", default=APP_BASE_URL if DEV else "").rstrip("/")
 SHOPIFY_ADMIN_URL = env.str(
@@ -400,6 +405,27 @@ CONNECTORS_REFRESH_MAX_WAIT_SECONDS = env.float("CONNECTORS_REFRESH_MAX_WAIT_SEC
 # same failure at once, without calling the provider; failures within one such window count once.
 CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS = env.float("CONNECTORS_REFRESH_NEGATIVE_CACHE_SECONDS", default=30.0)
 CONNECTORS_API_KEY_CONNECT_RATE = env.str("CONNECTORS_API_KEY_CONNECT_RATE", default="10/min")
+
+# --- the web pixel's collector (collector/, docs/rfcs/session-tracking.md) ------------------------------
+# Where the pixel posts its batches (the pixel's `collectorUrl` setting at activation).
+COLLECTOR_URL = env.str("COLLECTOR_URL", default=f"{APP_BASE_URL}/collect/v1/batch")
+COLLECTOR_MAX_EVENTS = env.int("COLLECTOR_MAX_EVENTS", default=500)  # per batch
+COLLECTOR_MAX_BODY_BYTES = env.int("COLLECTOR_MAX_BODY_BYTES", default=512 * 1024)
+# |received_at - sent_at| beyond this is a broken clock, not skew to correct: the batch is refused.
+COLLECTOR_MAX_CLOCK_SKEW_SECONDS = env.int("COLLECTOR_MAX_CLOCK_SKEW_SECONDS", default=24 * 3600)
+# An event may wait in the visitor's browser (unsent, retried) this long before it is too old to take.
+COLLECTOR_MAX_EVENT_AGE_SECONDS = env.int("COLLECTOR_MAX_EVENT_AGE_SECONDS", default=7 * 24 * 3600)
+# Rate limits, per fixed window: batches per client IP, events per write key (429 + Retry-After beyond).
+# With REDIS_URL they hold across processes; without, per process (each gunicorn worker counts its own).
+COLLECTOR_RATE_WINDOW_SECONDS = env.int("COLLECTOR_RATE_WINDOW_SECONDS", default=10)
+COLLECTOR_IP_BATCHES_PER_WINDOW = env.int("COLLECTOR_IP_BATCHES_PER_WINDOW", default=60)
+COLLECTOR_KEY_EVENTS_PER_WINDOW = env.int("COLLECTOR_KEY_EVENTS_PER_WINDOW", default=200_000)
+# Client IP: REMOTE_ADDR, or the Nth address from the right of X-Forwarded-For behind N trusted proxies.
+COLLECTOR_TRUSTED_PROXY_COUNT = env.int("COLLECTOR_TRUSTED_PROXY_COUNT", default=0)
+# A rotated write key is still accepted this long (pages cached with the old pixel settings).
+COLLECTOR_WRITE_KEY_GRACE_SECONDS = env.int("COLLECTOR_WRITE_KEY_GRACE_SECONDS", default=7 * 24 * 3600)
+# Each process writes its counters (collector.EventCount) at most this often.
+COLLECTOR_COUNTS_FLUSH_SECONDS = env.float("COLLECTOR_COUNTS_FLUSH_SECONDS", default=5.0)
 
 # --- ingestion (Airbyte's public API; ingestion/) ------------------------------------------------------
 # Cloud: https://api.airbyte.com/v1; self-hosted: <server>/api/public/v1. Locally the sandbox's stand-in.

@@ -9,3 +9,8 @@ application = get_wsgi_application()
 from connectors.attentive import AttentiveIntakeDispatch  # noqa: E402  (needs the app registry loaded above)
 
 application = AttentiveIntakeDispatch(application)
+
+# The web pixel's batches too (collector/intake.py): thousands of events a second, anonymous and cookieless.
+from collector.intake import CollectorDispatch  # noqa: E402
+
+application = CollectorDispatch(application)

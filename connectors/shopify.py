@@ -340,6 +340,11 @@ def install_apply(
         from connectors.tasks import shopify_webhooks_register_task
 
         shopify_webhooks_register_task.delay_on_commit(credential.pk)
+        # The web pixel (collector/): activated at Shopify after commit by a task that records a failure and
+        # retries, so the install never fails because the pixel could not be set up.
+        from collector.services import pixel_activation_request
+
+        pixel_activation_request(merchant_id=merchant.pk)
     return merchant
 
 

@@ -1,5 +1,6 @@
 """Shopify: the authorize URL, the token endpoint (code and refresh grants, expiring offline tokens) and the
-Admin API calls the app makes (shop.json, webhook registration). shared/INGESTION.md §4.
+Admin API calls the app makes (shop.json, webhook registration, the web pixel's GraphQL mutations).
+shared/INGESTION.md §4.
 
 Every shop is its own host, `settings.SHOPIFY_ADMIN_URL` with `{shop}` (https://{shop} in production, the
 sandbox's /shopify/{shop} locally). The shop must already be validated (connectors.shopify.shop_domain_clean).
@@ -16,9 +17,23 @@ from django.conf import settings
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from connectors.clients.base import BaseClient, Forbidden, Permanent, Unauthorized
+from connectors.clients.base import BaseClient, Forbidden, Permanent, RateLimited, Unauthorized
 
 INVALID_GRANT = "invalid_grant"
+PIXEL_TAKEN = "TAKEN"
+
+# The web pixel (collector/): Shopify validates `settings` against the extension's settings definition.
+_PIXEL_FIELDS = "webPixel { id settings } userErrors { code field message }"
+WEB_PIXEL_CREATE = (
+    "mutation webPixelCreate($webPixel: WebPixelInput!) { webPixelCreate(webPixel: $webPixel) { "
+    + _PIXEL_FIELDS
+    + " } }"
+)
+WEB_PIXEL_UPDATE = (
+    "mutation webPixelUpdate($id: ID!, $webPixel: WebPixelInput!) "
+    "{ webPixelUpdate(id: $id, webPixel: $webPixel) { " + _PIXEL_FIELDS + " } }"
+)
+WEB_PIXEL_QUERY = "query { webPixel { id settings } }"
 WEBHOOK_TAKEN = "for this topic has already been taken"
 
 
@@ -135,3 +150,71 @@ class ShopifyClient(BaseClient):
         if status >= 400:
             raise Permanent(f"Shopify refused the {topic} webhook ({status})", code=f"http_{status}", status=status)
         return body.get("webhook") or {}
+
+    # --- GraphQL Admin API (the web pixel) ---
+
+    @sensitive_variables()
+    def _graphql(self, *, access_token: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`data` of a GraphQL call. Top-level `errors` map to the typed errors: ACCESS_DENIED (a scope is missing)
+        → Forbidden, THROTTLED → RateLimited, anything else → Permanent."""
+        status, body = self._admin(
+            "POST", "graphql.json", access_token=access_token, json={"query": query, "variables": variables or {}}
+        )
+        if status >= 400:
+            raise Permanent(f"Shopify refused the GraphQL call ({status})", code=f"http_{status}", status=status)
+        errors = body.get("errors")
+        if errors:
+            first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+            code = str((first.get("extensions") or {}).get("code") or "graphql_error")
+            message = str(first.get("message") or errors)[:300]
+            if code == "ACCESS_DENIED":
+                raise Forbidden(f"Shopify: {message}", code="forbidden", status=status)
+            if code == "THROTTLED":
+                raise RateLimited(f"Shopify: {message}", code="rate_limited", status=status, retry_after=2.0)
+            raise Permanent(f"Shopify: {message}", code=code.lower(), status=status)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise Permanent("Shopify answered GraphQL without data", code="no_data", status=status)
+        return data
+
+    @sensitive_variables()
+    def web_pixel_upsert(
+        self, *, access_token: str, settings: dict[str, str], web_pixel_id: str | None = None
+    ) -> dict[str, Any]:
+        """The app's web pixel on this shop, with `settings`: updated when its id is known, else created; a
+        create that finds one already (TAKEN: a reinstall) reads its id and updates it. Returns {id, settings}."""
+        webpixel = {"settings": json_dumps(settings)}
+        if web_pixel_id is None:
+            data = self._graphql(access_token=access_token, query=WEB_PIXEL_CREATE, variables={"webPixel": webpixel})
+            payload = data.get("webPixelCreate") or {}
+            errors = payload.get("userErrors") or []
+            if not errors and payload.get("webPixel"):
+                return payload["webPixel"]
+            if not any(e.get("code") == PIXEL_TAKEN for e in errors):
+                raise self._pixel_refused("webPixelCreate", errors)
+            existing = self._graphql(access_token=access_token, query=WEB_PIXEL_QUERY).get("webPixel") or {}
+            web_pixel_id = existing.get("id")
+            if not web_pixel_id:
+                raise Permanent("Shopify says the pixel exists but did not return it", code="pixel_missing")
+        data = self._graphql(
+            access_token=access_token, query=WEB_PIXEL_UPDATE, variables={"id": web_pixel_id, "webPixel": webpixel}
+        )
+        payload = data.get("webPixelUpdate") or {}
+        if payload.get("userErrors") or not payload.get("webPixel"):
+            raise self._pixel_refused("webPixelUpdate", payload.get("userErrors") or [])
+        return payload["webPixel"]
+
+    @staticmethod
+    def _pixel_refused(mutation: str, errors: list[dict[str, Any]]) -> Permanent:
+        first = errors[0] if errors else {}
+        return Permanent(
+            f"Shopify refused {mutation}: {str(first.get('message') or 'no pixel returned')[:200]}",
+            code=str(first.get("code") or "pixel_refused").lower(),
+            detail=errors,
+        )
+
+
+def json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,5 +1,6 @@
 """Shopify stand-in (shared/INGESTION.md §4): app install by authorization code grant, expiring rotating
-offline tokens, the Admin API's shop.json and webhook registration, and an emitter of signed webhooks.
+offline tokens, the Admin API's shop.json and webhook registration, the GraphQL Admin API's web pixel
+mutations (shopify_graphql.py), and an emitter of signed webhooks.
 
 Each shop is addressed by its own path, ``/shopify/<shop>/admin/...``: point the app at it with
 SHOPIFY_ADMIN_URL=<base>/shopify/{shop} (real shops are ``https://{shop}``). Any shop domain that matches
@@ -37,6 +38,7 @@ from urllib.parse import quote, urlencode
 import requests
 from werkzeug.wrappers import Response
 
+from sandbox.providers.shopify_graphql import control_pixels, graphql_endpoint
 from sandbox.routing import Context, Route, json_response, read_json_object
 
 SANDBOX_API_KEY = os.environ.get("SANDBOX_SHOPIFY_API_KEY", "sandbox-shopify-api-key")
@@ -96,7 +98,10 @@ class ShopifyState:
     """Apps, shops, codes, token grants and webhook subscriptions of the fake Shopify."""
 
     def __init__(self) -> None:
+        from sandbox.providers.shopify_graphql import PixelState
+
         self._lock = threading.RLock()
+        self.pixel_state = PixelState()
         self.reset()
 
     def reset(self) -> None:
@@ -111,6 +116,7 @@ class ShopifyState:
             self.deliveries: list[dict[str, Any]] = []
             self.deny_next_consent = False
             self._next_id = 1
+            self.pixel_state.reset()
 
     def configure(self, options: dict[str, Any]) -> None:
         with self._lock:
@@ -593,6 +599,7 @@ ROUTES = (
     Route("shopify.shop.get", f"{_API}/shop.json", ("GET",), shop_get, shopify_error_body),
     Route("shopify.webhooks.create", f"{_API}/webhooks.json", ("POST",), webhooks_create, shopify_error_body),
     Route("shopify.webhooks.list", f"{_API}/webhooks.json", ("GET",), webhooks_list, shopify_error_body),
+    Route("shopify.graphql", f"{_API}/graphql.json", ("POST",), graphql_endpoint, shopify_error_body),
     _control("configure", "configure", control_configure),
     _control("shops", "shops", control_shop),
     _control("tokens.create", "tokens", control_tokens_create),
@@ -600,4 +607,5 @@ ROUTES = (
     _control("tokens.revoke", "tokens/revoke", control_tokens_revoke),
     _control("install_url", "install_url", control_install_url),
     _control("webhooks.send", "webhooks", control_webhooks_send),
+    _control("pixels", "pixels", control_pixels),
 )
