@@ -38,6 +38,8 @@ E1 = dt.datetime(2026, 3, 25, 0, 0, tzinfo=UTC)  # phase 1 extraction (the newes
 OLD = E1 - dt.timedelta(hours=10)  # most phase 1 events: outside the next build's re-read overlap
 E2 = E1 + DAY  # phase 2 extraction
 BUYER_EMAIL = "Buyer@Example.com "
+LATE_EMAIL = "late@example.com"
+EDGE_ORDER = T1 + 5 * 60 * MIN
 
 
 def sha256(text: str) -> str:
@@ -170,6 +172,16 @@ def phase_1(conn) -> None:
     ev.event("c-late", "l1", T1 + 110 * MIN, path="/mail", utm_source="klaviyo", utm_medium="email")
     ev.event("c-late", "l2", T1 + 120 * MIN, "checkout_completed", path="/thank-you", order_id=7002, value=40)
 
+    # A checkout whose email hash matches a customer record that lands only in phase 2.
+    ev.event("c-hash-late", "hl1", T1, "checkout_completed", path="/thank-you", email_sha256=sha256(LATE_EMAIL))
+
+    # A session credited to order 7004 (inside its 30-day lookback) that a late event (phase 2) merges into a
+    # session starting before the lookback: the order loses that touch.
+    ev.order(7004, 704, EDGE_ORDER, gross="20.00", extracted_at=E1)
+    ev.event("c-edge", "x2", EDGE_ORDER - 30 * DAY + 10 * MIN, path="/old")
+    ev.event("c-edge", "x3", EDGE_ORDER - 5 * MIN, path="/mail", utm_source="klaviyo", utm_medium="email")
+    ev.event("c-edge", "x4", EDGE_ORDER - MIN, "checkout_completed", path="/thank-you", customer_id=704)
+
     # The second store: the same client id and event ids, one event.
     Events(conn, OTHER).event("c-29", "e29-1", T0 + 2 * DAY)
 
@@ -196,6 +208,8 @@ def phase_2(conn) -> None:
     ev.event("c-hash", "h1", T1, "checkout_completed", path="/thank-you", email_sha256=sha256(BUYER_EMAIL),
              extracted_at=E2)  # fmt: skip
     ev.order(7002, 703, T1 + 121 * MIN, gross="40.00", extracted_at=E2)
+    ev.add("shopify_customers", extracted_at=E2, id=705, email=LATE_EMAIL, created_at=T0, updated_at=T0)
+    ev.event("c-edge", "x1", EDGE_ORDER - 30 * DAY - 10 * MIN, path="/older", extracted_at=E2)
     s = Events(conn, SWITCHING)
     s.event("c-s1", "s1", T1 - 20 * MIN, path="/sms", utm_source="attentive", utm_medium="sms", extracted_at=E2)
     s.event("c-s1", "s2", T1 - MIN, "checkout_completed", path="/thank-you", customer_id=801, order_id=8001,
@@ -233,6 +247,7 @@ def built(scratch_db_factory):
         state["phase_1"] = {
             "buy": touches(conn, 21, 7001),
             "switching": touches(conn, 23, 8001),
+            "edge": touches(conn, 21, 7004),
             "legacy": legacy_rows(conn),
             "rev": conn.execute(
                 "select started_at, event_count from analytics.fct_sessions where anonymous_id = 'c-rev'"
@@ -384,11 +399,21 @@ def test_identity_learned_at_checkout_joins_the_earlier_sessions_to_the_path(bui
     assert rows(conn, "select customer_id, is_stitched from analytics.fct_sessions where anonymous_id = 'c-hash'") == [
         (702, False)
     ]
+    assert rows(conn, "select customer_id from analytics.fct_sessions where anonymous_id = 'c-hash-late'") == [(705,)]
     # an order delivered after the pixel's checkout_completed identifies the client when it lands
     assert rows(conn, "select customer_id, channel from analytics.fct_sessions where anonymous_id = 'c-late'") == [
         (703, "email")
     ]
     assert touches(conn, 21, 7002) == [(1, "email", Decimal("1.0000"))]
+
+
+def test_a_session_merged_out_of_the_lookback_stops_being_a_touch(built):
+    conn = built["conn"]
+    assert built["phase_1"]["edge"] == [(1, "direct", Decimal("0.5000")), (2, "email", Decimal("0.5000"))]
+    assert rows(
+        conn, "select started_at, event_count from analytics.fct_sessions where anonymous_id = 'c-edge' order by 1"
+    ) == [(EDGE_ORDER - 30 * DAY - 10 * MIN, 2), (EDGE_ORDER - 5 * MIN, 2)]
+    assert touches(conn, 21, 7004) == [(1, "email", Decimal("1.0000"))]
 
 
 def test_stores_never_mix(built):
