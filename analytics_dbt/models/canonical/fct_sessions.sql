@@ -30,6 +30,7 @@
         {'columns': ['merchant_id', '_airbyte_extracted_at']},
         {'columns': ['merchant_id', 'customer_id']},
         {'columns': ['merchant_id', 'anonymous_id']},
+        {'columns': ['session_source', 'merchant_id']},
         {'columns': ['dbt_updated_at']},
     ],
     post_hook=[
