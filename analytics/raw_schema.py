@@ -260,8 +260,9 @@ RAW_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("company_id", "text"),
         ("payload", "jsonb"),
     ),
-    # Our own collector's pixel events (/collect/v1/batch), one row per event, deduplicated on event_id. After
-    # attentive_other_events: the demo generator numbers tables by position.
+    # The web pixel's events, one row per event as the collector (collector/) writes them; the shape is the
+    # contract with the sessions models (docs/rfcs/session-tracking.md). After attentive_other_events for the
+    # same reason as it: the demo generator numbers tables by position.
     "web_events": (
         ("event_id", "text"),
         ("event_name", "text"),
