@@ -172,6 +172,14 @@ def phase_1(conn) -> None:
     ev.event("c-late", "l1", T1 + 110 * MIN, path="/mail", utm_source="klaviyo", utm_medium="email")
     ev.event("c-late", "l2", T1 + 120 * MIN, "checkout_completed", path="/thank-you", order_id=7002, value=40)
 
+    # A browser two customers share: 706 buys, then later 707 (phase 2).
+    for n, at, customer in (
+        ("k1", T0 + 3 * DAY - 2 * 60 * MIN, None),
+        ("k2", T0 + 3 * DAY + 10 * MIN, 706),
+        ("k3", T0 + 4 * DAY, None),
+    ):
+        ev.event("c-shared", n, at, "checkout_completed" if customer else "page_viewed", customer_id=customer)
+
     # A checkout whose email hash matches a customer record that lands only in phase 2.
     ev.event("c-hash-late", "hl1", T1, "checkout_completed", path="/thank-you", email_sha256=sha256(LATE_EMAIL))
 
@@ -208,6 +216,8 @@ def phase_2(conn) -> None:
     ev.event("c-hash", "h1", T1, "checkout_completed", path="/thank-you", email_sha256=sha256(BUYER_EMAIL),
              extracted_at=E2)  # fmt: skip
     ev.order(7002, 703, T1 + 121 * MIN, gross="40.00", extracted_at=E2)
+    ev.event("c-shared", "k4", T0 + 4 * DAY + 2 * 60 * MIN, "checkout_completed", customer_id=707, extracted_at=E2)
+    ev.event("c-shared", "k5", T0 + 5 * DAY, extracted_at=E2)
     ev.add("shopify_customers", extracted_at=E2, id=705, email=LATE_EMAIL, created_at=T0, updated_at=T0)
     ev.event("c-edge", "x1", EDGE_ORDER - 30 * DAY - 10 * MIN, path="/older", extracted_at=E2)
     s = Events(conn, SWITCHING)
@@ -400,6 +410,18 @@ def test_identity_learned_at_checkout_joins_the_earlier_sessions_to_the_path(bui
         (702, False)
     ]
     assert rows(conn, "select customer_id from analytics.fct_sessions where anonymous_id = 'c-hash-late'") == [(705,)]
+    # a shared browser: an unidentified session goes to the next purchase's customer, else the last one's
+    assert rows(
+        conn,
+        "select started_at, customer_id, is_stitched from analytics.fct_sessions where anonymous_id = 'c-shared'"
+        " order by started_at",
+    ) == [
+        (T0 + 3 * DAY - 2 * 60 * MIN, 706, True),
+        (T0 + 3 * DAY + 10 * MIN, 706, False),
+        (T0 + 4 * DAY, 707, True),
+        (T0 + 4 * DAY + 2 * 60 * MIN, 707, False),
+        (T0 + 5 * DAY, 707, True),
+    ]
     # an order delivered after the pixel's checkout_completed identifies the client when it lands
     assert rows(conn, "select customer_id, channel from analytics.fct_sessions where anonymous_id = 'c-late'") == [
         (703, "email")

@@ -3,8 +3,9 @@
 -- * web_events: sessions built from our pixel's events (int_web_sessions), for every store with any pixel event.
 --   Customer: the session's own identity (the customer id its checkout events carry, else the customer of the
 --   Shopify order its checkout_completed names, else the customer whose email hashes to the email_sha256 it
---   carries), else the identity of the client id's latest identified session: a checkout identifies the
---   browser, so its earlier sessions join the customer's path (is_stitched).
+--   carries), else the identity of the client id's nearest identified session at or after it, else of its
+--   latest one before it: a checkout identifies the browser, so its earlier sessions join the customer's path
+--   (is_stitched), and on a shared browser each customer's earlier visits go to that customer.
 -- * web_sessions: the legacy pre-sessionised table, which only the demo generator fills (the demo will move to
 --   events, issue 16). Kept so the demo's attribution keeps working until then; read only for stores without
 --   any web_events (a store's first pixel event switches it over and the post-hook drops its legacy sessions,
@@ -167,11 +168,36 @@ web_identity as (
     left join by_email_hash as h on h.merchant_id = w.merchant_id and h.email_sha256 = w.email_sha256
 ),
 
-client_identified as (
-    select distinct on (merchant_id, client_id) merchant_id, client_id, own_customer_id as customer_id
+-- An unidentified session belongs to the customer of the client's nearest identified session at or after it
+-- (the purchase the visit led to), else of its latest one before it: on a browser two customers share, each
+-- customer's own earlier visits go to their own order. Groups: an identified session and the unidentified
+-- sessions before it (next_group), or after it (previous_group).
+web_groups as (
+    select
+        web_identity.*,
+        count(own_customer_id) over (
+            partition by merchant_id, client_id order by started_at desc, session_id desc
+            rows between unbounded preceding and current row
+        ) as next_group,
+        count(own_customer_id) over (
+            partition by merchant_id, client_id order by started_at, session_id
+            rows between unbounded preceding and current row
+        ) as previous_group
     from web_identity
-    where own_customer_id is not null
-    order by merchant_id, client_id, started_at desc, session_id desc
+),
+
+web_stitched as (
+    select
+        web_groups.*,
+        coalesce(
+            first_value(own_customer_id) over (
+                partition by merchant_id, client_id, next_group order by started_at desc, session_id desc
+            ),
+            first_value(own_customer_id) over (
+                partition by merchant_id, client_id, previous_group order by started_at, session_id
+            )
+        ) as client_customer_id
+    from web_groups
 ),
 
 resolved as (
@@ -214,8 +240,8 @@ resolved as (
         w.session_id,
         'web_events' as session_source,
         w.client_id as anonymous_id,
-        coalesce(w.own_customer_id, c.customer_id) as customer_id,
-        w.own_customer_id is null and c.customer_id is not null as is_stitched,
+        w.client_customer_id as customer_id,
+        w.own_customer_id is null and w.client_customer_id is not null as is_stitched,
         w.started_at,
         w.ended_at,
         {{ local_date('w.started_at', 'm.timezone') }} as session_date,
@@ -241,9 +267,8 @@ resolved as (
         w.is_converted,
         w.order_id,
         w._airbyte_extracted_at
-    from web_identity as w
+    from web_stitched as w
     inner join {{ ref('dim_merchants') }} as m on m.merchant_id = w.merchant_id
-    left join client_identified as c on c.merchant_id = w.merchant_id and c.client_id = w.client_id
 ),
 
 hashed as (
