@@ -13,6 +13,9 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import dev_sign_in
+
+# connectors/views.py and views_shopify.py still import the two decorators from here; their home is
+# accounts/decorators.py.
 from accounts.decorators import LAST_MERCHANT_COOKIE, clerk_login_required, merchant_member_required
 from accounts.forms import DevSignInForm, safe_next_path
 from accounts.selectors import member_list, membership_list
