@@ -97,3 +97,47 @@ def test_late_spend_history_is_built_whole_by_the_incremental_run(scratch_db_fac
     run_ok([*SELECT, "--full-refresh"], [FIRST, LATER], db)
     with connect(db) as conn:
         assert spend_rows(conn) == incremental
+
+
+def test_a_restatement_in_one_store_rewrites_that_store_only(scratch_db_factory):
+    """Within the window a store's restated day is rebuilt; a store with nothing new is not read or rewritten."""
+    db = scratch_db_factory()
+    with connect(db) as conn:
+        demo(conn, FIRST, seed=5)
+        demo(conn, LATER, seed=6)
+    run_ok(SELECT, [FIRST, LATER], db)
+    restated = END - dt.timedelta(days=3)
+    with connect(db) as conn:
+        stamps = dict(
+            conn.execute(
+                "select merchant_id, max(dbt_updated_at) from analytics.fct_ad_spend_daily group by 1"
+            ).fetchall()
+        )
+        before = conn.execute(
+            "select sum(spend) from analytics.fct_ad_spend_daily where merchant_id = %s and date_day = %s",
+            [FIRST["id"], restated],
+        ).fetchone()[0]
+        backfill(conn, "where date_start = %s", [restated], "spend = spend + 2")
+        conn.commit()
+        ads = conn.execute(
+            "select count(distinct ad_id) from raw_early.facebook_marketing_ads_insights where date_start = %s",
+            [restated],
+        ).fetchone()[0]
+    run_ok(SELECT, [FIRST, LATER], db)
+    with connect(db) as conn:
+        after = dict(
+            conn.execute(
+                "select merchant_id, max(dbt_updated_at) from analytics.fct_ad_spend_daily group by 1"
+            ).fetchall()
+        )
+        spend = conn.execute(
+            "select sum(spend) from analytics.fct_ad_spend_daily where merchant_id = %s and date_day = %s",
+            [FIRST["id"], restated],
+        ).fetchone()[0]
+        incremental = spend_rows(conn)
+    assert after[LATER["id"]] == stamps[LATER["id"]]  # untouched
+    assert after[FIRST["id"]] > stamps[FIRST["id"]]
+    assert ads > 0 and spend == before + 2 * ads  # account and shop currency are both USD for this store
+    run_ok([*SELECT, "--full-refresh"], [FIRST, LATER], db)
+    with connect(db) as conn:
+        assert spend_rows(conn) == incremental

@@ -1,10 +1,11 @@
 -- Platform x account x campaign x day. Spend and platform-reported conversion value are converted from the
 -- ad account's currency to the shop currency with the latest rate published on or before the day (rates
 -- exist for business days only), falling back to the nearest later rate at the start of history.
--- Incremental: platforms restate recent days (Meta up to 28), so every run rebuilds the days from
--- var meta_restatement_days before the newest day held, and every day of a merchant whose older history
--- arrived since the last run: onboarded after the first build, an ad account connected later, a late
--- restatement. (merchant, day) is the unique key, so a day is only ever rewritten whole.
+-- Incremental: platforms restate recent days (Meta up to 28), so a run rebuilds, for every store whose ad rows
+-- or exchange rates landed since the last run, the days from var meta_restatement_days before the newest day
+-- held; and every day of a store whose older history arrived since the last run: onboarded after the first
+-- build, an ad account connected later, a late restatement. A store with nothing new is not read at all.
+-- (merchant, day) is the unique key, so a day is only ever rewritten whole.
 {{ config(
     materialized='incremental',
     unique_key=['merchant_id', 'date_day'],
@@ -13,6 +14,9 @@
 ) }}
 -- depends_on: {{ source('raw', 'facebook_marketing_ads_insights') }}
 -- depends_on: {{ source('raw', 'google_ads_campaign') }}
+-- depends_on: {{ source('raw', 'google_ads_customer') }}
+-- depends_on: {{ source('raw', 'exchange_rates_rates') }}
+{%- set inputs = ['facebook_marketing_ads_insights', 'google_ads_campaign', 'google_ads_customer', 'exchange_rates_rates'] %}
 {%- set since = '' %}
 {%- if is_incremental() %}
     {%- set since = "(select coalesce(max(date_day), '-infinity'::date) - " ~ (var('meta_restatement_days') | int)
@@ -20,26 +24,34 @@
 {%- endif %}
 with
 {%- if since %}
--- Merchants whose history is not all in yet: one with an ad account (or the merchant itself) not seen
--- before, or one with rows older than the window landed since the last run. Read from the landed tables: a
--- plain scan, without the staging views' dedupe. The filters below use `= any(array(...))` so that they
--- stay plain restrictions, which PostgreSQL pushes below the staging views' window functions.
+-- The stores with ad rows, ad accounts or rates landed since the last run (the load ledger).
+changed_stores as materialized (
+    {%- for table in inputs %}
+    select l.merchant_id from {{ landed_schema() }}._loads as l
+    where l.table_name = {{ sql_str(table) }} and l.last_load_id > {{ read_through(table) }}
+    {%- if not loop.last %}
+    union{% endif %}
+    {%- endfor %}
+),
+
+-- Their ad accounts in the rows landed since the last run, and whether any of those rows is older than the
+-- window. The filters below use `= any(array(...))` so that they stay plain restrictions, which PostgreSQL
+-- pushes below the staging views' dedupe.
 raw_accounts as (
     select
         merchant_id,
         'facebook' as platform,
         account_id,
-        bool_or(_load_id > {{ read_through('facebook_marketing_ads_insights') }} and date_start < {{ since }})
-            as restated_late
-    from ({{ landed_all('facebook_marketing_ads_insights') }}) as r
+        bool_or(date_start < {{ since }}) as restated_late
+    from ({{ landed('facebook_marketing_ads_insights') }}) as r
     group by merchant_id, account_id
     union all
     select
         merchant_id,
         'google_ads' as platform,
         customer_id::text as account_id,
-        bool_or(_load_id > {{ read_through('google_ads_campaign') }} and segments_date < {{ since }}) as restated_late
-    from ({{ landed_all('google_ads_campaign') }}) as r
+        bool_or(segments_date < {{ since }}) as restated_late
+    from ({{ landed('google_ads_campaign') }}) as r
     group by merchant_id, customer_id
 ),
 
@@ -68,7 +80,8 @@ facebook as (
         sum(conversions_value) as conversions_value_account_currency
     from {{ ref('stg_facebook_marketing__ads_insights') }}
     {%- if since %}
-    where date_day >= {{ since }} or merchant_id = any(array(select merchant_id from backfilled))
+    where (date_day >= {{ since }} and merchant_id = any(array(select merchant_id from changed_stores)))
+        or merchant_id = any(array(select merchant_id from backfilled))
     {%- endif %}
     group by merchant_id, account_id, campaign_id, date_day
 ),
@@ -90,7 +103,8 @@ google as (
     from {{ ref('stg_google_ads__campaign') }} as c
     left join {{ ref('stg_google_ads__customer') }} as a on a.merchant_id = c.merchant_id and a.account_id = c.account_id
     {%- if since %}
-    where c.date_day >= {{ since }} or c.merchant_id = any(array(select merchant_id from backfilled))
+    where (c.date_day >= {{ since }} and c.merchant_id = any(array(select merchant_id from changed_stores)))
+        or c.merchant_id = any(array(select merchant_id from backfilled))
     {%- endif %}
     group by c.merchant_id, c.account_id, c.campaign_id, c.date_day
 ),
