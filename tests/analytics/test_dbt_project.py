@@ -46,3 +46,53 @@ def test_metrics_doc_lists_the_referrer_domains_the_models_use():
         assert common in project_vars["social_referrer_domains"]
     for common in ("google.*", "bing.com", "duckduckgo.com", "yahoo.*", "baidu.com", "yandex.*", "ecosia.org"):
         assert common in project_vars["search_referrer_domains"]
+
+
+# PostgreSQL-only constructs (docs/scaling.md): the ones that change results across dialects live only in
+# macros/cross_database.sql, behind adapter.dispatch; the rest are allowed where they are today and nowhere new,
+# so a second adapter's port has a known, finite list.
+DISPATCHED_ONLY = {
+    "JSON operators": r"->>|\s->\s'",
+    "jsonb functions": r"\bjsonb_\w+\(",
+    "time zone conversion": r"\bat time zone\b",
+    "session settings": r"(^|\")\s*set (local )?\w+ =",
+}
+KNOWN_ELSEWHERE = {
+    "distinct on": (
+        r"\bdistinct on\b",
+        {"canonical/dim_customers.sql", "canonical/fct_sessions.sql", "canonical/int_web_sessions.sql",
+         "marts/engagement/message_attributed_orders.sql"},
+    ),
+    "= any(array(...))": (
+        r"any\(array\(",
+        {"canonical/fct_ad_spend_daily.sql", "canonical/fct_messages.sql", "canonical/fct_sessions.sql",
+         "marts/attribution/attribution_touches.sql", "marts/engagement/message_attributed_orders.sql",
+         "macros/engagement.sql"},
+    ),
+    "generate_series": (r"\bgenerate_series\(", {"marts/ltv/fct_ltv.sql", "marts/summary/fct_daily_summary.sql"}),
+}  # fmt: skip
+
+
+def _project_sql() -> dict[str, str]:
+    files = {}
+    for path in [
+        *PROJECT_DIR.glob("models/**/*.sql"),
+        *PROJECT_DIR.glob("macros/*.sql"),
+        PROJECT_DIR / "dbt_project.yml",
+    ]:
+        name = str(path.relative_to(PROJECT_DIR / "models" if "models" in path.parts else PROJECT_DIR))
+        files[name] = path.read_text()
+    return files
+
+
+def test_postgres_only_sql_stays_behind_the_dispatched_macros():
+    files = _project_sql()
+    assert "macros/cross_database.sql" in files and len(files) > 40
+    for what, pattern in DISPATCHED_ONLY.items():
+        found = sorted(
+            n for n, text in files.items() if n != "macros/cross_database.sql" and re.search(pattern, text, re.I | re.M)
+        )
+        assert found == [], f"{what} outside macros/cross_database.sql: {found}"
+    for what, (pattern, allowed) in KNOWN_ELSEWHERE.items():
+        found = {n for n, text in files.items() if n != "macros/cross_database.sql" and re.search(pattern, text, re.I)}
+        assert found <= allowed, f"{what} in new places (docs/scaling.md): {sorted(found - allowed)}"
