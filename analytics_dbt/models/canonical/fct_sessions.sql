@@ -7,9 +7,10 @@
 --   latest one before it: a checkout identifies the browser, so its earlier sessions join the customer's path
 --   (is_stitched), and on a shared browser each customer's earlier visits go to that customer.
 -- * web_sessions: the legacy pre-sessionised table, which only the demo generator fills (the demo will move to
---   events, issue 16). Kept so the demo's attribution keeps working until then; read only for stores without
---   any web_events (a store's first pixel event switches it over and the post-hook drops its legacy sessions,
---   so a visit is never counted twice). Customer: the session's own customer id, else the customer last
+--   events, issue 16). Kept so the demo's attribution keeps working until then; kept only for stores without
+--   any web_events (a store's first pixel event switches it over: the post-hook drops its legacy sessions, so a
+--   visit is never counted twice; filtering them out in the query instead makes PostgreSQL estimate the legacy
+--   sessions at one row and plan nested loops over all of them, 105 s for 110k sessions). Customer: the session's own customer id, else the customer last
 --   identified on the same anonymous id (cookie), else the customer whose email the session carries.
 -- Incremental: web_events sessions of every client whose sessions changed (int_web_sessions re-sessionises a
 -- client whole), or whose checkout names an order or an email hash whose customer landed since the last run;
@@ -49,15 +50,11 @@
     ],
 ) }}
 with
-event_stores as materialized (
-    {{ web_event_stores() }}
-),
 {%- if is_incremental() %}
 new_sessions as materialized (
     select s.merchant_id, s.session_id, s.anonymous_id
     from {{ ref('stg_web_sessions') }} as s
     where {{ loaded_since_last_run('s', 'stg_web_sessions', 'web_sessions') }}
-        and s.merchant_id <> all(array(select merchant_id from event_stores))
 ),
 
 changed_emails as (
@@ -81,7 +78,6 @@ sessions as materialized (
     union
     select s.* from {{ ref('stg_web_sessions') }} as s
     where s.customer_id is null and (s.merchant_id, s.email) in (select merchant_id, email from changed_emails)
-        and s.merchant_id <> all(array(select merchant_id from event_stores))
 ),
 
 identified as (
@@ -124,7 +120,6 @@ web_sessions as materialized (
 {%- else %}
 sessions as (
     select * from {{ ref('stg_web_sessions') }}
-    where merchant_id <> all(array(select merchant_id from event_stores))
 ),
 
 identified as (
