@@ -553,6 +553,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Enums named after what they are, not after the field that happens to hold them ("TypeEnum", "KindEnum").
+    "ENUM_NAME_OVERRIDES": {
+        "WidgetTypeEnum": "dashboards.choices.WidgetType",
+        "WidgetWidthEnum": "dashboards.choices.WidgetWidth",
+        "KpiKindEnum": "dashboards.api.serializers.KPI_KINDS",
+        "EngagementChannelEnum": "dashboards.selectors.ENGAGEMENT_CHANNELS",
+        "AttributionModelEnum": "dashboards.api.serializers.ATTRIBUTION_MODEL_CHOICES",
+    },
 }
 
 # --- error reports -----------------------------------------------------------------------------

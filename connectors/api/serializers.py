@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors.choices import API_KEY_PROVIDERS
@@ -18,9 +19,15 @@ class ApiKeyRefusedSerializer(serializers.Serializer):
     missing_scope = serializers.CharField(required=False, help_text="The scope the key lacks, when that is why.")
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class ScopesField(serializers.JSONField):
+    """The model's JSON list of scope names, sent as stored (documented as the list of strings it is)."""
+
+
 class CredentialSerializer(serializers.ModelSerializer):
     """A credential as API clients see it: secrets never, the last four characters of the main one."""
 
+    scopes = ScopesField(read_only=True, help_text="The scopes the provider granted.")
     secret_masked = serializers.SerializerMethodField()
 
     class Meta:

@@ -88,7 +88,11 @@ class MerchantApiView(APIView):
 class MetricsApiView(MerchantApiView):
     def metrics(self, dr: DateRange, build: Callable[[], dict], options: tuple = ()) -> Response:
         """The body: the range, then what `build` reads. Computed once per merchant, range, options and
-        state of the marts (dashboards/cache.py), after the membership check of `initial`."""
+        state of the marts (dashboards/cache.py), after the membership check of `initial`.
+
+        The response serializers (serializers.py) document this body for the schema and are not run on it: the
+        cached dict is sent as `jsonable` made it, so a request costs what it did, and the bodies are checked
+        against the schema by the tests instead (tests/fuzz/test_schema_contract.py)."""
         merchant = self.merchant
         key = (
             "api",
