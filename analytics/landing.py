@@ -148,18 +148,34 @@ def landed_tables_with_rows(conn: psycopg.Connection) -> set[str]:
     return {table for (table,) in rows.fetchall()}
 
 
-def _raw_columns_present(conn: psycopg.Connection, keys: list[str]) -> dict[tuple[str, str], set[str]]:
-    """{(merchant key, raw table): its columns}, from the catalog, for the stores' raw schemas."""
+def _raw_columns_present(conn: psycopg.Connection, keys: list[str]) -> dict[tuple[str, str], tuple[set[str], bool]]:
+    """{(merchant key, raw table): (its columns, whether an index leads with _airbyte_extracted_at)}, from the
+    catalog, for the stores' raw schemas: one statement whatever the number of stores."""
     schemas = {raw_schema_name(k): k for k in keys}
     rows = conn.execute(
-        "select n.nspname, c.relname, array_agg(a.attname::text)"
+        "select n.nspname, c.relname, array_agg(a.attname::text),"
+        " exists (select from pg_catalog.pg_index x join pg_catalog.pg_attribute ia"
+        "   on ia.attrelid = x.indrelid and ia.attnum = x.indkey[0]"
+        "   where x.indrelid = c.oid and ia.attname = '_airbyte_extracted_at')"
         " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
         " join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped"
         " where n.nspname = any(%s) and c.relname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'f')"
-        " group by 1, 2",
+        " group by 1, 2, c.oid",
         [list(schemas), list(RAW_TABLES)],
     ).fetchall()
-    return {(schemas[schema], table): set(cols) for schema, table, cols in rows}
+    return {(schemas[schema], table): (set(cols), indexed) for schema, table, cols, indexed in rows}
+
+
+def _extraction_index_ensure(conn: psycopg.Connection, key: str, table: str) -> None:
+    """Index a raw table on _airbyte_extracted_at, once: the load's probes and re-reads of a store's recent rows
+    then cost an index lookup, not a scan of the store's whole history. (A reset that recreates the table drops
+    the index; the next load creates it again.)"""
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("create index if not exists {} on {} (_airbyte_extracted_at)").format(
+                sql.Identifier(f"{table}_airbyte_extracted_at"), _ident(raw_schema_name(key), table)
+            )
+        )
 
 
 def _load_statement(key: str, table: str) -> sql.Composable:
@@ -268,13 +284,19 @@ def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: L
     key, mid = merchant["key"], merchant["id"]
     readable = []
     for table in tables:
-        columns = present.get((key, table))
-        if columns is None:
+        found = present.get((key, table))
+        if found is None:
             continue
+        columns, indexed = found
         missing = [n for n, _ in table_columns(table) if n not in columns]
         if missing:
             result.failures.append(_failure(key, table, f"lacks the columns {', '.join(missing)}"))
             continue
+        if not indexed and "_airbyte_extracted_at" in columns:
+            try:
+                _extraction_index_ensure(conn, key, table)
+            except psycopg.Error as exc:  # a view, or a schema we may read but not index: the probe scans instead
+                logger.warning("raw table not indexed", extra={"merchant_key": key, "table": table, "reason": str(exc)})
         since = marks.get((mid, table))
         readable.append((table, since - commit_lag if since else None))
     with conn.transaction():

@@ -48,6 +48,13 @@ def test_rows_land_once_in_commit_order_and_a_reload_adds_nothing(conn):
     assert [(m, i) for m, i, _ in landed(conn)] == [(1, 1), (1, 2), (2, 10)]
     assert first.landed_through == max(load_id for *_, load_id in landed(conn))
 
+    # the probes and re-reads of a store's recent rows go through an index on the extraction time
+    indexed = conn.execute(
+        "select count(*) from pg_indexes where schemaname = 'raw_store_a' and tablename = 'shopify_orders'"
+        " and indexdef like '%(_airbyte_extracted_at)'"
+    ).fetchone()[0]
+    assert indexed == 1
+
     again = raw_load(conn, merchants=[A, B])
     assert again.rows == {} and again.landed_through == first.landed_through
     assert len(landed(conn)) == 3
