@@ -196,7 +196,8 @@ def dbt_invoke(
                 load_started = time.perf_counter()
                 loaded = landing.raw_load(conn, merchants=merchants, scope=load_scope)
                 load_seconds = time.perf_counter() - load_started
-                base_vars["landed_through"] = loaded.landed_through
+                # (Not a var: dbt parses the whole project again whenever its vars change. The models read the
+                # high-water mark from the ledger, which no load changes while they run.)
                 if args[:2] == ["source", "freshness"]:
                     # A table no store has landed anything in (no store connected that source) has no freshness.
                     empty = sorted(set(RAW_TABLES) - landing.landed_tables_with_rows(conn))

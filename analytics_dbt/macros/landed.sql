@@ -9,11 +9,11 @@
 
 {% macro landed_schema() -%}landed{%- endmacro %}
 
-{#- The highest _load_id this build may read (var landed_through, set by the app after loading; a run started
-    by hand reads whatever has landed). -#}
+{#- The highest _load_id this build may read: what had landed when it started. Loads run only before a build,
+    never during one (analytics/landing.py), so it is the ledger's newest load. (Not a var: dbt parses the whole
+    project again whenever its vars change, seconds every build.) -#}
 {% macro landed_through() -%}
-{%- if var('landed_through', none) is not none -%}{{ var('landed_through') | int }}
-{%- else -%}(select coalesce(max(last_load_id), 0) from {{ landed_schema() }}._loads){%- endif -%}
+(select coalesce(max(last_load_id), 0) from {{ landed_schema() }}._loads)
 {%- endmacro %}
 
 {#- What this model has read of `input` (a raw table, or a model), as a _load_id (0: nothing yet). -#}

@@ -7,14 +7,8 @@ import re
 import yaml
 
 from analytics.dbt_runner import PROJECT_DIR, dbt_invoke
-from analytics.raw_schema import DBT_MACRO_PATH, render_dbt_macro
 
 from .conftest import connect
-
-
-def test_generated_raw_tables_macro_is_up_to_date():
-    # regenerate with: python -m analytics.raw_schema
-    assert DBT_MACRO_PATH.read_text() == render_dbt_macro()
 
 
 def test_empty_merchant_list_parses_and_builds_empty_relations(scratch_db_factory):
