@@ -7,6 +7,7 @@ Airbyte (jobs run on their own here, as under `make run`), its worker writing in
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,8 @@ import pytest
 from accounts.choices import Role
 from analytics.choices import DbtRunStatus
 from analytics.models import DbtRun
+from collector import intake, ratelimit
+from collector.models import EventCount
 from connectors.choices import Provider
 from connectors.demo import demo_connect
 from ingestion.client import AirbyteClient
@@ -42,6 +45,17 @@ def store(warehouse, airbyte, providers, clerk, sandbox, eager):  # noqa: F811  
     )  # fmt: skip
     demo_connect(membership=membership, app_url="http://testserver", control=sandbox)
     return membership.merchant
+
+
+@pytest.fixture(autouse=True)
+def _fresh_collector_state(settings):
+    intake.write_keys_forget()
+    ratelimit.limiter_reset()
+    settings.REDIS_URL = ""
+    intake._counts.clear()
+    yield
+    ratelimit.limiter_reset()
+    intake._counts.clear()
 
 
 def _raw_count(db: dict, merchant, table: str) -> int:
@@ -97,3 +111,93 @@ def test_a_store_that_is_not_a_demo_store_is_refused(store, warehouse, airbyte):
     with pytest.raises(DemoIngestFailed, match="demo_e2e is not a demo store"):
         demo_ingest(merchants=[store], control=airbyte.control)
     assert not SyncJob.objects.exists()
+
+
+def _shopify_connection(store) -> str:
+    return Pipeline.objects.get(merchant=store, credential__provider=Provider.SHOPIFY).connection_id
+
+
+def _world_events(control, connection_id: str, limit: int = 5000) -> list[dict]:
+    """Every page of the world's pixel events, as the sandbox serves them."""
+    events, after = [], None
+    while True:
+        page = control.airbyte_world_events(connection_id, after=after, limit=limit)
+        events.extend(page["events"])
+        if page["next"] is None:
+            return events
+        after = page["next"]
+
+
+def _web_events(db: dict, merchant) -> list[tuple]:
+    with psycopg.connect(**db) as conn:
+        return conn.execute(
+            f"select event_id, event_name, client_id, order_id, customer_id, utm_source, gclid, fbclid, device "
+            f"from {merchant.raw_schema}.web_events order by event_id"
+        ).fetchall()
+
+
+def test_the_world_s_visitors_events_arrive_through_the_collector_every_one_accepted(store, warehouse, airbyte):  # noqa: F811
+    result = demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
+
+    generated = _world_events(airbyte.control, _shopify_connection(store))
+    stored = _web_events(warehouse, store)
+    assert collections.Counter(row[1] for row in stored) == collections.Counter(e["name"] for e in generated)
+    assert {row[0] for row in stored} == {e["event_id"] for e in generated}
+    assert len(generated) > 100
+    names = {e["name"] for e in generated}
+    assert names == {"page_viewed", "product_viewed", "product_added_to_cart", "checkout_started",
+                     "checkout_completed"}  # fmt: skip
+    posted = result.posted["demo_e2e"]
+    assert posted == {"posted": len(generated), "accepted": len(generated), "duplicate": 0, "no_consent": 0,
+                      "bot": 0, "batches": posted["batches"]}  # fmt: skip
+    assert posted["batches"] >= len(generated) / 500
+    # The collector's own counters: every event accepted, none refused, dropped as a bot or without consent.
+    counts = EventCount.objects.filter(merchant=store)
+    assert sum(c.accepted for c in counts) == len(generated)
+    assert sum(c.rejected + c.bot + c.no_consent + c.duplicate for c in counts) == 0
+    # Checkouts carry the world's orders: every completed checkout's order is a Shopify order of the store, with
+    # its customer; the landing pages carry the sessions' utm and click ids.
+    with psycopg.connect(**warehouse) as conn:
+        orders = dict(conn.execute(f"select id, (customer->>'id')::bigint from {store.raw_schema}.shopify_orders"))
+    completed = [row for row in stored if row[1] == "checkout_completed"]
+    assert completed and all(orders.get(row[3]) == row[4] for row in completed)
+    assert any(row[5] == "facebook" and row[7] for row in stored)
+    assert any(row[5] == "google" and row[6] for row in stored)
+    assert {row[8] for row in stored} == {"desktop", "mobile", "tablet"}
+
+
+def test_a_second_run_posts_nothing_and_a_cut_short_run_is_completed_without_duplicates(store, warehouse, airbyte):  # noqa: F811
+    demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
+    stored = _web_events(warehouse, store)
+
+    again = demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
+
+    assert again.posted == {} and _web_events(warehouse, store) == stored
+    # A run that stopped part-way (the last 40 events of the world never stored): the next one posts those.
+    with psycopg.connect(**warehouse) as conn:
+        conn.execute(
+            f"delete from {store.raw_schema}.web_events where event_id in (select event_id from "
+            f'{store.raw_schema}.web_events order by seq desc, event_id collate "C" desc limit 40)'
+        )
+
+    resumed = demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
+
+    assert resumed.posted["demo_e2e"]["posted"] == resumed.posted["demo_e2e"]["accepted"] == 40
+    assert _web_events(warehouse, store) == stored
+
+
+def test_the_world_s_events_are_the_same_every_time_and_pages_join_up(store, warehouse, airbyte):  # noqa: F811
+    demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
+    connection_id = _shopify_connection(store)
+    whole = _world_events(airbyte.control, connection_id)
+
+    airbyte.world(seed=1)  # the same settings again: every world simulated afresh
+    assert _world_events(airbyte.control, connection_id, limit=37) == whole
+    keys = [(e["seq"], e["event_id"]) for e in whole]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    # Per visitor: a browser's events in time order with a rising seq; a normal browser's user agent.
+    by_client = collections.defaultdict(list)
+    for e in whole:
+        by_client[e["client_id"]].append(e)
+    assert all(len({e["user_agent"] for e in es if "iPad" in e["user_agent"]}) <= 1 for es in by_client.values())
+    assert all("HeadlessChrome" not in e["user_agent"] and e["consent"]["analytics"] for e in whole)
