@@ -28,11 +28,13 @@ for the events that occurred since the last run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -215,9 +217,13 @@ def _events_post(merchant: Merchant, *, connection_id: str, control: SandboxCont
         COLLECTOR_MAX_EVENT_AGE_SECONDS=((timezone.now().date() - start).days + 2) * 86400,
         COLLECTOR_IP_BATCHES_PER_WINDOW=10**9,
     )
-    with replay:
-        while True:
-            page = control.airbyte_world_events(connection_id, after=after, limit=WORLD_EVENTS_PAGE)
+    fetch = functools.partial(control.airbyte_world_events, connection_id, limit=WORLD_EVENTS_PAGE)
+    # The sandbox makes the next page while this process posts the current one (one request at a time still).
+    with replay, ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-world-events") as pool:
+        coming = pool.submit(fetch, after=after)
+        while coming is not None:
+            page = coming.result()
+            coming = None if page["next"] is None else pool.submit(fetch, after=page["next"])
             events = page["events"]
             for start in range(0, len(events), COLLECTOR_BATCH_EVENTS):
                 chunk = events[start : start + COLLECTOR_BATCH_EVENTS]
@@ -225,6 +231,8 @@ def _events_post(merchant: Merchant, *, connection_id: str, control: SandboxCont
                 body = {"write_key": key, "sent_at": sent_at, "pixel_version": "1", "events": chunk}
                 answer = _collector_post(json.dumps(body, separators=(",", ":")).encode())
                 if answer.status != 200:
+                    if coming is not None:
+                        coming.cancel()
                     raise DemoIngestFailed(
                         f"{merchant.key}: the collector answered {answer.status} to the world's events "
                         f"({json.dumps(answer.body)[:500]})"
@@ -233,9 +241,6 @@ def _events_post(merchant: Merchant, *, connection_id: str, control: SandboxCont
                 totals["batches"] += 1
                 for name in ("accepted", "duplicate", "no_consent", "bot"):
                     totals[name] += answer.body[name]
-            if page["next"] is None:
-                break
-            after = page["next"]
     intake.counts_flush(force=True)
     return totals
 
