@@ -24,6 +24,7 @@ from connectors.demo import demo_connect
 from ingestion.client import AirbyteClient
 from ingestion.demo import DemoIngestFailed, demo_ingest
 from ingestion.models import Pipeline, SyncJob
+from sandbox.server import SandboxControlError
 from tests.accounts.factories import MembershipFactory
 from tests.analytics.conftest import scratch_db_factory  # noqa: F401  (the scratch warehouse)
 from tests.ingestion.test_end_to_end import warehouse  # noqa: F401
@@ -201,3 +202,20 @@ def test_the_world_s_events_are_the_same_every_time_and_pages_join_up(store, war
         by_client[e["client_id"]].append(e)
     assert all(len({e["user_agent"] for e in es if "iPad" in e["user_agent"]}) <= 1 for es in by_client.values())
     assert all("HeadlessChrome" not in e["user_agent"] and e["consent"]["analytics"] for e in whole)
+
+
+def test_the_world_events_endpoint_refuses_a_bad_page_request(store, warehouse, airbyte):  # noqa: F811
+    demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
+    connection_id = _shopify_connection(store)
+    for after, limit, reason in [
+        (None, 0, "limit must be an integer from 1 to 10000"),
+        (None, 10_001, "limit must be an integer from 1 to 10000"),
+        ({"at": "yesterday", "event_id": "w:1"}, 10, "after must be null or"),
+        ({"at": 1}, 10, "after must be null or"),
+    ]:
+        with pytest.raises(SandboxControlError) as refused:
+            airbyte.control.airbyte_world_events(connection_id, after=after, limit=limit)
+        assert refused.value.status_code == 400 and reason in refused.value.body
+    with pytest.raises(SandboxControlError) as missing:
+        airbyte.control.airbyte_world_events("no-such-connection")
+    assert missing.value.status_code == 404
