@@ -2,59 +2,31 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import dev_sign_in
+
+# connectors/views.py and views_shopify.py still import the two decorators from here; their home is
+# accounts/decorators.py.
+from accounts.decorators import LAST_MERCHANT_COOKIE, clerk_login_required, merchant_member_required
 from accounts.forms import DevSignInForm, safe_next_path
-from accounts.selectors import MERCHANT_NOT_FOUND, member_list, membership_list
+from accounts.selectors import member_list, membership_list
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record, request_context
 
 logger = logging.getLogger(__name__)
 
-LAST_MERCHANT_COOKIE = "last_merchant"
 SIGN_IN_REQUIRED = "Please sign in."
 NO_SUCH_DEMO_USER = "No such demo user."
 NOT_AUTHORIZED_PARTY = "This address ({origin}) is not an authorised origin for sign-in (CLERK_AUTHORIZED_PARTIES)."
-
-
-def clerk_login_required(view):
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if request.clerk is None:
-            return redirect(f"{reverse('accounts:sign_in')}?next={request.get_full_path()}")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def merchant_member_required(view):
-    """Resolve `merchant_id` from the URL against the user's memberships: 404 for anyone else's merchant."""
-
-    @functools.wraps(view)
-    @clerk_login_required
-    def wrapper(request: HttpRequest, merchant_id: int, *args, **kwargs):
-        # One query answers both the access check and the store switcher that every merchant page shows.
-        request.memberships = membership_list(clerk_user_id=request.clerk.user_id)
-        request.membership = next((m for m in request.memberships if m.merchant_id == merchant_id), None)
-        if request.membership is None:
-            raise Http404(MERCHANT_NOT_FOUND)  # the same answer whether the merchant exists or not
-        request.merchant = request.membership.merchant
-        response = view(request, *args, **kwargs)
-        # Remember the store so "/" lands here next time; membership is still checked on every request.
-        response.set_cookie(LAST_MERCHANT_COOKIE, str(request.merchant.pk), samesite="Lax", secure=request.is_secure())
-        return response
-
-    return wrapper
 
 
 @clerk_login_required

@@ -20,6 +20,7 @@ shared tables (docs/scaling.md).
   an hour after extracting them and webhook writers commit in parallel, so rows can appear with older
   ``_airbyte_extracted_at`` than what was already copied. Re-read rows are skipped by the unique key
   ``(merchant_id, _airbyte_raw_id)``; only the store's recent raw rows are read again, never the models.
+- A store whose tables hold nothing new costs one statement (``exists`` probes), not one load per table.
 - A store's load is one transaction; a table it cannot load (a column the models need is missing: another
   connector version) is a failure naming the store's raw schema, and the store's other tables and every other
   store still load.
@@ -247,23 +248,48 @@ def raw_load(
     return result
 
 
+def _tables_with_new_rows(conn, key: str, candidates: list[tuple[str, dt.datetime | None]]) -> set[str]:
+    """Which of the store's raw tables hold rows extracted after `since` (any row, when None): one statement of
+    `exists` probes, so that a store with nothing new costs one round trip instead of one load per table."""
+    if not candidates:
+        return set()
+    probes = sql.SQL(", ").join(
+        sql.SQL("exists (select from {} where {})").format(
+            _ident(raw_schema_name(key), table),
+            sql.SQL("true") if since is None else sql.SQL("_airbyte_extracted_at > {}").format(sql.Literal(since)),
+        )
+        for table, since in candidates
+    )
+    flags = conn.execute(sql.SQL("select {}").format(probes)).fetchone()
+    return {table for (table, _), new in zip(candidates, flags, strict=True) if new}
+
+
 def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: LoadResult) -> None:
     key, mid = merchant["key"], merchant["id"]
+    readable = []
+    for table in tables:
+        columns = present.get((key, table))
+        if columns is None:
+            continue
+        missing = [n for n, _ in table_columns(table) if n not in columns]
+        if missing:
+            result.failures.append(_failure(key, table, f"lacks the columns {', '.join(missing)}"))
+            continue
+        since = marks.get((mid, table))
+        readable.append((table, since - commit_lag if since else None))
     with conn.transaction():
-        for table in tables:
-            columns = present.get((key, table))
-            if columns is None:
+        try:
+            with conn.transaction():
+                new = _tables_with_new_rows(conn, key, readable)
+        except psycopg.Error:
+            new = {table for table, _ in readable}  # the loads below say which table fails, and why
+        for table, since in readable:
+            if table not in new:
                 continue
-            missing = [n for n, _ in table_columns(table) if n not in columns]
-            if missing:
-                result.failures.append(_failure(key, table, f"lacks the columns {', '.join(missing)}"))
-                continue
-            since = marks.get((mid, table))
             try:
                 with conn.transaction():
                     (landed,) = conn.execute(
-                        _load_statement(key, table),
-                        {"merchant_id": mid, "table": table, "since": since - commit_lag if since else None},
+                        _load_statement(key, table), {"merchant_id": mid, "table": table, "since": since}
                     ).fetchone()
             except psycopg.Error as exc:
                 result.failures.append(_failure(key, table, str(exc).strip().splitlines()[0][:500]))

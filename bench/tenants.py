@@ -7,8 +7,10 @@ N active stores share --days days x --orders-per-day orders in all (each store g
 day), written by the demo generator into their raw schemas, each with the raw-data changes ingestion records
 when a sync lands. Then, timed, through the app's own build path (analytics.services):
 
-- ``full_build``: the nightly ``dbt build`` from nothing (loading every store's raw rows into the landed
-  tables first: ``full_build_load`` of it);
+- ``history_load``: each store's raw rows copied into the landed tables, store by store (what the coalesced
+  build after each store's first sync does, once per store);
+- ``full_build``: the nightly ``dbt build`` from nothing, every store's new raw rows loaded first
+  (``full_build_load`` of it: nothing new by then, one probe statement a store);
 - ``one_store_day``: one more day lands in one store, then the coalesced build its changes ask for;
 - ``every_store_day``: one more day lands in every store, then the coalesced build;
 - ``no_change_build``: the coalesced build again with nothing new (``plain_no_change_build``: the nightly
@@ -173,6 +175,17 @@ def child(n: int, days: int, orders_per_day: int) -> None:
         if load_seconds:
             print(f"{name}_load_{n}: {sum(load_seconds):.1f} s", flush=True)
 
+    # Each store's history lands with its first sync, and the coalesced build that follows loads it: once per
+    # store, in its own build. Timed here on its own, then the nightly build over every store.
+    from analytics import landing
+
+    start = time.perf_counter()
+    with connect(db) as conn:
+        for store in stores:
+            merchant = {"id": store.pk, "key": store.key, "timezone": TZ, "currency": "USD"}
+            landing.raw_load(conn, merchants=[merchant], scope={store.pk: None})
+    elapsed = time.perf_counter() - start
+    print(f"history_load_{n}: {elapsed:.1f} s ({elapsed / n * 1000:.0f} ms a store)", flush=True)
     with LockSampler(db) as locks:
         timed("full_build", lambda: [dbt_run_execute(args=["build"])])
     print(f"build_locks_max_{n}: {locks.peak} locks (server limit {limit})", flush=True)

@@ -92,7 +92,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "dashboards.middleware.ContentSecurityPolicyMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -473,7 +473,7 @@ if not DEV:
     _check(boot.airbyte_problem(AIRBYTE_API_URL, AIRBYTE_CLIENT_ID, AIRBYTE_CLIENT_SECRET, AIRBYTE_WORKSPACE_ID))
 
 # --- dashboards --------------------------------------------------------------------------------
-# Content-Security-Policy (dashboards.middleware): scripts and styles from our origin only; Django admin and
+# Content-Security-Policy (config.csp): scripts and styles from our origin only; Django admin and
 # the Swagger UI need inline script/style and get the relaxed policy.
 CSP_POLICY = env.str(
     "CSP_POLICY",

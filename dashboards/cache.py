@@ -20,31 +20,25 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.core.cache import caches
-from django.db import connections, router
 
 from analytics.choices import NOT_STARTED_STATUSES
 from analytics.models import DbtRun
 
 CACHE_ALIAS = "dashboards"
 T = TypeVar("T")
-_MISSING = object()
-
-
-# Asked on every dashboard request, cache hits included: a plain statement on the primary key's index
-# costs half of what the ORM spends compiling the same query.
-# A run dbt never started (skipped: the lock was held) changes no mart, and is created while another run may be
-# running: were it the newest row, that run's end would not change the version.
-_LATEST_RUN_SQL = (
-    f"select id, status, finished_at from {DbtRun._meta.db_table}"  # noqa: S608
-    f" where status not in ({', '.join(repr(str(s)) for s in NOT_STARTED_STATUSES)}) order by id desc limit 1"
-)
 
 
 def marts_version() -> str:
-    """The latest dbt run's id, status and finish time: changes whenever a run starts or ends."""
-    with connections[router.db_for_read(DbtRun)].cursor() as cursor:
-        cursor.execute(_LATEST_RUN_SQL)
-        latest = cursor.fetchone()
+    """The latest dbt run's id, status and finish time: changes whenever a run starts or ends.
+
+    A run dbt never started (waiting or skipped: the lock was held) changes no mart, and is created while another
+    run may be running: were it the newest row, that run's end would not change the version."""
+    latest = (
+        DbtRun.objects.exclude(status__in=NOT_STARTED_STATUSES)
+        .order_by("-pk")
+        .values_list("pk", "status", "finished_at")
+        .first()
+    )
     if latest is None:
         return "none"
     pk, status, finished_at = latest
@@ -58,9 +52,4 @@ def cached(key_parts: tuple, build: Callable[[], T]) -> T:
     and the request's options. Exceptions (MartsNotBuilt, database errors) propagate and cache nothing.
     """
     key = "dash:" + hashlib.blake2b(repr(key_parts).encode(), digest_size=16).hexdigest()
-    cache = caches[CACHE_ALIAS]
-    value = cache.get(key, _MISSING)
-    if value is _MISSING:
-        value = build()
-        cache.set(key, value)
-    return value
+    return caches[CACHE_ALIAS].get_or_set(key, build)

@@ -40,6 +40,7 @@ PRESETS = {
 }
 COMPARISONS = {"previous_period": "Previous period", "previous_year": "Same period last year", "none": "No comparison"}
 DEFAULT_PRESET = "last_30_days"
+LTV_DEFAULT_PRESET = "last_12_months"  # cohorts are monthly: 30 days would show one or two rows
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from accounts.views import merchant_member_required
+from accounts.decorators import merchant_member_required
 from config.api import json_loads
 from notifications import selectors, services
 

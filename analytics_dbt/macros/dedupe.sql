@@ -3,13 +3,6 @@
 '{{ value | string | replace("'", "''") }}'
 {%- endmacro %}
 
-{#- Keep the newest version of each key: `order_by` decides (e.g. updated_at desc, _airbyte_extracted_at desc). -#}
-{% macro dedupe(relation_sql, partition_by, order_by) %}
-select distinct on ({{ partition_by }}) *
-from ({{ relation_sql }}) as d
-order by {{ partition_by }}, {{ order_by }}
-{% endmacro %}
-
 {#- The newest version of each key of a mutable object (newest updated_at, then newest extraction). On
     incremental runs the rows landed since the last run compete with the version already held, so a late
     re-emit of an older version does not win. -#}

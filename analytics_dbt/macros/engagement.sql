@@ -71,6 +71,7 @@ key_events as materialized (
             as old_send_date
     from messages
     where event_type in ('delivered', 'opened', 'clicked')
+        and merchant_id = any(array(select distinct merchant_id from changed_keys))
         and recipient_id = any(array(select recipient_id from changed_keys))
         and (merchant_id, provider, recipient_id, send_key) in (
             select merchant_id, provider, recipient_id, send_key from changed_keys)
@@ -123,11 +124,12 @@ affected_days as materialized (
 -- Only the events that can count on a message day: every event dated on one, and every delivery, open and
 -- click of a (recipient, message) with a delivery, open or click dated on one (so each open/click is matched
 -- against all deliveries of its message, exactly as in a full build).
--- (`= any(array(...))` lets PostgreSQL fetch the few rows through the recipient_id and event_date indexes.)
+-- (`= any(array(...))` lets PostgreSQL fetch the few rows through the (merchant_id, recipient_id) and (merchant_id, event_date) indexes.)
 day_events as materialized (
     select *
     from messages
-    where event_date = any(array(select date_day from message_days))
+    where merchant_id = any(array(select distinct merchant_id from message_days))
+        and event_date = any(array(select date_day from message_days))
         and (merchant_id, event_date) in (select merchant_id, date_day from message_days)
 ),
 
@@ -143,6 +145,7 @@ scoped as materialized (
     select *
     from messages
     where event_type in ('delivered', 'opened', 'clicked')
+        and merchant_id = any(array(select distinct merchant_id from scope_keys))
         and recipient_id = any(array(select recipient_id from scope_keys))
         and (merchant_id, provider, recipient_id, send_key) in (
             select merchant_id, provider, recipient_id, send_key from scope_keys)

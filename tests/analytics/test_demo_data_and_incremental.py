@@ -146,6 +146,32 @@ def test_demo_data_builds_and_incremental_equals_full_refresh(demo_db):
     assert differences == {}
 
 
+def test_every_table_carries_merchant_id_and_every_index_leads_with_it(demo_db):
+    """Tenancy and scale-out (docs/scaling.md): every row says whose it is and every index a query by store uses
+    starts with merchant_id (a Citus distribution column). The one exception is the bookkeeping index on
+    dbt_updated_at, which the build's "changed since the last run" reads across stores."""
+    assert_build_ok(dbt_invoke(["build"], merchants=[MERCHANT], db=demo_db))
+    with connect(demo_db) as conn:
+        tables = conn.execute("""
+            select t.table_schema, t.table_name,
+                exists (select from information_schema.columns c where c.table_schema = t.table_schema
+                        and c.table_name = t.table_name and c.column_name = 'merchant_id')
+            from information_schema.tables t
+            where t.table_schema in ('analytics', 'analytics_staging', 'landed') and t.table_type = 'BASE TABLE'
+                and t.table_name not like '\\_%'""").fetchall()
+        indexes = conn.execute("""
+            select n.nspname, c.relname, i.relname, a.attname
+            from pg_index x
+            join pg_class c on c.oid = x.indrelid
+            join pg_namespace n on n.oid = c.relnamespace
+            join pg_class i on i.oid = x.indexrelid
+            join pg_attribute a on a.attrelid = c.oid and a.attnum = x.indkey[0]
+            where n.nspname in ('analytics', 'analytics_staging', 'landed') and c.relname not like '\\_%'""").fetchall()
+    assert len(tables) > 20 and [(s, t) for s, t, has in tables if not has] == []
+    assert len(indexes) > 30
+    assert [(s, t, i, first) for s, t, i, first in indexes if first not in ("merchant_id", "dbt_updated_at")] == []
+
+
 def test_build_tests_the_rows_it_wrote_and_dbt_test_every_row(demo_db):
     """Inside `dbt build`, tests of incremental models look at the rows that build wrote; `dbt test` looks
     at all of them. A broken row an earlier build left is found by `dbt test`, a broken row written now by

@@ -1,6 +1,6 @@
 """Rows a sync commits after a build although it extracted them before (Airbyte commits a stream at the end
 of its sync; webhook writers commit in parallel) are picked up by the next incremental build, and re-reading
-the overlap (var raw_commit_lag_hours) never counts a row twice."""
+the overlap (the load step's commit lag, analytics/landing.py) never counts a row twice."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_rows_committed_after_a_build_are_picked_up_like_a_full_refresh(late_db)
 
 def test_the_re_read_overlap_counts_every_row_once(late_db):
     conn, tables, db = late_db
-    build(db)  # no new rows: this build re-reads the last raw_commit_lag_hours of every table
+    build(db)  # no new rows: this build's load re-reads the last 3 hours of every raw table
     assert differences(conn, "after_late", tables) == {}
     orders = conn.execute(
         "select count(*), count(distinct order_id), sum(net_revenue) from analytics.fct_orders where is_revenue_order"

@@ -21,8 +21,8 @@ from compliance.services import Actor
 from config import api as config_api
 from dashboards import forms as dashboard_forms
 from dashboards import periods, services
+from dashboards.exports import CSV_TABLES
 from dashboards.models import DashboardTemplate
-from dashboards.views import CSV_TABLES
 
 pytestmark = pytest.mark.django_db(databases=["default", "warehouse"])
 

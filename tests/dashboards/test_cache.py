@@ -149,7 +149,7 @@ def test_editing_a_saved_dashboard_shows_the_new_version_at_once(signed_in, owne
 
 
 def test_a_cached_page_has_the_members_own_parts_in_place(client, clerk, alpine, beach):
-    """Top bar, messages and forms sit where the page puts them, for each member, and no marker is left."""
+    """Top bar, messages and forms sit where the page puts them, for each member, on a page served from the cache."""
     both, one = members_of_one_and_both(clerk, alpine, beach, "user_both", "user_one")
     path = f"/m/{alpine.pk}/attribution/"
 

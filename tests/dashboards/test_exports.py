@@ -17,8 +17,7 @@ from django.urls import reverse
 
 from accounts.choices import Role
 from analytics.selectors import warehouse_connection_params
-from dashboards.exports import FORMULA_TRIGGERS, csv_cell, csv_lines
-from dashboards.views import CSV_TABLES
+from dashboards.exports import CSV_TABLES, FORMULA_TRIGGERS, csv_cell, csv_lines
 from tests.accounts.factories import MembershipFactory, MerchantFactory
 from tests.dashboards.conftest import MART_MERCHANTS
 

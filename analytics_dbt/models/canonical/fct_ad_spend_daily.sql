@@ -101,6 +101,21 @@ spend as (
     select * from google
 ),
 
+-- The (store, currency) pairs to convert: ad accounts in another currency than the shop's. Only their rates are
+-- read (every store has months of rates in dozens of currencies; most spend needs none).
+fx_needed as materialized (
+    select distinct s.merchant_id, upper(s.account_currency) as from_currency, m.currency as shop_currency
+    from spend as s
+    inner join {{ ref('dim_merchants') }} as m on m.merchant_id = s.merchant_id
+    where upper(s.account_currency) <> m.currency
+),
+
+fx_rates as materialized (
+    select r.merchant_id, r.rate_date, r.base_currency, r.currency, r.rate
+    from {{ ref('stg_exchange_rates__rates') }} as r
+    where r.merchant_id in (select merchant_id from fx_needed)
+),
+
 -- Rate from each currency to the shop currency, valid from its date until the next published rate; the
 -- earliest rate also covers the days before it.
 pair_rates as (
@@ -111,11 +126,11 @@ pair_rates as (
         q.rate / b.rate as rate,
         row_number() over (partition by b.merchant_id, b.currency order by b.rate_date) as rate_rank,
         lead(b.rate_date) over (partition by b.merchant_id, b.currency order by b.rate_date) as next_rate_date
-    from {{ ref('stg_exchange_rates__rates') }} as b
-    inner join {{ ref('dim_merchants') }} as m on m.merchant_id = b.merchant_id
-    inner join {{ ref('stg_exchange_rates__rates') }} as q
+    from fx_rates as b
+    inner join fx_needed as n on n.merchant_id = b.merchant_id and n.from_currency = b.currency
+    inner join fx_rates as q
         on q.merchant_id = b.merchant_id and q.rate_date = b.rate_date and q.base_currency = b.base_currency
-        and q.currency = m.currency
+        and q.currency = n.shop_currency
 ),
 
 converted as (

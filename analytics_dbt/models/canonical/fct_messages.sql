@@ -13,9 +13,9 @@
         {'columns': ['dbt_updated_at']},
     ],
     post_hook=[
-        "{{ ensure_index(['recipient_id']) }}",
-        "{{ ensure_index(['event_date']) }}",
-        "{{ ensure_index(['email']) }}",
+        "{{ ensure_index(['merchant_id', 'recipient_id']) }}",
+        "{{ ensure_index(['merchant_id', 'event_date']) }}",
+        "{{ ensure_index(['merchant_id', 'email']) }}",
     ],
 ) }}
 with klaviyo_types (metric_name, channel, event_type) as (

@@ -13,5 +13,5 @@ select
     d._airbyte_extracted_at,
     d._load_id
 from ({{ dedupe(raw, 'merchant_id, rate_date, base', '_airbyte_extracted_at desc') }}) as d
-cross join lateral jsonb_each_text(d.rates) as kv
+{{ json_object_entries_join('d.rates', 'kv') }}
 where kv.value::numeric > 0

@@ -15,10 +15,10 @@ select
     coalesce(spend, 0)::numeric(14, 2) as spend,
     coalesce(impressions, 0) as impressions,
     coalesce(clicks, 0) as clicks,
-    (select coalesce(sum((a ->> 'value')::numeric), 0) from jsonb_array_elements(coalesce(actions, '[]')) as a
-     where a ->> 'action_type' in ({{ types }})) as conversions,
-    (select coalesce(sum((a ->> 'value')::numeric), 0) from jsonb_array_elements(coalesce(action_values, '[]')) as a
-     where a ->> 'action_type' in ({{ types }})) as conversions_value,
+    {{ json_array_sum('actions', 'value', where=json_text('a', ['action_type']) ~ ' in (' ~ types ~ ')', element='a') }}
+        as conversions,
+    {{ json_array_sum('action_values', 'value', where=json_text('a', ['action_type']) ~ ' in (' ~ types ~ ')', element='a') }}
+        as conversions_value,
     _airbyte_extracted_at,
     _load_id
 from ({{ landed('facebook_marketing_ads_insights') }}) as r

@@ -3,11 +3,11 @@
 select
     merchant_id,
     id as campaign_id,
-    attributes ->> 'name' as campaign_name,
-    attributes ->> 'status' as status,
-    coalesce(attributes ->> 'channel', 'email') as channel,
-    (attributes ->> 'send_time')::timestamptz as send_time,
-    coalesce((attributes ->> 'archived')::boolean, false) as is_archived,
+    {{ json_text('attributes', ['name']) }} as campaign_name,
+    {{ json_text('attributes', ['status']) }} as status,
+    coalesce({{ json_text('attributes', ['channel']) }}, 'email') as channel,
+    ({{ json_text('attributes', ['send_time']) }})::timestamptz as send_time,
+    coalesce(({{ json_text('attributes', ['archived']) }})::boolean, false) as is_archived,
     updated_at,
     _airbyte_extracted_at,
     _load_id

@@ -6,7 +6,7 @@
     unique_key=['merchant_id', 'event_id'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    pre_hook="set work_mem = '1GB'",
+    pre_hook="{{ session_set('work_mem', '1GB') }}",
     indexes=[
         {'columns': ['merchant_id', 'event_id'], 'unique': True},
         {'columns': ['merchant_id', '_load_id']},
@@ -17,15 +17,14 @@
 select
     merchant_id,
     id as event_id,
-    coalesce(datetime, to_timestamp((attributes ->> 'timestamp')::double precision)) as occurred_at,
-    relationships -> 'metric' -> 'data' ->> 'id' as metric_id,
-    relationships -> 'profile' -> 'data' ->> 'id' as profile_id,
-    attributes -> 'event_properties' ->> '$flow' as flow_id,
-    attributes -> 'event_properties' ->> '$message' as message_id,
-    case when attributes -> 'event_properties' ->> '$flow' is null
-        then attributes -> 'event_properties' ->> '$message' end as campaign_id,
-    case when jsonb_typeof(attributes -> 'event_properties' -> '$value') = 'number'
-        then (attributes -> 'event_properties' ->> '$value')::numeric end as event_value,
+    coalesce(datetime, to_timestamp(({{ json_text('attributes', ['timestamp']) }})::double precision)) as occurred_at,
+    {{ json_text('relationships', ['metric', 'data', 'id']) }} as metric_id,
+    {{ json_text('relationships', ['profile', 'data', 'id']) }} as profile_id,
+    {{ json_text('attributes', ['event_properties', '$flow']) }} as flow_id,
+    {{ json_text('attributes', ['event_properties', '$message']) }} as message_id,
+    case when {{ json_text('attributes', ['event_properties', '$flow']) }} is null
+        then {{ json_text('attributes', ['event_properties', '$message']) }} end as campaign_id,
+    {{ json_number('attributes', ['event_properties', '$value']) }} as event_value,
     _airbyte_extracted_at,
     _load_id
 from ({{ landed('klaviyo_events') }}) as r

@@ -3,10 +3,10 @@
 select
     merchant_id,
     id as flow_id,
-    attributes ->> 'name' as flow_name,
-    attributes ->> 'status' as status,
-    attributes ->> 'trigger_type' as trigger_type,
-    coalesce((attributes ->> 'archived')::boolean, false) as is_archived,
+    {{ json_text('attributes', ['name']) }} as flow_name,
+    {{ json_text('attributes', ['status']) }} as status,
+    {{ json_text('attributes', ['trigger_type']) }} as trigger_type,
+    coalesce(({{ json_text('attributes', ['archived']) }})::boolean, false) as is_archived,
     updated,
     _airbyte_extracted_at,
     _load_id

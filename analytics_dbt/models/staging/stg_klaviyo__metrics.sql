@@ -3,9 +3,9 @@
 select
     merchant_id,
     id as metric_id,
-    attributes ->> 'name' as metric_name,
-    attributes -> 'integration' ->> 'name' as integration_name,
-    attributes -> 'integration' ->> 'category' as integration_category,
+    {{ json_text('attributes', ['name']) }} as metric_name,
+    {{ json_text('attributes', ['integration', 'name']) }} as integration_name,
+    {{ json_text('attributes', ['integration', 'category']) }} as integration_category,
     updated,
     _airbyte_extracted_at,
     _load_id

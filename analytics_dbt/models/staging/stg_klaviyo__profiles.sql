@@ -12,9 +12,9 @@
 select
     merchant_id,
     id as profile_id,
-    lower(nullif(trim(attributes ->> 'email'), '')) as email,
-    attributes ->> 'phone_number' as phone_number,
-    (attributes ->> 'created')::timestamptz as created_at,
+    lower(nullif(trim({{ json_text('attributes', ['email']) }}), '')) as email,
+    {{ json_text('attributes', ['phone_number']) }} as phone_number,
+    ({{ json_text('attributes', ['created']) }})::timestamptz as created_at,
     updated,
     _airbyte_extracted_at,
     _load_id

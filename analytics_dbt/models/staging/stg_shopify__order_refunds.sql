@@ -6,15 +6,14 @@ select
     order_id,
     created_at,
     coalesce(processed_at, created_at) as processed_at,
-    (select coalesce(sum((li ->> 'subtotal')::numeric), 0) from jsonb_array_elements(coalesce(refund_line_items, '[]')) as li)
-        ::numeric(14, 2) as refund_subtotal,
-    ((select coalesce(sum((li ->> 'total_tax')::numeric), 0) from jsonb_array_elements(coalesce(refund_line_items, '[]')) as li)
-     + (select coalesce(sum((a ->> 'tax_amount')::numeric), 0) from jsonb_array_elements(coalesce(order_adjustments, '[]')) as a
-        where a ->> 'kind' = 'shipping_refund'))::numeric(14, 2) as refund_tax,
-    (select -coalesce(sum((a ->> 'amount')::numeric), 0) from jsonb_array_elements(coalesce(order_adjustments, '[]')) as a
-     where a ->> 'kind' = 'shipping_refund')::numeric(14, 2) as refund_shipping,
-    (select coalesce(sum((t ->> 'amount')::numeric), 0) from jsonb_array_elements(coalesce(transactions, '[]')) as t
-     where t ->> 'kind' = 'refund' and coalesce(t ->> 'status', 'success') = 'success')::numeric(14, 2) as refund_amount,
+    {{ json_array_sum('refund_line_items', 'subtotal') }}::numeric(14, 2) as refund_subtotal,
+    ({{ json_array_sum('refund_line_items', 'total_tax') }}
+     + {{ json_array_sum('order_adjustments', 'tax_amount', where=json_text('e', ['kind']) ~ " = 'shipping_refund'") }}
+    )::numeric(14, 2) as refund_tax,
+    (-{{ json_array_sum('order_adjustments', 'amount', where=json_text('e', ['kind']) ~ " = 'shipping_refund'") }})
+        ::numeric(14, 2) as refund_shipping,
+    {{ json_array_sum('transactions', 'amount', where=json_text('e', ['kind']) ~ " = 'refund' and coalesce("
+        ~ json_text('e', ['status']) ~ ", 'success') = 'success'") }}::numeric(14, 2) as refund_amount,
     _airbyte_extracted_at,
     _load_id
 from ({{ landed('shopify_order_refunds') }}) as r

@@ -6,7 +6,7 @@
     unique_key=['merchant_id', 'session_id'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    pre_hook="set work_mem = '1GB'",
+    pre_hook="{{ session_set('work_mem', '1GB') }}",
     indexes=[
         {'columns': ['merchant_id', 'session_id'], 'unique': True},
         {'columns': ['merchant_id', '_load_id']},

@@ -6,8 +6,8 @@
 -- within a cent of weight x net revenue and the touches add up exactly, so sums over any rows (days,
 -- channels, months) lose no money to rounding.
 -- Incremental: recompute the whole path of every order whose attribution inputs changed (the order row,
--- or a session of its customer inside its lookback, or a session it was credited to); the post-hook drops
--- orders that stopped being revenue orders (fct_orders keeps every order it has seen).
+-- or a session of its customer inside its lookback, or a session it was credited to, changed or gone); the
+-- post-hook drops orders that stopped being revenue orders (fct_orders keeps every order it has seen).
 {%- set lookback = var('attribution_lookback_days') | int %}
 {%- set half_life = var('time_decay_half_life_days') | float %}
 {{ config(
@@ -45,6 +45,18 @@ affected as (
     select t.merchant_id, t.order_id
     from {{ this }} as t
     inner join changed_sessions as s on s.merchant_id = t.merchant_id and s.session_id = t.session_id
+    union
+    -- orders credited to a session that is gone: web sessions merge when a late pixel event joins two of them,
+    -- and a store's legacy web_sessions go when its first pixel events arrive (fct_sessions' post-hook); either
+    -- way the store has changed sessions this run
+    select t.merchant_id, t.order_id
+    from {{ this }} as t
+    where t.session_id is not null
+        and t.merchant_id = any(array(select distinct merchant_id from changed_sessions))
+        and not exists (
+            select 1 from {{ ref('fct_sessions') }} as s
+            where s.merchant_id = t.merchant_id and s.session_id = t.session_id
+        )
 ),
 {%- endif %}
 

@@ -62,6 +62,7 @@ touches as (
     where event_type in ('opened', 'clicked') and email is not null and campaign_or_flow_id is not null
     {%- if is_incremental() %}
         -- through the email index: the touches of these few customers only
+        and merchant_id = any(array(select distinct merchant_id from orders))
         and email = any(array(select email from orders))
         and (merchant_id, email) in (select merchant_id, email from orders)
     {%- endif %}
