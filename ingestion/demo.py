@@ -15,10 +15,10 @@ dedupes and writes them into ``raw_<key>.web_events``. Each run posts only what 
 continues from the last world event stored (``_posted_mark``), and the collector stores an event id once, so a
 run cut short and run again loads nothing twice.
 
-Inputs with no sandbox connector are written from the same simulated merchant by the sandbox's world-seed
-control endpoint: Attentive's events (which reach a real store by webhook) and, for as long as dbt's
-sessions are still read from it, the synthetic ``web_sessions`` table. They are written with the first sync,
-and stay as they were then.
+dbt builds the stores' sessions from those events (stg_web_events → fct_sessions); the synthetic
+``web_sessions`` table the world also has is no longer written. Attentive's events, which reach a real store by
+webhook and have no sandbox connector, are written from the same simulated merchant by the sandbox's world-seed
+control endpoint with the first sync, and stay as they were then.
 
 A second run changes nothing that is in place: it only asks Airbyte whether it still knows each connection
 (a restarted sandbox does not; the pipeline is then made again and its history synced again), and the sandbox
@@ -46,7 +46,7 @@ from psycopg import sql
 from accounts.models import Merchant
 from analytics.choices import DbtRunStatus
 from analytics.models import DbtRun
-from analytics.raw_schema import raw_schema_name
+from analytics.raw_schema import RAW_TABLES, raw_schema_name
 from analytics.services import dbt_build_coalesced, dbt_run_execute
 from collector import intake
 from collector.privacy import PATH as COLLECTOR_PATH
@@ -70,8 +70,9 @@ DEMO_WORLDS = {
 }
 FIRST_SYNC_TIMEOUT_SECONDS = 15 * 60
 POLL_SECONDS = 0.5
-# The world-seed tables the demo still writes straight into raw (None: every table the sandbox seeds).
-SEED_TABLES: list[str] | None = None
+# The world-seed tables the demo still writes straight into raw: Attentive's events (a real store's arrive by
+# webhook). Not web_sessions: dbt builds the sessions from the pixel's events the demo posts to the collector.
+SEED_TABLES = [table for table in RAW_TABLES if table.startswith("attentive_")]
 # Events per page asked of the sandbox, and per batch posted to the collector (its limit, COLLECTOR_MAX_EVENTS).
 WORLD_EVENTS_PAGE = 5000
 COLLECTOR_BATCH_EVENTS = 500

@@ -77,8 +77,10 @@ def test_the_first_run_syncs_each_pipeline_s_history_from_one_merchant_and_build
     assert set(worlds.values()) == {"shopify:demo-e2e"}
     # The inputs no sandbox connector carries yet were written from the same world, once.
     seeded = result.seeded["demo_e2e"]
-    assert seeded["web_sessions"] == _raw_count(warehouse, store, "web_sessions") > 0
     assert seeded["attentive_email_sent"] == _raw_count(warehouse, store, "attentive_email_sent") > 0
+    # Not the sessions: those are built from the pixel's events the world's visitors sent through the collector.
+    assert "web_sessions" not in seeded and "web_events" not in seeded
+    assert _raw_count(warehouse, store, "web_events") > 0
     shopify = next(p for p in pipelines if p.credential.provider == Provider.SHOPIFY)
     orders = {r["id"] for r in airbyte.written_records(shopify.connection_id, "orders")}
     assert len(orders) == _raw_count(warehouse, store, "shopify_orders") > 0
@@ -165,6 +167,23 @@ def test_the_world_s_visitors_events_arrive_through_the_collector_every_one_acce
     assert any(row[5] == "facebook" and row[7] for row in stored)
     assert any(row[5] == "google" and row[6] for row in stored)
     assert {row[8] for row in stored} == {"desktop", "mobile", "tablet"}
+    # The build made the store's sessions from those events, and its orders' attribution from the sessions.
+    with psycopg.connect(**warehouse) as conn:
+        sources = dict(
+            conn.execute(
+                "select session_source, count(*) from analytics.fct_sessions where merchant_id = %s group by 1",
+                [store.pk],
+            )
+        )
+        attributed = dict(
+            conn.execute(
+                "select channel, sum(attributed_revenue) from analytics.fct_attribution_daily"
+                " where merchant_id = %s and attribution_model = 'last_touch' group by 1",
+                [store.pk],
+            )
+        )
+    assert set(sources) == {"web_events"} and sources["web_events"] > 0
+    assert attributed.get("paid_social", 0) > 0 and attributed.get("paid_search", 0) > 0
 
 
 def test_a_second_run_posts_nothing_and_a_cut_short_run_is_completed_without_duplicates(store, warehouse, airbyte):  # noqa: F811
