@@ -220,29 +220,31 @@ def _events_post(merchant: Merchant, *, connection_id: str, control: SandboxCont
     )
     fetch = functools.partial(control.airbyte_world_events, connection_id, limit=WORLD_EVENTS_PAGE)
     # The sandbox makes the next page while this process posts the current one (one request at a time still).
-    with replay, ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-world-events") as pool:
-        coming = pool.submit(fetch, after=after)
-        while coming is not None:
-            page = coming.result()
-            coming = None if page["next"] is None else pool.submit(fetch, after=page["next"])
-            events = page["events"]
-            for start in range(0, len(events), COLLECTOR_BATCH_EVENTS):
-                chunk = events[start : start + COLLECTOR_BATCH_EVENTS]
-                sent_at = timezone.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                body = {"write_key": key, "sent_at": sent_at, "pixel_version": "1", "events": chunk}
-                answer = _collector_post(json.dumps(body, separators=(",", ":")).encode())
-                if answer.status != 200:
-                    if coming is not None:
-                        coming.cancel()
-                    raise DemoIngestFailed(
-                        f"{merchant.key}: the collector answered {answer.status} to the world's events "
-                        f"({json.dumps(answer.body)[:500]})"
-                    )
-                totals["posted"] += len(chunk)
-                totals["batches"] += 1
-                for name in ("accepted", "duplicate", "no_consent", "bot"):
-                    totals[name] += answer.body[name]
-    intake.counts_flush(force=True)
+    try:
+        with replay, ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-world-events") as pool:
+            coming = pool.submit(fetch, after=after)
+            while coming is not None:
+                page = coming.result()
+                coming = None if page["next"] is None else pool.submit(fetch, after=page["next"])
+                events = page["events"]
+                for first in range(0, len(events), COLLECTOR_BATCH_EVENTS):
+                    chunk = events[first : first + COLLECTOR_BATCH_EVENTS]
+                    sent_at = timezone.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                    body = {"write_key": key, "sent_at": sent_at, "pixel_version": "1", "events": chunk}
+                    answer = _collector_post(json.dumps(body, separators=(",", ":")).encode())
+                    if answer.status != 200:
+                        if coming is not None:
+                            coming.cancel()
+                        raise DemoIngestFailed(
+                            f"{merchant.key}: the collector answered {answer.status} to the world's events "
+                            f"({json.dumps(answer.body)[:500]})"
+                        )
+                    totals["posted"] += len(chunk)
+                    totals["batches"] += 1
+                    for name in ("accepted", "duplicate", "no_consent", "bot"):
+                        totals[name] += answer.body[name]
+    finally:
+        intake.counts_flush(force=True)  # what the collector counted, a refused batch's too
     return totals
 
 

@@ -238,3 +238,19 @@ def test_the_world_events_endpoint_refuses_a_bad_page_request(store, warehouse, 
     with pytest.raises(SandboxControlError) as missing:
         airbyte.control.airbyte_world_events("no-such-connection")
     assert missing.value.status_code == 404
+
+
+def test_a_refused_batch_fails_the_demo_and_the_next_run_posts_all(store, warehouse, airbyte, settings):  # noqa: F811
+    settings.COLLECTOR_MAX_EVENTS = 10  # every batch of the demo's is refused (400)
+
+    with pytest.raises(DemoIngestFailed, match=r"demo_e2e: the collector answered 400 .*A batch has at most 10 events"):
+        demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
+
+    generated = _world_events(airbyte.control, _shopify_connection(store))
+    # The first batch was refused whole, and counted so; nothing was stored, and nothing more was sent.
+    assert sum(c.rejected for c in EventCount.objects.filter(merchant=store)) == min(500, len(generated))
+    assert sum(c.accepted for c in EventCount.objects.filter(merchant=store)) == 0
+    settings.COLLECTOR_MAX_EVENTS = 500
+    result = demo_ingest(merchants=[store], control=airbyte.control, worlds=WORLDS)
+    assert result.posted["demo_e2e"]["accepted"] == len(generated) == len(_web_events(warehouse, store))
+    assert result.built is not None and result.built.status == DbtRunStatus.SUCCESS
