@@ -6,29 +6,51 @@ its Shopify orders came from), runs the first sync of every pipeline that never 
 with it, as it would for a merchant who just connected — and builds the models once. From then on beat's
 sweeper syncs each connection hourly and the coalesced build follows, so the dashboards move on their own.
 
-Two inputs have no sandbox connector yet and are written from the same simulated merchant by the sandbox's
-world-seed control endpoint: the web pixel's sessions (the collector is issue 16) and Attentive's events
-(which reach a real store by webhook). They are written with the first sync, and stay as they were then.
+The world's visitors reach the store the way a real store's do: through our web pixel and the collector. The
+sandbox serves, in order and in pages, the events our pixel would have posted for each of the world's sessions
+(page and product views, cart adds, and for a journey's last session its checkout, ending in checkout_completed
+with the world's order id and customer), and this posts them in batches of at most COLLECTOR_BATCH_EVENTS with
+the store's public write key to the collector's own intake (``_collector_post``), which checks, counts,
+dedupes and writes them into ``raw_<key>.web_events``. Each run posts only what the store does not have yet: it
+continues from the last world event stored (``_posted_mark``), and the collector stores an event id once, so a
+run cut short and run again loads nothing twice.
+
+dbt builds the stores' sessions from those events (stg_web_events → fct_sessions); the synthetic
+``web_sessions`` table the world also has is no longer written. Attentive's events, which reach a real store by
+webhook and have no sandbox connector, are written from the same simulated merchant by the sandbox's world-seed
+control endpoint with the first sync, and stay as they were then.
 
 A second run changes nothing that is in place: it only asks Airbyte whether it still knows each connection
-(a restarted sandbox does not; the pipeline is then made again and its history synced again).
+(a restarted sandbox does not; the pipeline is then made again and its history synced again), and the sandbox
+for the events that occurred since the last run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import io
+import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from django.db import ProgrammingError, connections, transaction
+from django.test import override_settings
 from django.utils import timezone
+from psycopg import sql
 
 from accounts.models import Merchant
 from analytics.choices import DbtRunStatus
 from analytics.models import DbtRun
+from analytics.raw_schema import RAW_TABLES, raw_schema_name
 from analytics.services import dbt_build_coalesced, dbt_run_execute
+from collector import intake
+from collector.privacy import PATH as COLLECTOR_PATH
+from collector.services import write_key_get_or_create
 from connectors.choices import USABLE_STATUSES, Provider
 from connectors.models import ConnectorCredential
 from ingestion import services
@@ -37,6 +59,7 @@ from ingestion.client import AirbyteClient, NotFound
 from ingestion.models import Pipeline, SyncJob
 from ingestion.sources import SOURCES
 from sandbox.server import SandboxControl
+from sandbox.world.sources.web_events import EVENT_ID_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +70,13 @@ DEMO_WORLDS = {
 }
 FIRST_SYNC_TIMEOUT_SECONDS = 15 * 60
 POLL_SECONDS = 0.5
+# The world-seed tables the demo still writes straight into raw: Attentive's events (a real store's arrive by
+# webhook). Not web_sessions: dbt builds the sessions from the pixel's events the demo posts to the collector.
+SEED_TABLES = [table for table in RAW_TABLES if table.startswith("attentive_")]
+# Events per page asked of the sandbox, and per batch posted to the collector (its limit, COLLECTOR_MAX_EVENTS).
+WORLD_EVENTS_PAGE = 5000
+COLLECTOR_BATCH_EVENTS = 500
+COLLECTOR_RETRIES = 8  # a 429 or 503 is sent again after its Retry-After, as the pixel does
 
 
 class DemoIngestFailed(RuntimeError):
@@ -57,6 +87,9 @@ class DemoIngestFailed(RuntimeError):
 class DemoIngestResult:
     synced: list[str] = field(default_factory=list)  # "<store> <source type>: <rows> rows"
     seeded: dict[str, dict[str, int]] = field(default_factory=dict)
+    # per store, what the collector answered for the world's events posted this run (summed over batches):
+    # posted, accepted, duplicate, no_consent, bot, batches
+    posted: dict[str, dict[str, int]] = field(default_factory=dict)
     built: DbtRun | None = None
 
 
@@ -130,6 +163,91 @@ def _sync_wait(jobs: list[SyncJob]) -> list[SyncJob]:
     return done
 
 
+def _posted_mark(merchant: Merchant) -> dict[str, object] | None:
+    """Where the world's events stored for the store end, in the order the sandbox serves them (the pixel's seq,
+    which the world sets to the event's time, then the event id): the next run continues after it. Read from
+    the stored events themselves, so it cannot disagree with them (raw emptied: everything is posted again)."""
+    alias = intake._raw_alias()  # where the collector writes
+    statement = sql.SQL(
+        'SELECT seq, event_id FROM {} WHERE event_id LIKE %s ORDER BY seq DESC, event_id COLLATE "C" DESC LIMIT 1'
+    ).format(sql.Identifier(raw_schema_name(merchant.key), "web_events"))
+    try:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            cursor.execute(statement.as_string(None), [EVENT_ID_PREFIX + "%"])
+            row = cursor.fetchone()
+    except ProgrammingError:  # no web_events table yet: nothing posted
+        return None
+    return None if row is None else {"at": row[0], "event_id": row[1]}
+
+
+def _collector_post(body: bytes) -> intake.Answer:
+    """One batch through the collector's own intake, in this process.
+
+    `intake.http_answer` is the collector's whole HTTP exchange: gunicorn answers /collect/v1/batch with it
+    ahead of Django (collector.intake.CollectorDispatch in config/wsgi.py) and Django's view (collector.views)
+    with it under the test client; the same validation, bot and consent filters, dedupe, write and counters run
+    here. Not an HTTP POST to the app: `make run` loads the demo before it starts the web server (there is none
+    to post to yet), and a year of history is hundreds of batches the loop would only add sockets to."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": COLLECTOR_PATH,
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "text/plain;charset=UTF-8",  # as the pixel sends it
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(body),
+    }
+    for _attempt in range(COLLECTOR_RETRIES):
+        status, headers, payload = intake.http_answer(environ | {"wsgi.input": io.BytesIO(body)})
+        answer = intake.Answer(status, json.loads(payload))
+        if status not in (429, 503):
+            return answer
+        time.sleep(int(dict(headers).get("Retry-After", "1")))
+    return answer
+
+
+def _events_post(merchant: Merchant, *, connection_id: str, control: SandboxControl, start: dt.date) -> dict[str, int]:
+    """Post the world's events the store does not have yet to the collector (see the module docstring)."""
+    key = write_key_get_or_create(merchant=merchant).key
+    totals = dict.fromkeys(("posted", "accepted", "duplicate", "no_consent", "bot", "batches"), 0)
+    after = _posted_mark(merchant)
+    # A live pixel sends each event within seconds, and the collector refuses one older than a week
+    # (COLLECTOR_MAX_EVENT_AGE_SECONDS) or a batch from an address that sends more than 60 a window; the demo
+    # replays a year of thousands of visitors' events from one loader, now. Those two limits are widened for
+    # the replay only; every other check holds (a refused batch fails the demo).
+    replay = override_settings(
+        COLLECTOR_MAX_EVENT_AGE_SECONDS=((timezone.now().date() - start).days + 2) * 86400,
+        COLLECTOR_IP_BATCHES_PER_WINDOW=10**9,
+    )
+    fetch = functools.partial(control.airbyte_world_events, connection_id, limit=WORLD_EVENTS_PAGE)
+    # The sandbox makes the next page while this process posts the current one (one request at a time still).
+    try:
+        with replay, ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-world-events") as pool:
+            coming = pool.submit(fetch, after=after)
+            while coming is not None:
+                page = coming.result()
+                coming = None if page["next"] is None else pool.submit(fetch, after=page["next"])
+                events = page["events"]
+                for first in range(0, len(events), COLLECTOR_BATCH_EVENTS):
+                    chunk = events[first : first + COLLECTOR_BATCH_EVENTS]
+                    sent_at = timezone.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                    body = {"write_key": key, "sent_at": sent_at, "pixel_version": "1", "events": chunk}
+                    answer = _collector_post(json.dumps(body, separators=(",", ":")).encode())
+                    if answer.status != 200:
+                        if coming is not None:
+                            coming.cancel()
+                        raise DemoIngestFailed(
+                            f"{merchant.key}: the collector answered {answer.status} to the world's events "
+                            f"({json.dumps(answer.body)[:500]})"
+                        )
+                    totals["posted"] += len(chunk)
+                    totals["batches"] += 1
+                    for name in ("accepted", "duplicate", "no_consent", "bot"):
+                        totals[name] += answer.body[name]
+    finally:
+        intake.counts_flush(force=True)  # what the collector counted, a refused batch's too
+    return totals
+
+
 def demo_ingest(
     *,
     merchants: list[Merchant],
@@ -163,9 +281,16 @@ def demo_ingest(
         for job in _sync_wait([_sync_start(pipeline, say) for pipeline in first]):
             result.synced.append(f"{merchant.key} {job.pipeline.source_type}: {job.rows_synced or 0:,} rows")
         if shopify in first:
-            result.seeded[merchant.key] = control.airbyte_world_seed(shopify.connection_id)["tables"]
+            seeded = control.airbyte_world_seed(shopify.connection_id, tables=SEED_TABLES)["tables"]
+            result.seeded[merchant.key] = seeded
+        posted = _events_post(
+            merchant, connection_id=shopify.connection_id, control=control, start=_world_start(merchant, world["days"])
+        )
+        if posted["posted"]:
+            result.posted[merchant.key] = posted
+            say(f"  {merchant.key}: {posted['accepted']:,} web pixel events through the collector")
     built_once = DbtRun.objects.filter(status=DbtRunStatus.SUCCESS, command="build").exists()
-    if result.synced or not built_once:
+    if result.synced or result.posted or not built_once:
         say("building the dbt models (dbt build) ...")
         runs = dbt_build_coalesced() or [dbt_run_execute(args=["build"])]
         result.built = runs[-1]

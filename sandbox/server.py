@@ -203,5 +203,17 @@ class SandboxControl:
             "POST", f"/_control/airbyte/connections/{connection_id}/world-seed", json=payload, timeout=timeout
         ).json()
 
+    def airbyte_world_events(
+        self, connection_id: str, *, after: dict[str, Any] | None = None, limit: int = 5000, timeout: float = 120
+    ) -> dict[str, Any]:
+        """A page of the web pixel's events of the connection's world's visitors, in order, from just after
+        `after` (the previous page's `next`; None: from the first day): `{"events", "next", "now", "world"}`."""
+        return self._request(
+            "POST",
+            f"/_control/airbyte/connections/{connection_id}/world-events",
+            json={"after": after, "limit": limit},
+            timeout=timeout,
+        ).json()
+
     def close(self) -> None:
         self.session.close()

@@ -76,6 +76,7 @@ from sandbox.world.world import (
     world_cache_clear,
     world_identity,
     world_of,
+    world_pixel_events,
     world_settings,
     world_start,
 )
@@ -1801,9 +1802,12 @@ def control_world_link(ctx: Context) -> Response:
 
 
 # Tables of the simulated world that no connector of the sandbox delivers: the web pixel's sessions (until
-# the collector takes them) and Attentive's events (which arrive by webhook, not through Airbyte).
+# dbt builds them from the collector's events) and Attentive's events (which arrive by webhook, not through
+# Airbyte). Not web_events: the collector writes those (the world serves them at world-events, below).
 SEED_ONLY_TABLES = tuple(
-    table for table in RAW_TABLES if not any(table in streams.values() for streams in STREAM_TABLES.values())
+    table
+    for table in RAW_TABLES
+    if table != "web_events" and not any(table in streams.values() for streams in STREAM_TABLES.values())
 )
 
 
@@ -1829,6 +1833,55 @@ def control_world_seed(ctx: Context, connection_id: str) -> Response:
     except airbyte_worker.SyncFailure as exc:
         return json_response({"error": exc.message}, status=502)
     return json_response({"world": plan.identity, "tables": written})
+
+
+MAX_WORLD_EVENTS_PAGE = 10_000
+
+
+def control_world_events(ctx: Context, connection_id: str) -> Response:
+    """``{"after": {"at": <epoch seconds>, "event_id": …} | null, "limit": 1 to 10000}``: the web pixel's events of
+    the connection's world's visitors that occurred before the world's now, in (time, event id) order, from just
+    after ``after``; ``next`` is where the following page starts (null: none before now). Each event is what the
+    pixel posts (``sandbox.world.sources.web_events``): a demo posts them to the collector with the store's key."""
+    airbyte = ctx.state.airbyte
+    payload = read_json_object(ctx.request)
+    limit, after = payload.get("limit", 5000), payload.get("after")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_WORLD_EVENTS_PAGE:
+        return json_response({"error": f"limit must be an integer from 1 to {MAX_WORLD_EVENTS_PAGE}"}, status=400)
+    if after is not None and not (
+        isinstance(after, dict)
+        and isinstance(after.get("at"), int)
+        and not isinstance(after.get("at"), bool)
+        and isinstance(after.get("event_id"), str)
+    ):
+        return json_response({"error": 'after must be null or {"at": <epoch seconds>, "event_id": "…"}'}, status=400)
+    with airbyte._lock:
+        connection = airbyte.connections.get(connection_id)
+        if connection is None or connection.get("status") == "deprecated":
+            return json_response({"error": f"no connection {connection_id}"}, status=404)
+        source = airbyte.sources[connection["sourceId"]]
+        destination = airbyte.destinations[connection["destinationId"]]
+    if source["type"] != "shopify":
+        error = "the pixel's events are read through the store's Shopify connection"
+        return json_response({"error": error}, status=400)
+    account, shop_of = _world_lookups(ctx, source)
+    plan = airbyte.job_plan(connection, source, destination, 0, "sync", account, shop_of)
+    events, following = world_pixel_events(
+        plan.settings,
+        plan.identity,
+        start=plan.start,
+        now=plan.now,
+        after=None if after is None else (after["at"], after["event_id"]),
+        limit=limit,
+    )
+    return json_response(
+        {
+            "world": plan.identity,
+            "now": _iso(plan.now),
+            "events": events,
+            "next": None if following is None else {"at": following[0], "event_id": following[1]},
+        }
+    )
 
 
 def _clock_body(airbyte: AirbyteState) -> dict[str, Any]:
@@ -1987,6 +2040,13 @@ ROUTES = (
     Route("control.airbyte.world", "/_control/airbyte/world", ("GET", "POST"), control_world, control=True),
     Route("control.airbyte.world.clock", "/_control/airbyte/world/clock", ("POST",), control_world_clock, control=True),
     Route("control.airbyte.world.link", "/_control/airbyte/world/link", ("POST",), control_world_link, control=True),
+    Route(
+        "control.airbyte.world.events",
+        "/_control/airbyte/connections/<connection_id>/world-events",
+        ("POST",),
+        control_world_events,
+        control=True,
+    ),
     Route(
         "control.airbyte.world.seed",
         "/_control/airbyte/connections/<connection_id>/world-seed",

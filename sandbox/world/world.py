@@ -479,3 +479,51 @@ def world_records(
         if world.next_day is None or world.next_day <= end:
             _CACHE.simulated(world.simulate_through(end + dt.timedelta(days=LOOKAHEAD_DAYS)))
         return {table: world.window(table, lo, int(now)) for table, lo in lows.items()}
+
+
+def world_pixel_events(
+    settings: WorldSettings,
+    identity: str,
+    *,
+    start: dt.date,
+    now: float,
+    after: tuple[int, str] | None = None,
+    limit: int = 5000,
+) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+    """The web pixel's events of the world's visitors that occurred before ``now``, in (time, event id) order,
+    from just after ``after`` (``(epoch seconds, event id)`` of the last one already taken; None: from the
+    first day): at most ``limit``, and the position to continue from (None: nothing more before ``now``).
+
+    Read a day of event time at a time: the sessions that can have events in it (visible from an hour before
+    it to two hours after it: a session becomes visible at the next hourly sync after it starts) and the orders
+    their checkouts end in (``sources.web_events``). Deterministic: the same world and arguments give the same
+    events, and a page ends where the next one begins.
+    """
+    from sandbox.world.sources.web_events import events_in, orders_by_customer
+
+    tz = ZoneInfo(settings.timezone)
+    beginning = int(dt.datetime(start.year, start.month, start.day, tzinfo=tz).timestamp())
+    end = int(now)
+    lo = beginning if after is None else max(beginning, int(after[0]))
+    found: list[dict[str, Any]] = []
+    while lo < end:
+        hi = min(end, (lo // DAY + 1) * DAY)
+        reach = max(beginning, lo - 3600)
+        records = world_records(
+            settings, identity, start=start, now=hi + 2 * 3600, windows={"web_sessions": reach, "shopify_orders": reach}
+        )
+        orders = orders_by_customer(r.fields for r in records["shopify_orders"])
+        events = events_in((r.fields for r in records["web_sessions"]), orders, lo, hi)
+        if after is not None:
+            events = [e for e in events if (e["seq"], e["event_id"]) > after]
+        room = limit - len(found)
+        if len(events) > room:
+            found.extend(events[:room])
+            last = found[-1]
+            return found, (last["seq"], last["event_id"])
+        found.extend(events)
+        lo = hi
+    if found and len(found) == limit:
+        last = found[-1]
+        return found, (last["seq"], last["event_id"])
+    return found, None

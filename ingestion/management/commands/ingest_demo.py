@@ -14,7 +14,8 @@ from sandbox.server import SandboxControl, SandboxControlError
 class Command(BaseCommand):
     help = (
         "Bring the demo stores' data in through the sandbox's Airbyte: the first sync of every pipeline that never "
-        "synced (the history), then one dbt build. Idempotent: what has synced is left to beat's hourly syncs."
+        "synced (the history), the simulated visitors' web pixel events through the collector (those not stored "
+        "yet), then one dbt build. Idempotent: what has synced is left to beat's hourly syncs."
     )
 
     def add_arguments(self, parser):
@@ -37,7 +38,12 @@ class Command(BaseCommand):
         for line in result.synced:
             self.stdout.write(f"  synced {line}")
         for key, tables in result.seeded.items():
-            self.stdout.write(f"  {key}: web sessions and Attentive events seeded ({sum(tables.values()):,} rows)")
+            self.stdout.write(f"  {key}: {', '.join(sorted(tables))} seeded ({sum(tables.values()):,} rows)")
+        for key, posted in result.posted.items():
+            self.stdout.write(
+                f"  {key}: {posted['posted']:,} web pixel events posted to the collector in {posted['batches']:,} "
+                f"batches ({posted['accepted']:,} stored, {posted['duplicate']:,} already there)"
+            )
         run = result.built
         if run is not None:
             self.stdout.write(f"  dbt run #{run.pk} {run.status} in {run.duration_seconds:.0f}s")
