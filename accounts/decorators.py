@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest
 from django.shortcuts import redirect
@@ -18,7 +19,8 @@ def clerk_login_required(view):
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         if request.clerk is None:
-            return redirect(f"{reverse('accounts:sign_in')}?next={request.get_full_path()}")
+            # encoded: the page's own query (`?start=...&end=...`) must come back whole after signing in
+            return redirect(f"{reverse('accounts:sign_in')}?{urlencode({'next': request.get_full_path()})}")
         return view(request, *args, **kwargs)
 
     return wrapper

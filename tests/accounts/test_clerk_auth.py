@@ -108,6 +108,15 @@ def test_missing_token_is_rejected_by_the_api_and_redirected_by_pages(client, cl
     assert page.url.startswith(reverse("accounts:sign_in"))
 
 
+def test_sign_in_redirect_keeps_the_pages_whole_query(client, clerk, member):
+    from urllib.parse import parse_qs, urlsplit
+
+    path = reverse("dashboards:attribution", args=[member.merchant.pk]) + "?start=2026-10-01&end=2026-10-31"
+    page = client.get(path)
+    assert page.status_code == 302
+    assert parse_qs(urlsplit(page.url).query) == {"next": [path]}
+
+
 def test_garbage_token_is_rejected(client, clerk, member):
     response = client.get(API, HTTP_AUTHORIZATION="Bearer not-a-jwt")
     assert response.status_code == 401
