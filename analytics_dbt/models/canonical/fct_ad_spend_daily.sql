@@ -11,6 +11,7 @@
     unique_key=['merchant_id', 'date_day'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    post_hook="{{ ensure_index(['merchant_id', 'date_day']) }}",
 ) }}
 -- depends_on: {{ source('raw', 'facebook_marketing_ads_insights') }}
 -- depends_on: {{ source('raw', 'google_ads_campaign') }}
@@ -58,9 +59,10 @@ raw_accounts as (
 backfilled as (
     select a.merchant_id
     from raw_accounts as a
-    left join (select distinct merchant_id, platform, account_id from {{ this }}) as seen
-        on seen.merchant_id = a.merchant_id and seen.platform = a.platform and seen.account_id = a.account_id
-    where seen.account_id is null or a.restated_late
+    where a.restated_late or not exists (
+        select from {{ this }} as t
+        where t.merchant_id = a.merchant_id and t.platform = a.platform and t.account_id = a.account_id
+    )
 ),
 {%- endif %}
 
