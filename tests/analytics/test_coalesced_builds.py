@@ -568,9 +568,16 @@ def test_a_build_killed_mid_way_leaves_its_changes_to_the_next_build(own_warehou
         **{k: v for k, v in os.environ.items() if k != "DATABASE_OWNER_URL"},  # a worker runs as the app alone
         "DJANGO_DEV": "1",
         "DATABASE_URL": _database_url(connection.settings_dict),
-        "WAREHOUSE_DATABASE_URL": (
-            f"postgres://{warehouse['user']}:{warehouse['password']}@{warehouse['host']}:{warehouse['port']}"
-            f"/{warehouse['dbname']}"
+        "WAREHOUSE_DATABASE_URL": _database_url(
+            {
+                "USER": warehouse["user"],
+                "PASSWORD": warehouse["password"],
+                "NAME": warehouse["dbname"],
+                # a Unix-socket directory (the embedded PostgreSQL of make test) goes in ?host=
+                "HOST": "" if str(warehouse["host"]).startswith("/") else warehouse["host"],
+                "PORT": warehouse["port"],
+                "OPTIONS": {"host": warehouse["host"]},
+            }
         ),
     }
     worker = subprocess.Popen(

@@ -15,7 +15,7 @@ def test_demo_user_signs_in_and_lands_on_the_merchant_page(page, app_url, clerk,
     second = MembershipFactory(clerk_user_id="user_olivia", merchant__name="Beach Things", role=Role.VIEWER)
 
     page.goto(app_url + "/")
-    expect(page).to_have_url(app_url + "/sign-in/?next=/")
+    expect(page).to_have_url(app_url + "/sign-in/?next=%2F")
     screenshot("sign-in")
     page.get_by_role("button", name="Sign in as Olivia Owner").click()
 
@@ -33,4 +33,4 @@ def test_demo_user_signs_in_and_lands_on_the_merchant_page(page, app_url, clerk,
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(app_url + "/sign-in/")
     page.goto(f"{app_url}/m/{second.merchant.pk}/")
-    expect(page).to_have_url(f"{app_url}/sign-in/?next=/m/{second.merchant.pk}/")
+    expect(page).to_have_url(f"{app_url}/sign-in/?next=%2Fm%2F{second.merchant.pk}%2F")
