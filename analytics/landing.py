@@ -302,6 +302,10 @@ def _tables_with_new_rows(conn, key: str, candidates: list[tuple[str, dt.datetim
     return {table for (table, _), new in zip(candidates, flags, strict=True) if new}
 
 
+# Raw tables the load could not index (logged once per process).
+_UNINDEXABLE: set[tuple[str, str]] = set()
+
+
 def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: LoadResult) -> None:
     key, mid = merchant["key"], merchant["id"]
     readable = []
@@ -317,8 +321,12 @@ def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: L
         if not indexed and "_airbyte_extracted_at" in columns:
             try:
                 _extraction_index_ensure(conn, key, table)
-            except psycopg.Error as exc:  # a view, or a schema we may read but not index: the probe scans instead
-                logger.warning("raw table not indexed", extra={"merchant_key": key, "table": table, "reason": str(exc)})
+            except psycopg.Error as exc:  # a view, or a table we may read but not index: the probe scans instead
+                if (key, table) not in _UNINDEXABLE:  # said once per process, not at every build
+                    _UNINDEXABLE.add((key, table))
+                    logger.warning(
+                        "raw table not indexed", extra={"merchant_key": key, "table": table, "reason": str(exc)}
+                    )
         since = marks.get((mid, table))
         readable.append((table, since - commit_lag if since else None))
     with conn.transaction():

@@ -268,7 +268,11 @@ def landing_scope(changes: list[tuple[int, str, int]], *, merchant_ids: list[int
         tables = scope.get(merchant_id, [])
         if tables is not None:
             scope[merchant_id] = sorted({*tables, *landing.source_tables(source)})
-    last = DbtRun.objects.exclude(status=DbtRunStatus.RUNNING).order_by("-started_at", "-id").first()
+    last = (
+        DbtRun.objects.exclude(status__in=[DbtRunStatus.RUNNING, *NOT_STARTED_STATUSES])
+        .order_by("-started_at", "-id")
+        .first()
+    )
     built = set(last.merchant_ids) if last is not None else set()
     for merchant_id in merchant_ids:
         if merchant_id not in built:
