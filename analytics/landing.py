@@ -159,9 +159,12 @@ def landed_schema_ensure(conn: psycopg.Connection) -> None:
 
 
 def landed_through(conn: psycopg.Connection) -> int:
-    """The highest _load_id landed (0 when nothing has been)."""
-    row = conn.execute(sql.SQL("select coalesce(max(last_load_id), 0) from {}").format(_ident(LANDED_SCHEMA, "_loads")))
-    return int(row.fetchone()[0])
+    """The highest _load_id landed (0 when nothing has been): the newest ledger row's, since loads run one at a
+    time (an index probe, however long the ledger grows)."""
+    row = conn.execute(
+        sql.SQL("select last_load_id from {} order by id desc limit 1").format(_ident(LANDED_SCHEMA, "_loads"))
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def landed_tables_with_rows(conn: psycopg.Connection) -> set[str]:

@@ -10,10 +10,11 @@
 {% macro landed_schema() -%}landed{%- endmacro %}
 
 {#- The highest _load_id this build may read: what had landed when it started. Loads run only before a build,
-    never during one (analytics/landing.py), so it is the ledger's newest load. (Not a var: dbt parses the whole
-    project again whenever its vars change, seconds every build.) -#}
+    never during one, one at a time (analytics/landing.py), so it is the newest ledger row's: one probe of the
+    ledger's primary key, however long the ledger. (Not a var: dbt parses the whole project again whenever its vars
+    change, seconds every build.) -#}
 {% macro landed_through() -%}
-(select coalesce(max(last_load_id), 0) from {{ landed_schema() }}._loads)
+(select coalesce((select last_load_id from {{ landed_schema() }}._loads order by id desc limit 1), 0))
 {%- endmacro %}
 
 {#- What this model has read of `input` (a raw table, or a model), as a _load_id (0: nothing yet). -#}
