@@ -246,15 +246,7 @@ FULL_BUILD_ARGS = ["build"]
 
 # A change's source (ingestion: the credential's provider, or the store's own pipeline kind; the Attentive
 # intake) -> the raw tables its data lands in (analytics/raw_schema.py), as a dbt source selector.
-SOURCE_RAW_TABLES = {
-    "shopify": "source:raw.shopify_*+",
-    "meta": "source:raw.facebook_marketing_*+",
-    "google_ads": "source:raw.google_ads_*+",
-    "klaviyo": "source:raw.klaviyo_*+",
-    "attentive": "source:raw.attentive_*+",
-    "exchange_rates": "source:raw.exchange_rates_*+",
-    "web": "source:raw.web_*+",  # the pixel's events (collector/)
-}
+SOURCE_RAW_TABLES = {source: f"source:raw.{prefix}*+" for source, prefix in landing.SOURCE_TABLE_PREFIXES.items()}
 
 
 def landing_scope(changes: list[tuple[int, str, int]], *, merchant_ids: list[int]) -> dict[int, list[str] | None]:
