@@ -26,7 +26,7 @@ from agencies.models import AccessGrant, Agency, AgencyInvitation, AgencyMember,
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record
 from config.retry import backoff
-from notifications.clients.clerk import (
+from notifications.clients.clerk import (  # ClerkError is re-exported for the views
     ClerkError,
     ClerkMembership,
     ClerkNotFound,
