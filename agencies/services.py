@@ -22,7 +22,14 @@ from django.utils import timezone
 from accounts.validators import validate_currency
 from agencies import signals
 from agencies.choices import AgencyRole, AgencyStatus, GrantStatus, InvitationStatus, role_normalise
-from agencies.models import AccessGrant, Agency, AgencyInvitation, AgencyMember, ClientAssignment
+from agencies.models import (
+    AccessGrant,
+    Agency,
+    AgencyInvitation,
+    AgencyMember,
+    ClerkWebhookDelivery,
+    ClientAssignment,
+)
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record
 from config.retry import backoff
@@ -344,7 +351,9 @@ def _budget_take(now: dt.datetime) -> dt.datetime | None:
     """Take one send from the instance-wide hourly budget; None if taken, else when the next one frees up.
 
     Counted from the invitations Clerk accepted in the last hour, under one advisory lock so two workers
-    cannot both take the last one. Call inside the transaction that then records `sent_at`.
+    cannot both take the last one. Call inside the transaction that then records `sent_at`: the lock is held
+    until that commit, across the Clerk call, which serialises sends instance-wide. At a few hundred an hour
+    that costs nothing, and it is what keeps the count exact.
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_BUDGET_LOCK_KEY])
@@ -520,6 +529,18 @@ def agency_invitations_expire(*, now: dt.datetime | None = None) -> int:
     return AgencyInvitation.objects.filter(status=InvitationStatus.PENDING, expires_at__lte=now).update(
         status=InvitationStatus.EXPIRED, updated_at=now
     )
+
+
+# Svix retries a failed delivery for about three days; a message id older than this will not come again.
+WEBHOOK_DEDUPE_RETENTION = dt.timedelta(days=30)
+
+
+def clerk_webhook_deliveries_purge(*, now: dt.datetime | None = None) -> int:
+    """Forget applied message ids past any redelivery (a dashboard replay that late is applied again, which
+    the `clerk_updated_at` check makes harmless for memberships)."""
+    cutoff = (now or timezone.now()) - WEBHOOK_DEDUPE_RETENTION
+    deleted, _ = ClerkWebhookDelivery.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
 
 
 # --- client assignments ------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def agency_members_reconcile_task(self, agency_id: int) -> dict:
 
 @shared_task(name="agencies.agency_members_reconcile_all", time_limit=120, soft_time_limit=90)
 def agency_members_reconcile_all_task() -> int:
-    """The nightly sweeper: one reconcile per active agency."""
+    """The nightly sweeper: one reconcile per active agency (and the old webhook message ids forgotten)."""
+    services.clerk_webhook_deliveries_purge()
     agency_ids = services.agency_ids_to_reconcile()
     for agency_id in agency_ids:
         agency_members_reconcile_task.delay(agency_id)

@@ -313,3 +313,27 @@ def test_reconcile_suspends_an_agency_whose_organization_is_gone(agency, clerk_a
     assert agency.status == AgencyStatus.SUSPENDED
     assert suspended == [agency.pk]
     assert services.agency_ids_to_reconcile() == []
+
+
+def test_the_sweeper_finds_only_queued_invitations_that_are_due(agency) -> None:
+    now = timezone.now()
+    due = AgencyInvitation.objects.create(agency=agency, email="due@example.com", invited_by=BOSS, next_attempt_at=now)
+    AgencyInvitation.objects.create(
+        agency=agency, email="later@example.com", invited_by=BOSS, next_attempt_at=now + dt.timedelta(hours=1)
+    )
+    AgencyInvitation.objects.create(
+        agency=agency, email="sent@example.com", invited_by=BOSS, status=InvitationStatus.PENDING, next_attempt_at=now
+    )
+
+    assert services.agency_invitations_due() == [due.pk]
+
+
+def test_old_webhook_message_ids_are_forgotten(db) -> None:
+    from agencies.models import ClerkWebhookDelivery
+
+    old = ClerkWebhookDelivery.objects.create(svix_id="msg_old", event_type="organization.updated")
+    ClerkWebhookDelivery.objects.filter(pk=old.pk).update(received_at=timezone.now() - dt.timedelta(days=31))
+    ClerkWebhookDelivery.objects.create(svix_id="msg_new", event_type="organization.updated")
+
+    assert services.clerk_webhook_deliveries_purge() == 1
+    assert list(ClerkWebhookDelivery.objects.values_list("svix_id", flat=True)) == ["msg_new"]
