@@ -13,9 +13,13 @@ from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import IsClerkUser
 from accounts.models import Merchant
 from accounts.selectors import membership_get
+from agencies.authentication import TokenScopeRequired
+from agencies.choices import TokenScope
+from agencies.models import AgencyToken
+from agencies.throttles import TOKEN_THROTTLES
+from agencies.tokens import token_actor, token_store_access_get
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from config.api import error_responses
@@ -34,7 +38,9 @@ from dashboards.services import (
 
 MODEL_UNKNOWN = "Unknown attribution model; choose one of: {choices}."
 
-METRICS_ERRORS = error_responses(400, 401, 404, 503)  # 400: the range or a choice; 503: marts not built yet
+# 400: the range or a choice; 403: an agency token without the scope; 429: an agency token's throttle;
+# 503: marts not built yet.
+METRICS_ERRORS = error_responses(400, 401, 403, 404, 429, 503)
 
 
 def jsonable(value: Any) -> Any:
@@ -66,11 +72,19 @@ def range_payload(merchant: Merchant, dr: DateRange) -> dict:
 
 
 class MerchantApiView(APIView):
-    permission_classes = [IsClerkUser]
+    """A merchant's API: a Clerk member of the store, or an agency token that lists it under an active grant
+    and holds the method's scope (`token_scopes`; a method without one refuses tokens)."""
+
+    permission_classes = [TokenScopeRequired]
+    throttle_classes = TOKEN_THROTTLES
+    token_scopes: dict[str, str] = {}
     default_preset = "last_30_days"
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if isinstance(request.auth, AgencyToken):
+            self.merchant = token_store_access_get(token=request.auth, merchant_id=kwargs["merchant_id"]).merchant
+            return
         membership = membership_get(clerk_user_id=request.user.user_id, merchant_id=kwargs["merchant_id"])
         self.merchant = membership.merchant
 
@@ -81,11 +95,15 @@ class MerchantApiView(APIView):
         )
 
     def actor(self) -> Actor:
+        if isinstance(self.request.auth, AgencyToken):
+            return token_actor(self.request.auth)
         user_id = self.request.user.user_id
         return Actor(type=ActorType.CLERK_USER, id=user_id, label=user_id)
 
 
 class MetricsApiView(MerchantApiView):
+    token_scopes = {"GET": TokenScope.METRICS_READ}
+
     def metrics(self, dr: DateRange, build: Callable[[], dict], options: tuple = ()) -> Response:
         """The body: the range, then what `build` reads. Computed once per merchant, range, options and
         state of the marts (dashboards/cache.py), after the membership check of `initial`.
@@ -213,8 +231,10 @@ def conflict_response(exc: DashboardTemplateConflict) -> Response:
 
 
 class DashboardTemplateListApi(MerchantApiView):
+    token_scopes = {"GET": TokenScope.REPORTS_READ}  # writes are for people only
+
     @extend_schema(
-        responses={200: s.DashboardTemplateSerializer(many=True), **error_responses(401, 404)},
+        responses={200: s.DashboardTemplateSerializer(many=True), **error_responses(401, 403, 404, 429)},
         tags=["dashboard templates"],
     )
     def get(self, request, merchant_id: int):
@@ -224,7 +244,7 @@ class DashboardTemplateListApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateSerializer,
-        responses={201: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
+        responses={201: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415, 429)},
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int):
@@ -246,8 +266,10 @@ class DashboardTemplateListApi(MerchantApiView):
 
 
 class StarterTemplateListApi(MerchantApiView):
+    token_scopes = {"GET": TokenScope.REPORTS_READ}  # writes are for people only
+
     @extend_schema(
-        responses={200: s.StarterTemplateSerializer(many=True), **error_responses(401, 404)},
+        responses={200: s.StarterTemplateSerializer(many=True), **error_responses(401, 403, 404, 429)},
         tags=["dashboard templates"],
     )
     def get(self, request, merchant_id: int):
@@ -256,18 +278,21 @@ class StarterTemplateListApi(MerchantApiView):
 
 
 class DashboardTemplateDetailApi(MerchantApiView):
+    token_scopes = {"GET": TokenScope.REPORTS_READ}  # writes are for people only
+
     def template(self, template_id: int):
         return selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
 
     @extend_schema(
-        responses={200: s.DashboardTemplateSerializer, **error_responses(401, 404)}, tags=["dashboard templates"]
+        responses={200: s.DashboardTemplateSerializer, **error_responses(401, 403, 404, 429)},
+        tags=["dashboard templates"],
     )
     def get(self, request, merchant_id: int, template_id: int):
         return Response(s.DashboardTemplateSerializer(self.template(template_id)).data)
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
+        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415, 429)},
         tags=["dashboard templates"],
     )
     def patch(self, request, merchant_id: int, template_id: int):
@@ -292,13 +317,13 @@ class DashboardTemplateDetailApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
+        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415, 429)},
         tags=["dashboard templates"],
     )
     def put(self, request, merchant_id: int, template_id: int):
         return self.patch(request, merchant_id, template_id)
 
-    @extend_schema(responses={204: None, **error_responses(401, 403, 404)}, tags=["dashboard templates"])
+    @extend_schema(responses={204: None, **error_responses(401, 403, 404, 429)}, tags=["dashboard templates"])
     def delete(self, request, merchant_id: int, template_id: int):
         dashboard_template_delete(
             template=self.template(template_id), actor=self.actor(), request_context=request_context(request)
@@ -307,10 +332,12 @@ class DashboardTemplateDetailApi(MerchantApiView):
 
 
 class DashboardTemplateApplyApi(MerchantApiView):
+    token_scopes = {"POST": TokenScope.REPORTS_READ}  # renders a saved layout: a read, though a POST
+
     @extend_schema(
         request=None,
         parameters=[s.DateRangeQuerySerializer],
-        responses={200: s.DashboardApplyResponseSerializer, **error_responses(400, 401, 403, 404, 503)},
+        responses={200: s.DashboardApplyResponseSerializer, **error_responses(400, 401, 403, 404, 429, 503)},
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int, template_id: int):
