@@ -23,7 +23,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -151,7 +151,7 @@ def _validate(agency: Agency, name: str, scopes: list[str], merchant_ids: list[i
 class IssuedToken:
     token: AgencyToken
     # The token itself, for the one response that shows it; it is stored nowhere.
-    plaintext: str
+    plaintext: str = field(repr=False)
 
 
 @sensitive_variables("plaintext")
