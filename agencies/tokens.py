@@ -36,7 +36,9 @@ from django.http import Http404
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.access import StoreAccess, store_access_from_grant
 from accounts.models import Merchant
+from accounts.selectors import MERCHANT_NOT_FOUND
 from agencies import signals
 from agencies.choices import AgencyRole, AgencyStatus, GrantStatus, TokenScope
 from agencies.models import AccessGrant, Agency, AgencyMember, AgencyToken
@@ -57,7 +59,7 @@ EXPIRY_TOO_LONG = "A token may be valid for at most {days} days."
 NOT_AN_ADMIN = "Only the agency's admins create and revoke tokens."
 TOKEN_MALFORMED = "Malformed agency token: check that it was copied whole."
 TOKEN_REFUSED = "Agency token invalid, expired or revoked."
-STORE_NOT_FOUND = "No such merchant among yours."
+STORE_NOT_FOUND = MERCHANT_NOT_FOUND  # what a store member gets for a store not theirs: nothing to tell apart
 
 # Revocation reasons (AgencyToken.revoke_reason, and the audit event's metadata).
 REVOKED_BY_ADMIN = "revoked by an agency admin"
@@ -111,7 +113,7 @@ def agency_admin_check(*, agency: Agency, clerk_user_id: str) -> None:
         raise PermissionError(NOT_AN_ADMIN)
 
 
-def _active_grants(agency: Agency) -> QuerySet[AccessGrant]:
+def _active_grants(agency: Agency | int) -> QuerySet[AccessGrant]:
     now = timezone.now()
     return AccessGrant.objects.filter(agency=agency, status=GrantStatus.ACTIVE).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
@@ -289,26 +291,31 @@ def agency_token_touch(*, token: AgencyToken, ip: str | None, now: dt.datetime) 
 # --- reach a store --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TokenStoreAccess:
-    """What a token may see of one store: the store and the agency's active grant (level and masking)."""
+def token_store_access_get(*, token: AgencyToken, merchant_id: int) -> StoreAccess:
+    """The token's access to the store, or Http404 (the same answer whether the store exists or not).
 
-    token: AgencyToken
-    merchant: Merchant
-    grant: AccessGrant
-
-
-def token_store_access_get(*, token: AgencyToken, merchant_id: int) -> TokenStoreAccess:
-    """Http404 unless the store is in the token's list and the agency's grant on it is active right now."""
+    The store must be in the token's list and the agency's grant on it effective right now (active, not past
+    its expiry, the store active); the access is then the grant's (store_access_from_grant: its level and
+    masking), as for the agency's own people. The token's scopes are checked by the view's permission.
+    """
+    try:
+        merchant_id = int(merchant_id)
+    except (TypeError, ValueError):
+        raise Http404(STORE_NOT_FOUND) from None
     store_ids = getattr(token, "store_ids", None)
     if store_ids is None:
         store_ids = list(token.merchants.values_list("pk", flat=True))
     if merchant_id not in store_ids:
         raise Http404(STORE_NOT_FOUND)
-    grant = _active_grants(token.agency).select_related("merchant").filter(merchant_id=merchant_id).first()
+    grant = (
+        _active_grants(token.agency_id)
+        .filter(merchant_id=merchant_id, merchant__is_active=True)
+        .select_related("merchant", "agency")
+        .first()
+    )
     if grant is None:
         raise Http404(STORE_NOT_FOUND)
-    return TokenStoreAccess(token=token, merchant=grant.merchant, grant=grant)
+    return store_access_from_grant(grant)
 
 
 # --- list and revoke ------------------------------------------------------------------------------------

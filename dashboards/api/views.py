@@ -9,12 +9,13 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import EDIT_TEMPLATES, StoreAccess, store_access_get
 from accounts.models import Merchant
-from accounts.selectors import membership_get
 from agencies.authentication import TokenScopeRequired
 from agencies.choices import TokenScope
 from agencies.models import AgencyToken
@@ -80,13 +81,22 @@ class MerchantApiView(APIView):
     token_scopes: dict[str, str] = {}
     default_preset = "last_30_days"
 
+    access: StoreAccess
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        # 404 for a store this person (or token) cannot open, whether by membership or by an agency's grant. A
+        # token reaches a store only through its agency's grant (store_access_from_grant) and its own list.
         if isinstance(request.auth, AgencyToken):
-            self.merchant = token_store_access_get(token=request.auth, merchant_id=kwargs["merchant_id"]).merchant
-            return
-        membership = membership_get(clerk_user_id=request.user.user_id, merchant_id=kwargs["merchant_id"])
-        self.merchant = membership.merchant
+            self.access = token_store_access_get(token=request.auth, merchant_id=kwargs["merchant_id"])
+        else:
+            self.access = store_access_get(clerk_user_id=request.user.user_id, merchant_id=kwargs["merchant_id"])
+        self.merchant = self.access.merchant
+
+    def require(self, action: str) -> None:
+        """403 unless this access allows `action` (accounts.access: e.g. an agency viewer edits nothing)."""
+        if not self.access.allows(action):
+            raise PermissionDenied(f"Your access to this store does not allow {action.replace('_', ' ')}.")
 
     def date_range(self) -> DateRange:
         # A Django ValidationError with field errors becomes a 400 in config.api.exception_handler.
@@ -248,7 +258,8 @@ class DashboardTemplateListApi(MerchantApiView):
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int):
-        """Save a template. Invalid layout → 400 naming the widget; name taken → 409."""
+        """Save a template. Invalid layout → 400 naming the widget; name taken → 409; an agency viewer → 403."""
+        self.require(EDIT_TEMPLATES)
         serializer = s.DashboardTemplateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -298,6 +309,7 @@ class DashboardTemplateDetailApi(MerchantApiView):
     def patch(self, request, merchant_id: int, template_id: int):
         """Update with the version you read; a stale version answers 409 and changes nothing."""
         template = self.template(template_id)
+        self.require(EDIT_TEMPLATES)
         serializer = s.DashboardTemplateUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -325,9 +337,9 @@ class DashboardTemplateDetailApi(MerchantApiView):
 
     @extend_schema(responses={204: None, **error_responses(401, 403, 404, 429)}, tags=["dashboard templates"])
     def delete(self, request, merchant_id: int, template_id: int):
-        dashboard_template_delete(
-            template=self.template(template_id), actor=self.actor(), request_context=request_context(request)
-        )
+        template = self.template(template_id)
+        self.require(EDIT_TEMPLATES)
+        dashboard_template_delete(template=template, actor=self.actor(), request_context=request_context(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
