@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.dispatch import receiver
 from django.http import Http404
 from django.utils import timezone
@@ -212,6 +211,31 @@ def agency_token_create(
 
 # --- authenticate ---------------------------------------------------------------------------------------
 
+_LOOKUP_SQL: str | None = None
+
+
+def _lookup_sql() -> str:
+    """The token by digest, with what every request needs of it: its agency's status, whether its creator is
+    still a member, and the stores it lists — one statement through the digest's unique index.
+
+    Written out rather than built with the ORM: it runs on every token request, and compiling the ORM's
+    version (an EXISTS and an ARRAY subquery) cost several times what PostgreSQL takes to answer it.
+    """
+    global _LOOKUP_SQL
+    if _LOOKUP_SQL is None:
+        token, agency, member = AgencyToken._meta.db_table, Agency._meta.db_table, AgencyMember._meta.db_table
+        through = AgencyToken.merchants.through._meta.db_table
+        # Table names from our own models' metadata, never from input; the digests are a bound parameter.
+        _LOOKUP_SQL = (
+            f"SELECT t.*, a.status AS agency_status,"  # noqa: S608 (table names only; see above)
+            f" EXISTS (SELECT 1 FROM {member} m WHERE m.agency_id = t.agency_id"
+            f"  AND m.clerk_user_id = t.created_by AND m.removed_at IS NULL) AS creator_active,"
+            f" ARRAY(SELECT tm.merchant_id FROM {through} tm WHERE tm.agencytoken_id = t.id) AS store_ids"
+            f" FROM {token} t JOIN {agency} a ON a.id = t.agency_id"
+            f" WHERE t.digest = ANY(%s) LIMIT 1"
+        )
+    return _LOOKUP_SQL
+
 
 @sensitive_variables("raw")
 def agency_token_authenticate(*, raw: str, ip: str | None) -> AgencyToken:
@@ -223,21 +247,7 @@ def agency_token_authenticate(*, raw: str, ip: str | None) -> AgencyToken:
     if not token_well_formed(raw):
         raise TokenRejected(TOKEN_MALFORMED, "malformed")
     digests = [token_digest(raw, pepper) for pepper in _peppers().values()]
-    token = (
-        AgencyToken.objects.select_related("agency")
-        .annotate(
-            creator_active=Exists(
-                AgencyMember.objects.filter(
-                    agency_id=OuterRef("agency_id"), clerk_user_id=OuterRef("created_by"), removed_at__isnull=True
-                )
-            ),
-            store_ids=ArraySubquery(
-                AgencyToken.merchants.through.objects.filter(agencytoken_id=OuterRef("pk")).values("merchant_id")
-            ),
-        )
-        .filter(digest__in=digests)
-        .first()
-    )
+    token = next(iter(AgencyToken.objects.raw(_lookup_sql(), [digests])), None)
     now = timezone.now()
     problem = None
     if token is None:
@@ -246,7 +256,7 @@ def agency_token_authenticate(*, raw: str, ip: str | None) -> AgencyToken:
         problem = "revoked"
     elif token.expires_at <= now:
         problem = "expired"
-    elif token.agency.status != AgencyStatus.ACTIVE:
+    elif token.agency_status != AgencyStatus.ACTIVE:
         problem = "agency suspended"
     elif not token.creator_active:
         problem = "creator left"
@@ -307,15 +317,54 @@ def token_store_access_get(*, token: AgencyToken, merchant_id: int) -> StoreAcce
         store_ids = list(token.merchants.values_list("pk", flat=True))
     if merchant_id not in store_ids:
         raise Http404(STORE_NOT_FOUND)
-    grant = (
-        _active_grants(token.agency_id)
-        .filter(merchant_id=merchant_id, merchant__is_active=True)
-        .select_related("merchant", "agency")
-        .first()
-    )
+    grant = _effective_grant(agency_id=token.agency_id, merchant_id=merchant_id)
     if grant is None:
         raise Http404(STORE_NOT_FOUND)
     return store_access_from_grant(grant)
+
+
+_GRANT_MODELS = (AccessGrant, Merchant, Agency)
+_GRANT_SQL: str | None = None
+
+
+def _effective_grant(*, agency_id: int, merchant_id: int) -> AccessGrant | None:
+    """The agency's effective grant on the store, with its merchant and agency loaded: one statement.
+
+    What `_active_grants(...).filter(merchant__is_active=True).select_related("merchant", "agency")` asks,
+    written out for the same reason as `_lookup_sql` (every token request runs it; the ORM's compile of it
+    cost more than the query). tests/agencies/test_tokens.py checks the two answer alike.
+    """
+    global _GRANT_SQL
+    if _GRANT_SQL is None:
+        aliases = dict(zip(_GRANT_MODELS, ("g", "m", "a"), strict=True))
+        columns = ", ".join(
+            f"{aliases[model]}.{f.column}" for model in _GRANT_MODELS for f in model._meta.concrete_fields
+        )
+        grant, merchant, agency = (model._meta.db_table for model in _GRANT_MODELS)
+        _GRANT_SQL = (
+            f"SELECT {columns} FROM {grant} g"  # noqa: S608 (columns and tables from our models' metadata only)
+            f" JOIN {merchant} m ON m.id = g.merchant_id JOIN {agency} a ON a.id = g.agency_id"
+            f" WHERE g.agency_id = %s AND g.merchant_id = %s AND g.status = %s"
+            f" AND (g.expires_at IS NULL OR g.expires_at > %s) AND m.is_active"
+            f" ORDER BY g.created_at, g.id LIMIT 1"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_GRANT_SQL, [agency_id, merchant_id, GrantStatus.ACTIVE, timezone.now()])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, at = [], 0
+    for model in _GRANT_MODELS:
+        fields = model._meta.concrete_fields
+        values = list(row[at : at + len(fields)])
+        for i, f in enumerate(fields):  # what the ORM would apply (a JSONField's parse, say)
+            if hasattr(f, "from_db_value"):
+                values[i] = f.from_db_value(values[i], None, connection)
+        instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+        at += len(fields)
+    grant, merchant, agency = instances
+    grant.merchant, grant.agency = merchant, agency
+    return grant
 
 
 # --- list and revoke ------------------------------------------------------------------------------------

@@ -145,23 +145,6 @@ def run(args) -> None:
                 if response.status_code != 200:
                     sys.exit(f"{path} answered {response.status_code}: {response.content[:200]!r}")
         cache.clear()  # the throttles' windows start empty
-        if os.environ.get("BENCH_SHOW_QUERIES"):
-            import cProfile
-            import pstats
-
-            from django.db import connection
-            from django.test.utils import CaptureQueriesContext
-
-            for way, headers in ways.items():
-                with CaptureQueriesContext(connection) as queries:
-                    client.get(path, **headers)
-                print(way, [q["sql"][:150] for q in queries.captured_queries], file=sys.stderr)
-            profile = cProfile.Profile()
-            profile.enable()
-            for _ in range(100):
-                client.get(path, **ways["token"])
-            profile.disable()
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(35)
         times: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(args.requests):
             for way, headers in ways.items():

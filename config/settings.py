@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from pathlib import Path
 
 import environ
@@ -322,10 +323,15 @@ AGENCY_TOKEN_RETIRED_PEPPERS = {
 }
 AGENCY_TOKEN_DEFAULT_DAYS = env.int("AGENCY_TOKEN_DEFAULT_DAYS", default=90)
 AGENCY_TOKEN_MAX_DAYS = env.int("AGENCY_TOKEN_MAX_DAYS", default=365)
-# DRF throttle rates ("<n>/<second|minute|hour|day>") per token and per agency (all its tokens together), on the
-# default cache (Redis in production): past them, 429 with Retry-After.
+# Throttle rates ("<n>/<second|minute|hour|day>") per token and per agency (all its tokens together), fixed
+# windows counted in Redis (agencies/throttles.py): past them, 429 with Retry-After.
 AGENCY_TOKEN_RATE = env.str("AGENCY_TOKEN_RATE", default="600/minute")
 AGENCY_TOKEN_AGENCY_RATE = env.str("AGENCY_TOKEN_AGENCY_RATE", default="3000/minute")
+for _name in ("AGENCY_TOKEN_RATE", "AGENCY_TOKEN_AGENCY_RATE"):
+    if not re.fullmatch(r"[1-9][0-9]*/(second|minute|hour|day|[smhd])", globals()[_name]):
+        _stop(f"{_name} must read like 600/minute (a count, then second, minute, hour or day)")
+# Where the throttle's window counters live: Redis keys (REDIS_URL) or default-cache keys under this prefix.
+AGENCY_TOKEN_THROTTLE_PREFIX = env.str("AGENCY_TOKEN_THROTTLE_PREFIX", default="agency-token:rl:")
 
 # The provider sandbox (sandbox/): set in local development and tests only. It enables the dev sign-in.
 SANDBOX_URL = env.str("SANDBOX_URL", default="")

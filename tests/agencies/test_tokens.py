@@ -315,3 +315,29 @@ def test_agency_suspended_revokes_every_token_of_that_agency(agency, store):
     }
     theirs.refresh_from_db()
     assert theirs.revoked_at is None
+
+
+def test_the_written_out_grant_query_answers_as_the_orm_would(agency, store):
+    from agencies.tokens import _active_grants, _effective_grant
+
+    other = grant_make(agency, status=GrantStatus.ENDED).merchant
+    inactive = grant_make(agency).merchant
+    type(inactive).objects.filter(pk=inactive.pk).update(is_active=False)
+    for merchant_id in [store.pk, other.pk, inactive.pk, MerchantFactory().pk]:
+        orm = (
+            _active_grants(agency.pk)
+            .filter(merchant_id=merchant_id, merchant__is_active=True)
+            .select_related("merchant", "agency")
+            .first()
+        )
+        raw = _effective_grant(agency_id=agency.pk, merchant_id=merchant_id)
+        if orm is None:
+            assert raw is None
+            continue
+        for field in type(orm)._meta.concrete_fields:
+            assert getattr(raw, field.attname) == getattr(orm, field.attname), field.name
+        for related in ("merchant", "agency"):
+            a, b = getattr(raw, related), getattr(orm, related)
+            assert [getattr(a, f.attname) for f in type(a)._meta.concrete_fields] == [
+                getattr(b, f.attname) for f in type(b)._meta.concrete_fields
+            ]
