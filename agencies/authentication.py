@@ -46,8 +46,14 @@ class AgencyTokenAuthentication(authentication.BaseAuthentication):
         raw = header.removeprefix("Bearer ").strip()
         if not looks_like_token(raw):
             return None
+        # The store the URL names is read with the token (one statement); token_store_access_get still decides.
+        merchant_id = (getattr(request, "parser_context", None) or {}).get("kwargs", {}).get("merchant_id")
         try:
-            token = agency_token_authenticate(raw=raw, ip=request._request.META.get("REMOTE_ADDR") or None)
+            token = agency_token_authenticate(
+                raw=raw,
+                ip=request._request.META.get("REMOTE_ADDR") or None,
+                merchant_id=merchant_id if isinstance(merchant_id, int) else None,
+            )
         except TokenRejected as exc:
             raise exceptions.AuthenticationFailed(exc.public) from None
         principal = AgencyTokenPrincipal(

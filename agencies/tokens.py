@@ -211,34 +211,41 @@ def agency_token_create(
 
 # --- authenticate ---------------------------------------------------------------------------------------
 
-_LOOKUP_SQL: str | None = None
+_LOOKUP_SQL: dict[bool, str] = {}
 
 
-def _lookup_sql() -> str:
+def _lookup_sql(*, with_store: bool) -> str:
     """The token by digest, with what every request needs of it: its agency's status, whether its creator is
-    still a member, and the stores it lists — one statement through the digest's unique index.
+    still a member, and the stores it lists — one statement through the digest's unique index. With a store
+    (the merchant id in the URL), the agency's effective grant on it too (`_grant_sql`), as columns eg0…egN,
+    so that a token request costs one statement, as a store member's does.
 
     Written out rather than built with the ORM: it runs on every token request, and compiling the ORM's
     version (an EXISTS and an ARRAY subquery) cost several times what PostgreSQL takes to answer it.
     """
-    global _LOOKUP_SQL
-    if _LOOKUP_SQL is None:
+    if with_store not in _LOOKUP_SQL:
         token, agency, member = AgencyToken._meta.db_table, Agency._meta.db_table, AgencyMember._meta.db_table
         through = AgencyToken.merchants.through._meta.db_table
+        grant_columns, grant_join = "", ""
+        if with_store:
+            width = sum(len(model._meta.concrete_fields) for model in _GRANT_MODELS)
+            grant_columns = "".join(f", eg.c{i} AS eg{i}" for i in range(width))
+            grant_join = f" LEFT JOIN LATERAL ({_grant_sql(agency='t.agency_id')}) eg ON true"
         # Table names from our own models' metadata, never from input; the digests are a bound parameter.
-        _LOOKUP_SQL = (
+        _LOOKUP_SQL[with_store] = (
             f"SELECT t.*, a.status AS agency_status,"  # noqa: S608 (table names only; see above)
             f" EXISTS (SELECT 1 FROM {member} m WHERE m.agency_id = t.agency_id"
             f"  AND m.clerk_user_id = t.created_by AND m.removed_at IS NULL) AS creator_active,"
             f" ARRAY(SELECT tm.merchant_id FROM {through} tm WHERE tm.agencytoken_id = t.id) AS store_ids"
-            f" FROM {token} t JOIN {agency} a ON a.id = t.agency_id"
+            f"{grant_columns}"
+            f" FROM {token} t JOIN {agency} a ON a.id = t.agency_id{grant_join}"
             f" WHERE t.digest = ANY(%s) LIMIT 1"
         )
-    return _LOOKUP_SQL
+    return _LOOKUP_SQL[with_store]
 
 
 @sensitive_variables("raw")
-def agency_token_authenticate(*, raw: str, ip: str | None) -> AgencyToken:
+def agency_token_authenticate(*, raw: str, ip: str | None, merchant_id: int | None = None) -> AgencyToken:
     """The live token for `raw`, or TokenRejected. One query; a second only to record use (≤ every 5 min).
 
     The returned token carries `store_ids` (the stores it lists); whether each grant is still active is
@@ -247,7 +254,15 @@ def agency_token_authenticate(*, raw: str, ip: str | None) -> AgencyToken:
     if not token_well_formed(raw):
         raise TokenRejected(TOKEN_MALFORMED, "malformed")
     digests = [token_digest(raw, pepper) for pepper in _peppers().values()]
-    token = next(iter(AgencyToken.objects.raw(_lookup_sql(), [digests])), None)
+    if merchant_id is None:
+        token = next(iter(AgencyToken.objects.raw(_lookup_sql(with_store=False), [digests])), None)
+    else:
+        params = [merchant_id, GrantStatus.ACTIVE, timezone.now(), digests]
+        token = next(iter(AgencyToken.objects.raw(_lookup_sql(with_store=True), params)), None)
+        if token is not None:
+            width = sum(len(model._meta.concrete_fields) for model in _GRANT_MODELS)
+            row = [getattr(token, f"eg{i}") for i in range(width)]
+            token.store_grant = (merchant_id, _grant_from_row(row) if row[0] is not None else None)
     now = timezone.now()
     problem = None
     if token is None:
@@ -317,42 +332,40 @@ def token_store_access_get(*, token: AgencyToken, merchant_id: int) -> StoreAcce
         store_ids = list(token.merchants.values_list("pk", flat=True))
     if merchant_id not in store_ids:
         raise Http404(STORE_NOT_FOUND)
-    grant = _effective_grant(agency_id=token.agency_id, merchant_id=merchant_id)
+    prefetched = getattr(token, "store_grant", None)  # read with the token (agency_token_authenticate)
+    if prefetched is not None and prefetched[0] == merchant_id:
+        grant = prefetched[1]
+    else:
+        grant = _effective_grant(agency_id=token.agency_id, merchant_id=merchant_id)
     if grant is None:
         raise Http404(STORE_NOT_FOUND)
     return store_access_from_grant(grant)
 
 
 _GRANT_MODELS = (AccessGrant, Merchant, Agency)
-_GRANT_SQL: str | None = None
 
 
-def _effective_grant(*, agency_id: int, merchant_id: int) -> AccessGrant | None:
-    """The agency's effective grant on the store, with its merchant and agency loaded: one statement.
+def _grant_sql(*, agency: str = "%s") -> str:
+    """The agency's effective grant on one store, its merchant and agency beside it as columns c0…cN.
 
     What `_active_grants(...).filter(merchant__is_active=True).select_related("merchant", "agency")` asks,
-    written out for the same reason as `_lookup_sql` (every token request runs it; the ORM's compile of it
-    cost more than the query). tests/agencies/test_tokens.py checks the two answer alike.
+    written out for the same reason as `_lookup_sql`; tests/agencies/test_tokens.py checks the two agree.
+    Parameters: (agency id unless `agency` names a column), merchant id, the active status, now.
     """
-    global _GRANT_SQL
-    if _GRANT_SQL is None:
-        aliases = dict(zip(_GRANT_MODELS, ("g", "m", "a"), strict=True))
-        columns = ", ".join(
-            f"{aliases[model]}.{f.column}" for model in _GRANT_MODELS for f in model._meta.concrete_fields
-        )
-        grant, merchant, agency = (model._meta.db_table for model in _GRANT_MODELS)
-        _GRANT_SQL = (
-            f"SELECT {columns} FROM {grant} g"  # noqa: S608 (columns and tables from our models' metadata only)
-            f" JOIN {merchant} m ON m.id = g.merchant_id JOIN {agency} a ON a.id = g.agency_id"
-            f" WHERE g.agency_id = %s AND g.merchant_id = %s AND g.status = %s"
-            f" AND (g.expires_at IS NULL OR g.expires_at > %s) AND m.is_active"
-            f" ORDER BY g.created_at, g.id LIMIT 1"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(_GRANT_SQL, [agency_id, merchant_id, GrantStatus.ACTIVE, timezone.now()])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+    aliases = dict(zip(_GRANT_MODELS, ("g", "m", "a"), strict=True))
+    fields = [(aliases[model], f.column) for model in _GRANT_MODELS for f in model._meta.concrete_fields]
+    columns = ", ".join(f"{alias}.{column} AS c{i}" for i, (alias, column) in enumerate(fields))
+    grant, merchant, agency_table = (model._meta.db_table for model in _GRANT_MODELS)
+    return (
+        f"SELECT {columns} FROM {grant} g"  # noqa: S608 (columns and tables from our models' metadata only)
+        f" JOIN {merchant} m ON m.id = g.merchant_id JOIN {agency_table} a ON a.id = g.agency_id"
+        f" WHERE g.agency_id = {agency} AND g.merchant_id = %s AND g.status = %s"
+        f" AND (g.expires_at IS NULL OR g.expires_at > %s) AND m.is_active"
+        f" ORDER BY g.created_at, g.id LIMIT 1"
+    )
+
+
+def _grant_from_row(row) -> AccessGrant:
     instances, at = [], 0
     for model in _GRANT_MODELS:
         fields = model._meta.concrete_fields
@@ -365,6 +378,13 @@ def _effective_grant(*, agency_id: int, merchant_id: int) -> AccessGrant | None:
     grant, merchant, agency = instances
     grant.merchant, grant.agency = merchant, agency
     return grant
+
+
+def _effective_grant(*, agency_id: int, merchant_id: int) -> AccessGrant | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_grant_sql(), [agency_id, merchant_id, GrantStatus.ACTIVE, timezone.now()])
+        row = cursor.fetchone()
+    return None if row is None else _grant_from_row(row)
 
 
 # --- list and revoke ------------------------------------------------------------------------------------

@@ -116,6 +116,21 @@ def test_a_mangled_token_answers_401_saying_so(client, store, issued, django_ass
     assert (response.status_code, response.json()) == (401, {"detail": TOKEN_MALFORMED})
 
 
+def test_a_token_request_costs_one_statement_like_a_members(client, store, issued):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    assert starters(client, store.pk, issued.plaintext).status_code == 200  # records the first use
+    with CaptureQueriesContext(connection) as queries:
+        assert starters(client, store.pk, issued.plaintext).status_code == 200
+    # Without Redis (tests) the throttle counts in the database cache: those statements are not the token's.
+    ours = [
+        q["sql"] for q in queries.captured_queries if "django_cache" not in q["sql"] and "SAVEPOINT" not in q["sql"]
+    ]
+    assert len(ours) == 1  # the token, its creator, its stores and the grant on this store
+    assert "agencies_agencytoken" in ours[0] and "LATERAL" in ours[0]
+
+
 def test_a_store_not_listed_or_whose_grant_ended_answers_404_like_any_other(client, agency, store, issued):
     assert starters(client, store.pk, issued.plaintext).status_code == 200
     stranger = MerchantFactory()
