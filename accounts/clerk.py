@@ -35,6 +35,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
 from agencies.choices import role_normalise
+from agencies.token_format import looks_like_token as looks_like_agency_token
 
 logger = logging.getLogger(__name__)
 
@@ -130,13 +131,17 @@ def _claims_problem(payload: dict[str, Any], *, authorized_parties: list[str], l
     return None
 
 
-@sensitive_variables("authorization")
+@sensitive_variables("authorization", "token")
 def _session_token(request) -> str | None:
     """The bearer token, else the `__session` cookie, else None (the precedence of the SDK)."""
     authorization = request.headers.get("Authorization", "")
     if authorization:
-        # The SDK would take any Authorization header as a token; other schemes are not ours to judge.
-        return authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+        # The SDK would take any Authorization header as a token; other schemes are not ours to judge, and
+        # neither is an agency API token (agencies/authentication.py): Clerk's SDK never sees one of those.
+        if not authorization.startswith("Bearer "):
+            return None
+        token = authorization.removeprefix("Bearer ")
+        return None if looks_like_agency_token(token.strip()) else token
     return request.COOKIES.get(settings.CLERK_SESSION_COOKIE)
 
 

@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("agencies.urls")),
     path("", include("ingestion.urls")),
+    path("", include("agencies.urls_tokens")),
     path("", include("collector.urls")),  # under gunicorn answered ahead of Django (config/wsgi.py)
 ]
 
