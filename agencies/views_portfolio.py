@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -53,7 +53,7 @@ def portfolio_query_parse(params, viewer: portfolio.PortfolioViewer) -> tuple[di
     if params.get("group"):
         try:
             group = groups.merchant_group_get(agency=viewer.agency, group_id=params["group"])
-        except Exception:  # Http404: a group of another agency is as unknown as one that never existed
+        except Http404:  # a group of another agency is as unknown as one that never existed
             errors["group"] = [groups.GROUP_NOT_FOUND]
     sort = params.get("sort") or "name"
     if sort not in portfolio.SORT_KEYS:
