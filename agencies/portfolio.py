@@ -57,7 +57,8 @@ _RATES = "analytics_staging.stg_exchange_rates__rates"
 
 @dataclass(frozen=True)
 class StoreAccess:
-    """One store the viewer may see, with what its grant lets them see of it."""
+    """One store the viewer may see, with what its grant lets them see of it: the two fields of
+    accounts.access.StoreAccess the portfolio reads (either type may be passed)."""
 
     merchant: Merchant
     can_see_costs: bool
@@ -416,21 +417,21 @@ AGENCY_NOT_FOUND = "No such agency."
 class PortfolioViewer:
     agency: object  # agencies.models.Agency
     member: object  # agencies.models.AgencyMember
-    stores: list[StoreAccess]
+    stores: list  # accounts.access.StoreAccess: what portfolio_get reads of it is .merchant and .can_see_costs
 
 
 def portfolio_viewer_get(*, clerk_user_id: str, agency_id) -> PortfolioViewer:
     """The agency, the viewer's membership and the stores they may see; 404 for anyone not an active member.
 
-    Effective access (AGENCIES.md D1): an active membership of an active agency, an active unexpired grant, and
-    for a member who is not an admin a client assignment of the store. accounts.access owns that rule for
-    every page; this reads it the same way for the portfolio until it is merged in.
+    The stores are accounts.access.agency_store_access_list: effective grants only (an active membership of an
+    active agency, an active unexpired grant, and for a member who is not an admin a client assignment), with
+    the grant's terms — the agency's view, even for someone who is also a member of one of the stores.
     """
-    from django.db.models import Q
     from django.http import Http404
 
-    from agencies.choices import AgencyRole, AgencyStatus, GrantStatus
-    from agencies.models import AccessGrant, AgencyMember
+    from accounts.access import agency_store_access_list
+    from agencies.choices import AgencyStatus
+    from agencies.models import AgencyMember
 
     try:
         agency_id = int(agency_id)
@@ -448,13 +449,5 @@ def portfolio_viewer_get(*, clerk_user_id: str, agency_id) -> PortfolioViewer:
     )
     if member is None:
         raise Http404(AGENCY_NOT_FOUND)
-    grants = AccessGrant.objects.filter(
-        agency_id=agency_id, status=GrantStatus.ACTIVE, merchant__is_active=True
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
-    if member.role != AgencyRole.ADMIN:
-        grants = grants.filter(merchant__in=member.assignments.values("merchant_id"))
-    stores = [
-        StoreAccess(merchant=g.merchant, can_see_costs=g.can_see_costs)
-        for g in grants.select_related("merchant").order_by("merchant__name", "merchant_id")
-    ]
+    stores = agency_store_access_list(clerk_user_id=clerk_user_id, agency=member.agency)
     return PortfolioViewer(agency=member.agency, member=member, stores=stores)

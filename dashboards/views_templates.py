@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import merchant_member_required
+from accounts.access import EDIT_TEMPLATES
+from accounts.decorators import merchant_member_required, require_action
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from config.validators import has_surrogates
@@ -65,6 +66,7 @@ def _back_url(request: HttpRequest) -> str:
 @merchant_member_required
 def template_save(request: HttpRequest) -> HttpResponse:
     """ "Save as template" from a built-in page, a starter or another template."""
+    require_action(request, EDIT_TEMPLATES)  # 403: an agency viewer reads templates, never changes them
     form = DashboardTemplateSaveForm(request.POST)
     if not form.is_valid():
         if "source" in form.errors:
@@ -103,6 +105,7 @@ def template_save(request: HttpRequest) -> HttpResponse:
 @merchant_member_required
 def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
     """Rename or re-lay out a template; the form carries the version it was read at (stale → refused)."""
+    require_action(request, EDIT_TEMPLATES)  # 403: an agency viewer reads templates, never changes them
     template = selectors.dashboard_template_get(merchant=request.merchant, template_id=template_id)
     detail = reverse("dashboards:template_detail", args=[request.merchant.pk, template.pk])
     form = DashboardTemplateEditForm(request.POST)
@@ -130,6 +133,7 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
 @require_POST
 @merchant_member_required
 def template_delete(request: HttpRequest, template_id: int) -> HttpResponse:
+    require_action(request, EDIT_TEMPLATES)  # 403: an agency viewer reads templates, never changes them
     template = selectors.dashboard_template_get(merchant=request.merchant, template_id=template_id)
     name = template.name
     dashboard_template_delete(template=template, actor=_actor(request), request_context=request_context(request))

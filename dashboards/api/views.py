@@ -9,13 +9,14 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import EDIT_TEMPLATES, StoreAccess, store_access_get
 from accounts.api.permissions import IsClerkUser
 from accounts.models import Merchant
-from accounts.selectors import membership_get
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from config.api import error_responses
@@ -69,10 +70,18 @@ class MerchantApiView(APIView):
     permission_classes = [IsClerkUser]
     default_preset = "last_30_days"
 
+    access: StoreAccess
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        membership = membership_get(clerk_user_id=request.user.user_id, merchant_id=kwargs["merchant_id"])
-        self.merchant = membership.merchant
+        # 404 for a store this person cannot open, whether by membership or by an agency's grant.
+        self.access = store_access_get(clerk_user_id=request.user.user_id, merchant_id=kwargs["merchant_id"])
+        self.merchant = self.access.merchant
+
+    def require(self, action: str) -> None:
+        """403 unless this access allows `action` (accounts.access: e.g. an agency viewer edits nothing)."""
+        if not self.access.allows(action):
+            raise PermissionDenied(f"Your access to this store does not allow {action.replace('_', ' ')}.")
 
     def date_range(self) -> DateRange:
         # A Django ValidationError with field errors becomes a 400 in config.api.exception_handler.
@@ -228,7 +237,8 @@ class DashboardTemplateListApi(MerchantApiView):
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int):
-        """Save a template. Invalid layout → 400 naming the widget; name taken → 409."""
+        """Save a template. Invalid layout → 400 naming the widget; name taken → 409; an agency viewer → 403."""
+        self.require(EDIT_TEMPLATES)
         serializer = s.DashboardTemplateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -273,6 +283,7 @@ class DashboardTemplateDetailApi(MerchantApiView):
     def patch(self, request, merchant_id: int, template_id: int):
         """Update with the version you read; a stale version answers 409 and changes nothing."""
         template = self.template(template_id)
+        self.require(EDIT_TEMPLATES)
         serializer = s.DashboardTemplateUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -300,9 +311,9 @@ class DashboardTemplateDetailApi(MerchantApiView):
 
     @extend_schema(responses={204: None, **error_responses(401, 403, 404)}, tags=["dashboard templates"])
     def delete(self, request, merchant_id: int, template_id: int):
-        dashboard_template_delete(
-            template=self.template(template_id), actor=self.actor(), request_context=request_context(request)
-        )
+        template = self.template(template_id)
+        self.require(EDIT_TEMPLATES)
+        dashboard_template_delete(template=template, actor=self.actor(), request_context=request_context(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

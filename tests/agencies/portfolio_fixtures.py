@@ -32,9 +32,11 @@ def member_make(agency: Agency, clerk_user_id: str, role=AgencyRole.ADMIN) -> Ag
     return AgencyMember.objects.create(agency=agency, clerk_user_id=clerk_user_id, clerk_role=f"org:{role}", role=role)
 
 
-def grant_make(agency: Agency, merchant, *, can_see_costs=True, status=GrantStatus.ACTIVE) -> AccessGrant:
+def grant_make(
+    agency: Agency, merchant, *, can_see_costs=True, status=GrantStatus.ACTIVE, level=GrantLevel.VIEWER
+) -> AccessGrant:
     return AccessGrant.objects.create(
-        agency=agency, merchant=merchant, level=GrantLevel.VIEWER, can_see_costs=can_see_costs, status=status,
+        agency=agency, merchant=merchant, level=level, can_see_costs=can_see_costs, status=status,
         approved_by="user_owner", approved_at=timezone.now(),
     )  # fmt: skip
 
