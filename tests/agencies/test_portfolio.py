@@ -168,3 +168,16 @@ def test_the_figures_are_read_in_a_fixed_number_of_queries(alpine, beach, last_3
     stores += [StoreAccess(MerchantFactory(), True) for _ in range(8)]
     with django_assert_max_num_queries(6):  # version, mart, rates, freshness, credentials, pipelines
         portfolio_get(agency=agency, stores=stores, date_range=last_30)
+
+
+def test_a_store_whose_currency_has_no_rate_is_left_out_of_the_blend_and_named(alpine, beach, last_30):
+    """The demo rates have no JPY: neither store converts, so neither is blended (never at a rate of 1)."""
+    agency = agency_make(currency="JPY")
+    result = portfolio_get(
+        agency=agency, stores=[StoreAccess(alpine, True), StoreAccess(beach, True)], date_range=last_30
+    )
+    blended = result["blended"]
+    assert blended["left_out"] == [alpine.pk, beach.pk] and blended["stores"] == 0
+    assert blended["current"]["net_revenue"] == 0 and blended["current"]["mer"] is None
+    assert portfolio.NO_RATE_NOTE.format(currency="JPY") in blended["notes"]
+    assert all(t["converted"] is False and t["current"]["net_revenue"] > 0 for t in result["tiles"])
