@@ -84,9 +84,14 @@ def template_save(request: HttpRequest) -> HttpResponse:
         ).layout
     else:
         raise Http404("Nothing to save from.")
+    # An agency member may save it for their agency instead (it then applies on every store that granted the
+    # agency); the store's own people have no agency here, so the choice is not theirs to make.
+    owner = {"merchant": request.merchant}
+    if request.POST.get("owner") == "agency" and request.access.is_agency:
+        owner = {"agency": request.access.agency}
     try:
         template = dashboard_template_create(
-            merchant=request.merchant,
+            **owner,
             name=form.cleaned_data["name"],
             description=form.cleaned_data["description"],
             layout=layout,

@@ -131,3 +131,28 @@ def test_an_ended_grant_takes_the_template_away(client, clerk, ada_in_both, agen
     grant.status = GrantStatus.ENDED
     grant.save()
     assert client.get(url).status_code == 404
+
+
+def test_an_agency_member_saves_a_stores_page_for_the_agency(client, clerk, ada, agency, alpine, beach):
+    grant_make(agency, alpine, level=GrantLevel.ANALYST)
+    grant_make(agency, beach)
+    client.cookies["__session"] = clerk.token(ada.clerk_user_id)
+    page = client.get(reverse("dashboards:overview", args=[alpine.pk])).content.decode()
+    assert 'data-testid="save-for-agency"' in page
+    save = reverse("dashboards:template_save", args=[alpine.pk])
+    response = client.post(save, {"source": "page:overview", "name": "Agency overview", "owner": "agency"})
+    template = DashboardTemplate.objects.get(name="Agency overview")
+    assert template.agency == agency and template.merchant is None
+    assert response["Location"] == reverse("dashboards:template_detail", args=[alpine.pk, template.pk])
+    # It applies on the agency's other granted store too.
+    assert client.get(reverse("dashboards:template_detail", args=[beach.pk, template.pk])).status_code == 200
+
+
+def test_a_store_member_cannot_save_for_an_agency(client, clerk, agency, alpine):
+    grant_make(agency, alpine)
+    owner = MembershipFactory(clerk_user_id=clerk.user("user_olivia"), merchant=alpine, role=Role.OWNER)
+    client.cookies["__session"] = clerk.token(owner.clerk_user_id)
+    save = reverse("dashboards:template_save", args=[alpine.pk])
+    client.post(save, {"source": "page:overview", "name": "Mine", "owner": "agency"})
+    template = DashboardTemplate.objects.get(name="Mine")
+    assert template.merchant == alpine and template.agency is None
