@@ -181,3 +181,19 @@ def test_a_store_whose_currency_has_no_rate_is_left_out_of_the_blend_and_named(a
     assert blended["current"]["net_revenue"] == 0 and blended["current"]["mer"] is None
     assert portfolio.NO_RATE_NOTE.format(currency="JPY") in blended["notes"]
     assert all(t["converted"] is False and t["current"]["net_revenue"] > 0 for t in result["tiles"])
+
+
+def test_a_range_before_the_first_rate_converts_at_the_earliest(beach):
+    """The window of recent rates holds none on or before the range: the store's whole history is read."""
+    import datetime as dt
+
+    first = dt.date.today() - dt.timedelta(days=125)
+    date_range = date_range_parse(
+        {"start": first.isoformat(), "end": (first + dt.timedelta(days=20)).isoformat()}, timezone="UTC"
+    )
+    result = portfolio_get(agency=agency_make(currency="USD"), stores=[StoreAccess(beach, True)], date_range=date_range)
+    expected = sum(
+        (net * _eur_usd_rate(beach.pk, day) for day, net, _, _ in _daily(beach.pk, date_range.current)), Decimal(0)
+    )
+    assert result["blended"]["left_out"] == [] and expected > 0
+    assert result["blended"]["current"]["net_revenue"] == expected.quantize(Decimal("0.01"))
