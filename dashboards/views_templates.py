@@ -41,8 +41,12 @@ def template_apply(request: HttpRequest) -> HttpResponse:
     choice = request.POST.get("template", "")
     if choice.startswith("starter:") and choice.removeprefix("starter:") in STARTER_TEMPLATES:
         return redirect("dashboards:starter_detail", request.merchant.pk, choice.removeprefix("starter:"))
-    template = selectors.dashboard_template_get(merchant=request.merchant, template_id=choice)
-    dashboard_template_apply_record(template=template, actor=_actor(request), request_context=request_context(request))
+    template = selectors.dashboard_template_viewable_get(
+        merchant=request.merchant, template_id=choice, clerk_user_id=request.clerk.user_id
+    )
+    dashboard_template_apply_record(
+        template=template, actor=_actor(request), request_context=request_context(request), merchant=request.merchant
+    )
     return redirect("dashboards:template_detail", request.merchant.pk, template.pk)
 
 
@@ -75,12 +79,19 @@ def template_save(request: HttpRequest) -> HttpResponse:
     elif kind == "starter" and key in STARTER_TEMPLATES:
         layout = STARTER_TEMPLATES[key]["layout"]
     elif kind == "template":
-        layout = selectors.dashboard_template_get(merchant=request.merchant, template_id=key).layout
+        layout = selectors.dashboard_template_viewable_get(
+            merchant=request.merchant, template_id=key, clerk_user_id=request.clerk.user_id
+        ).layout
     else:
         raise Http404("Nothing to save from.")
+    # An agency member may save it for their agency instead (it then applies on every store that granted the
+    # agency); the store's own people have no agency here, so the choice is not theirs to make.
+    owner = {"merchant": request.merchant}
+    if request.POST.get("owner") == "agency" and request.access.is_agency:
+        owner = {"agency": request.access.agency}
     try:
         template = dashboard_template_create(
-            merchant=request.merchant,
+            **owner,
             name=form.cleaned_data["name"],
             description=form.cleaned_data["description"],
             layout=layout,

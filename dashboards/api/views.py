@@ -354,10 +354,14 @@ class DashboardTemplateApplyApi(MerchantApiView):
     )
     def post(self, request, merchant_id: int, template_id: int):
         """Render the template's layout with live data for the range (the same numbers as the pages)."""
-        template = selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
+        template = selectors.dashboard_template_viewable_get(
+            merchant=self.merchant, template_id=template_id, clerk_user_id=self.request.user.user_id
+        )
         dr = self.date_range()
         widgets = selectors.dashboard_widget_list(merchant=self.merchant, layout=template.layout, date_range=dr)
-        dashboard_template_apply_record(template=template, actor=self.actor(), request_context=request_context(request))
+        dashboard_template_apply_record(
+            template=template, actor=self.actor(), request_context=request_context(request), merchant=self.merchant
+        )
         body = {
             **range_payload(self.merchant, dr),
             "template": s.DashboardTemplateSerializer(template).data,
