@@ -280,10 +280,15 @@ def raw_load(
                 [list(by_id)],
             ).fetchall()
         }
+        # Customers erased at a store's request (compliance.redaction): their rows that land now are rewritten the
+        # same way before any model reads them, so no build brings them back.
+        from compliance.redaction import registry_get
+
+        redactions = registry_get(conn, list(by_id))
         conn.commit()
         for mid, merchant in by_id.items():
             tables = RAW_TABLES if wanted[mid] is None else [t for t in RAW_TABLES if t in set(wanted[mid])]
-            _load_merchant(conn, merchant, tables, present, marks, commit_lag, result)
+            _load_merchant(conn, merchant, tables, present, marks, commit_lag, result, redactions.get(mid))
     result.landed_through = landed_through(conn)
     conn.commit()
     return result
@@ -309,7 +314,7 @@ def _tables_with_new_rows(conn, key: str, candidates: list[tuple[str, dt.datetim
 _UNINDEXABLE: set[tuple[str, str]] = set()
 
 
-def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: LoadResult) -> None:
+def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: LoadResult, redactions=None) -> None:
     key, mid = merchant["key"], merchant["id"]
     readable = []
     for table in tables:
@@ -333,11 +338,13 @@ def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: L
         since = marks.get((mid, table))
         readable.append((table, since - commit_lag if since else None))
     with conn.transaction():
+        before = landed_through(conn) if redactions else 0
         try:
             with conn.transaction():
                 new = _tables_with_new_rows(conn, key, readable)
         except psycopg.Error:
             new = {table for table, _ in readable}  # the loads below say which table fails, and why
+        landed_now: dict[str, dt.datetime | None] = {}
         for table, since in readable:
             if table not in new:
                 continue
@@ -351,6 +358,13 @@ def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: L
                 continue
             if landed:
                 result.rows[table] = result.rows.get(table, 0) + landed
+                landed_now[table] = since
+        if redactions and landed_now:
+            from compliance.redaction import landed_rows_redact
+
+            landed_rows_redact(
+                conn, merchant_id=mid, key=key, digests=redactions, tables=landed_now, since_load_id=before
+            )
 
 
 def _failure(key: str, table: str, reason: str) -> dict:

@@ -19,3 +19,23 @@ class ExportState(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+class PrivacyTopic(models.TextChoices):
+    """Shopify's mandatory compliance topics (shared/PROVIDERS.md §7.3)."""
+
+    CUSTOMERS_DATA_REQUEST = "customers/data_request", "Customer data request"
+    CUSTOMERS_REDACT = "customers/redact", "Customer redaction"
+    SHOP_REDACT = "shop/redact", "Shop redaction"
+
+
+class PrivacyState(models.TextChoices):
+    RECEIVED = "received", "Received"  # stored; its task is queued
+    SCHEDULED = "scheduled", "Scheduled"  # shop/redact waiting for its not_before (48 h after uninstall)
+    DONE = "done", "Done"
+    PARTIALLY_EXEMPT = "partially_exempt", "Done, partially exempt (legal hold)"
+    FAILED = "failed", "Failed"  # see `error`; retried by staff (admin action) or the next redelivery
+    IGNORED = "ignored", "Ignored"  # no store of ours matches the shop
+
+
+PRIVACY_OPEN_STATES = (PrivacyState.RECEIVED, PrivacyState.SCHEDULED, PrivacyState.FAILED)

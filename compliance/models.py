@@ -2,7 +2,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
-from compliance.choices import ActorType, ExportFormat, ExportState
+from compliance.choices import ActorType, ExportFormat, ExportState, PrivacyState, PrivacyTopic
 from compliance.storage import StoredFile, downloadable
 
 
@@ -102,3 +102,52 @@ class AuditExport(models.Model):
         if self.state != ExportState.SUCCEEDED or not self.file_key:
             return None
         return StoredFile(key=self.file_key, name=self.file_name, content_type="application/gzip")
+
+
+@downloadable(audit_action="privacy_request.downloaded")
+class PrivacyRequest(models.Model):
+    """One Shopify compliance webhook (customers/data_request, customers/redact, shop/redact) and what we did.
+
+    Stored on receipt with Shopify's 30-day deadline; processed by a task (compliance.privacy). The delivery it
+    came from is unique, so a redelivery finds the same row. After a redaction the customer's identifiers are
+    dropped from this row too (kept only as the salted digests the redaction registry matches on)."""
+
+    topic = models.CharField(max_length=40, choices=PrivacyTopic.choices, db_index=True)
+    delivery = models.OneToOneField(
+        "connectors.ShopifyWebhookDelivery", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    merchant = models.ForeignKey(
+        "accounts.Merchant", on_delete=models.PROTECT, null=True, blank=True, related_name="privacy_requests"
+    )
+    shop_domain = models.CharField(max_length=255)
+    shop_id = models.BigIntegerField(null=True, blank=True)
+    shopify_request_id = models.CharField(max_length=64, blank=True, help_text="data_request.id, when given.")
+    customer_id = models.BigIntegerField(null=True, blank=True)
+    customer_email = models.CharField(max_length=320, blank=True)
+    customer_phone = models.CharField(max_length=64, blank=True)
+    orders = models.JSONField(default=list, blank=True, help_text="orders_requested / orders_to_redact")
+    received_at = models.DateTimeField()
+    due_at = models.DateTimeField(db_index=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="shop/redact: not erased before this.")
+    state = models.CharField(max_length=20, choices=PrivacyState.choices, default=PrivacyState.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    exemptions = models.JSONField(default=list, blank=True, help_text="What a legal hold kept, and which hold.")
+    result = models.JSONField(default=dict, blank=True, help_text="Rows touched per table; counts only.")
+    identifiers_redacted = models.BooleanField(default=False)
+    file_key = models.CharField(max_length=255, blank=True, help_text="data_request: the stored file's key.")
+    file_name = models.CharField(max_length=255, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True, help_text="When staff were told it is due.")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["state", "due_at"], name="privacy_state_due")]
+
+    def __str__(self) -> str:
+        return f"{self.topic} for {self.shop_domain} ({self.state})"
+
+    def stored_file(self) -> StoredFile | None:
+        if not self.file_key:
+            return None
+        return StoredFile(key=self.file_key, name=self.file_name, content_type="application/json")

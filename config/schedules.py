@@ -93,6 +93,15 @@ SCHEDULES: list[Schedule] = [
         "stores do not all start at :00), follow every job not yet finished (a killed worker's too) and retry "
         "failed ones; every minute so a slot is kept to the minute and a lost poll is picked up within two.",
     ),
+    Schedule(
+        name="app:privacy-requests-sweep",
+        task="compliance.privacy_requests_sweep",
+        every_seconds=15 * 60,
+        expires_seconds=14 * 60,
+        why="Start each shop/redact once its store has been uninstalled 48 hours, re-enqueue a privacy request "
+        "whose task was lost, and tell staff once about any request overdue or due within 3 days; every 15 min "
+        "keeps the 48-hour erasure within a quarter hour, and Shopify's deadlines are counted in days.",
+    ),
 ]
 
 

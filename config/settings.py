@@ -472,6 +472,18 @@ AIRBYTE_NOTIFICATIONS_BASE_URL = env.str("AIRBYTE_NOTIFICATIONS_BASE_URL", defau
 if not DEV:
     _check(boot.airbyte_problem(AIRBYTE_API_URL, AIRBYTE_CLIENT_ID, AIRBYTE_CLIENT_SECRET, AIRBYTE_WORKSPACE_ID))
 
+# --- privacy (Shopify's compliance webhooks; compliance/privacy.py) --------------------------------
+# The key the per-store redaction salts derive from: redacted identifiers are kept only as digests under it,
+# and re-synced rows are matched against them. Changing it makes the recorded redactions unmatchable. Unset,
+# it is derived from SECRET_KEY (never a constant), so set it before rotating SECRET_KEY.
+PRIVACY_REDACTION_KEY = (
+    env.str("PRIVACY_REDACTION_KEY", default="")
+    or hashlib.sha256(f"privacy-redaction:{SECRET_KEY}".encode()).hexdigest()
+)
+PRIVACY_DUE_DAYS = env.int("PRIVACY_DUE_DAYS", default=30)  # Shopify's deadline for every compliance request
+PRIVACY_DUE_SOON_DAYS = env.int("PRIVACY_DUE_SOON_DAYS", default=3)  # staff are told this long before it
+PRIVACY_SHOP_REDACT_DELAY_HOURS = env.int("PRIVACY_SHOP_REDACT_DELAY_HOURS", default=48)  # after uninstall
+
 # --- dashboards --------------------------------------------------------------------------------
 # Content-Security-Policy (config.csp): scripts and styles from our origin only; Django admin and
 # the Swagger UI need inline script/style and get the relaxed policy.
