@@ -7,3 +7,13 @@ class ActorType(models.TextChoices):
     SYSTEM = "system", "System"
     AGENCY_TOKEN = "agency_token", "Agency token"
     ANONYMOUS = "anonymous", "Anonymous"
+
+
+class DataCategory(models.TextChoices):
+    """What a legal hold can cover and what retention purges, one retention period each (docs/retention.md)."""
+
+    RAW = "raw", "Raw provider data"
+    EVENTS = "events", "Web events"
+    MESSAGES = "messages", "Messages and notifications"
+    EXPORTS = "exports", "Exports"
+    AUDIT_LOG = "audit_log", "Audit log"
