@@ -37,6 +37,7 @@ import psycopg
 from psycopg import sql
 
 from analytics.raw_schema import RAW_TABLES, raw_schema_name, table_columns
+from compliance.guards import TRIGGER_NAME, guard_install
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ def landed_schema_statements() -> list[sql.Composable]:
             sql.SQL("create index if not exists {} on {} (merchant_id, _load_id)").format(
                 sql.Identifier(f"{table}_load_id"), _ident(s, table)
             ),
+            # Legal holds: no delete or rewrite of a held row (compliance/guards.py), whoever issues it.
+            guard_install(s, table, merchant_key=None),
         ]
     return statements
 
@@ -144,7 +147,20 @@ def _landed_schema_complete(conn: psycopg.Connection) -> bool:
         wanted |= {table, f"{table}_raw_id", f"{table}_load_id"}
         if not {(table, "merchant_id"), (table, "_load_id"), *((table, n) for n, _ in table_columns(table))} <= columns:
             return False
-    return wanted <= relations
+    return wanted <= relations and _landed_tables_guarded(conn)
+
+
+def _landed_tables_guarded(conn: psycopg.Connection) -> bool:
+    """Whether every landed table carries the legal-hold trigger (trivially, where the compliance migration has
+    not run: a scratch database)."""
+    guarded, available = conn.execute(
+        "select count(*) filter (where t.tgname = %s), to_regproc('compliance_hold_guard_install') is not null"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " left join pg_catalog.pg_trigger t on t.tgrelid = c.oid and t.tgname = %s"
+        " where n.nspname = %s and c.relname = any(%s)",
+        [TRIGGER_NAME, TRIGGER_NAME, LANDED_SCHEMA, list(RAW_TABLES)],
+    ).fetchone()
+    return not available or guarded == len(RAW_TABLES)
 
 
 def landed_schema_ensure(conn: psycopg.Connection) -> None:
@@ -173,22 +189,26 @@ def landed_tables_with_rows(conn: psycopg.Connection) -> set[str]:
     return {table for (table,) in rows.fetchall()}
 
 
-def _raw_columns_present(conn: psycopg.Connection, keys: list[str]) -> dict[tuple[str, str], tuple[set[str], bool]]:
-    """{(merchant key, raw table): (its columns, whether an index leads with _airbyte_extracted_at)}, from the
-    catalog, for the stores' raw schemas: one statement whatever the number of stores."""
+def _raw_columns_present(
+    conn: psycopg.Connection, keys: list[str]
+) -> dict[tuple[str, str], tuple[set[str], bool, bool]]:
+    """{(merchant key, raw table): (its columns, whether an index leads with _airbyte_extracted_at, whether it
+    carries the legal-hold trigger)}, from the catalog, for the stores' raw schemas: one statement whatever the
+    number of stores."""
     schemas = {raw_schema_name(k): k for k in keys}
     rows = conn.execute(
         "select n.nspname, c.relname, array_agg(a.attname::text),"
         " exists (select from pg_catalog.pg_index x join pg_catalog.pg_attribute ia"
         "   on ia.attrelid = x.indrelid and ia.attnum = x.indkey[0]"
-        "   where x.indrelid = c.oid and ia.attname = '_airbyte_extracted_at')"
+        "   where x.indrelid = c.oid and ia.attname = '_airbyte_extracted_at'),"
+        " exists (select from pg_catalog.pg_trigger t where t.tgrelid = c.oid and t.tgname = %s)"
         " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
         " join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped"
         " where n.nspname = any(%s) and c.relname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'f')"
         " group by 1, 2, c.oid",
-        [list(schemas), list(RAW_TABLES)],
+        [TRIGGER_NAME, list(schemas), list(RAW_TABLES)],
     ).fetchall()
-    return {(schemas[schema], table): (set(cols), indexed) for schema, table, cols, indexed in rows}
+    return {(schemas[schema], table): (set(cols), indexed, guarded) for schema, table, cols, indexed, guarded in rows}
 
 
 def _extraction_index_ensure(conn: psycopg.Connection, key: str, table: str) -> None:
@@ -271,6 +291,7 @@ def raw_load(
     result = LoadResult()
     if by_id:
         present = _raw_columns_present(conn, [m["key"] for m in by_id.values()])
+        guards = conn.execute("select to_regproc('compliance_hold_guard_install') is not null").fetchone()[0]
         marks = {
             (mid, table): at
             for mid, table, at in conn.execute(
@@ -288,7 +309,17 @@ def raw_load(
         conn.commit()
         for mid, merchant in by_id.items():
             tables = RAW_TABLES if wanted[mid] is None else [t for t in RAW_TABLES if t in set(wanted[mid])]
-            _load_merchant(conn, merchant, tables, present, marks, commit_lag, result, redactions.get(mid))
+            _load_merchant(
+                conn,
+                merchant,
+                tables,
+                present,
+                marks,
+                commit_lag,
+                result,
+                guards=guards,
+                redactions=redactions.get(mid),
+            )
     result.landed_through = landed_through(conn)
     conn.commit()
     return result
@@ -310,18 +341,36 @@ def _tables_with_new_rows(conn, key: str, candidates: list[tuple[str, dt.datetim
     return {table for (table, _), new in zip(candidates, flags, strict=True) if new}
 
 
-# Raw tables the load could not index (logged once per process).
+# Raw tables the load could not index, or guard (logged once per process).
 _UNINDEXABLE: set[tuple[str, str]] = set()
+_UNGUARDED: set[tuple[str, str]] = set()
 
 
-def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: LoadResult, redactions=None) -> None:
+def _hold_guard_ensure(conn: psycopg.Connection, key: str, table: str) -> None:
+    """Install the legal-hold trigger on a raw table the first time the load sees it without one: Airbyte creates
+    (and a reset recreates) its tables, so this is the one place every raw table passes through. A table the app
+    does not own (Airbyte's role does) cannot take it from the app: the warning says so (docs/retention.md)."""
+    try:
+        with conn.transaction():
+            conn.execute(guard_install(raw_schema_name(key), table, merchant_key=key))
+    except psycopg.Error as exc:
+        if (key, table) not in _UNGUARDED:
+            _UNGUARDED.add((key, table))
+            logger.warning(
+                "raw table not guarded by legal holds", extra={"merchant_key": key, "table": table, "reason": str(exc)}
+            )
+
+
+def _load_merchant(
+    conn, merchant, tables, present, marks, commit_lag, result: LoadResult, guards: bool, redactions=None
+) -> None:
     key, mid = merchant["key"], merchant["id"]
     readable = []
     for table in tables:
         found = present.get((key, table))
         if found is None:
             continue
-        columns, indexed = found
+        columns, indexed, guarded = found
         missing = [n for n, _ in table_columns(table) if n not in columns]
         if missing:
             result.failures.append(_failure(key, table, f"lacks the columns {', '.join(missing)}"))
@@ -335,6 +384,8 @@ def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: L
                     logger.warning(
                         "raw table not indexed", extra={"merchant_key": key, "table": table, "reason": str(exc)}
                     )
+        if guards and not guarded:
+            _hold_guard_ensure(conn, key, table)
         since = marks.get((mid, table))
         readable.append((table, since - commit_lag if since else None))
     with conn.transaction():

@@ -39,3 +39,13 @@ class PrivacyState(models.TextChoices):
 
 
 PRIVACY_OPEN_STATES = (PrivacyState.RECEIVED, PrivacyState.SCHEDULED, PrivacyState.FAILED)
+
+
+class DataCategory(models.TextChoices):
+    """What a legal hold can cover and what retention purges, one retention period each (docs/retention.md)."""
+
+    RAW = "raw", "Raw provider data"
+    EVENTS = "events", "Web events"
+    MESSAGES = "messages", "Messages and notifications"
+    EXPORTS = "exports", "Exports"
+    AUDIT_LOG = "audit_log", "Audit log"

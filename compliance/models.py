@@ -1,8 +1,9 @@
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.utils import timezone
 
-from compliance.choices import ActorType, ExportFormat, ExportState, PrivacyState, PrivacyTopic
+from compliance.choices import ActorType, DataCategory, ExportFormat, ExportState, PrivacyState, PrivacyTopic
 from compliance.storage import StoredFile, downloadable
 
 
@@ -151,3 +152,83 @@ class PrivacyRequest(models.Model):
         if not self.file_key:
             return None
         return StoredFile(key=self.file_key, name=self.file_name, content_type="application/json")
+
+
+class LegalHold(models.Model):
+    """A preservation order on a store's data: while active (not released) no purge, redaction, erasure or
+    uninstall cleanup may touch what it covers, which triggers enforce in the database (compliance/guards.py).
+
+    Scope narrows from the whole store: customers (by Shopify id or e-mail), data categories and a date range
+    of the data, each empty meaning "all". Rows are never deleted (a trigger refuses): a release is a change,
+    and what it released stays on record.
+    """
+
+    # Like the audit log's: the hold outlives the store it names (shop/redact must not cascade it away).
+    merchant = models.ForeignKey(
+        "accounts.Merchant", on_delete=models.DO_NOTHING, db_constraint=False, related_name="legal_holds"
+    )
+    matter = models.CharField(max_length=200, help_text="The case or matter this hold belongs to.")
+    reason = models.TextField(help_text="Why the data must be preserved.")
+    customer_ids = ArrayField(
+        models.CharField(max_length=64), default=list, blank=True, help_text="Shopify customer ids; empty: all."
+    )
+    emails = ArrayField(
+        models.CharField(max_length=254), default=list, blank=True, help_text="Lower-cased; empty: all customers."
+    )
+    categories = ArrayField(
+        models.CharField(max_length=20, choices=DataCategory.choices),
+        default=list,
+        blank=True,
+        help_text="Empty: every category.",
+    )
+    date_from = models.DateTimeField(null=True, blank=True, help_text="Data from this moment on (inclusive).")
+    date_to = models.DateTimeField(null=True, blank=True, help_text="Data before this moment (exclusive).")
+    placed_at = models.DateTimeField(default=timezone.now)
+    placed_by_type = models.CharField(max_length=20, choices=ActorType.choices)
+    placed_by_id = models.CharField(max_length=128, blank=True)
+    placed_by_label = models.CharField(max_length=255, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by_type = models.CharField(max_length=20, choices=ActorType.choices, blank=True)
+    released_by_id = models.CharField(max_length=128, blank=True)
+    released_by_label = models.CharField(max_length=255, blank=True)
+    release_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        indexes = [
+            # What the triggers ask on every guarded delete: the store's active holds.
+            models.Index(fields=["merchant"], condition=Q(released_at__isnull=True), name="legalhold_active"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(date_from__isnull=True) | Q(date_to__isnull=True) | Q(date_from__lt=F("date_to")),
+                name="legalhold_date_range",
+                violation_error_message="The date range must end after it starts.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "released" if self.released_at else "active"
+        return f"hold {self.pk} on {self.merchant_id}: {self.matter} ({state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.released_at is None
+
+
+class HoldExemption(models.Model):
+    """Work that was skipped because a hold covered its data (the evidence an erasure or purge did not run
+    there, and why); append-only like the audit log (a trigger refuses UPDATE and DELETE)."""
+
+    hold = models.ForeignKey(LegalHold, on_delete=models.PROTECT, related_name="exemptions")
+    merchant_id = models.BigIntegerField(db_index=True)
+    work = models.CharField(max_length=100, help_text='What was skipped, e.g. "customers/redact".')
+    target = models.CharField(max_length=500, help_text='What it would have touched, e.g. "customer 123".')
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.work} of {self.target} skipped (hold {self.hold_id})"

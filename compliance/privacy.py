@@ -51,7 +51,7 @@ NO_IDENTIFIERS = "the request names no customer id, email or phone"
 # What a legal hold's category is for each kind of data this touches (compliance.holds).
 CATEGORY_RAW = "raw"
 CATEGORY_EVENTS = "events"
-CATEGORY_NOTIFICATIONS = "notifications"
+CATEGORY_NOTIFICATIONS = "messages"
 CATEGORY_EXPORTS = "exports"
 
 
