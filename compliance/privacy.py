@@ -195,7 +195,7 @@ def privacy_request_process(*, request_id: int, db: dict | None = None, now: dt.
     `db`: the warehouse's connection parameters (default: the `warehouse` alias)."""
     now = now or timezone.now()
     with transaction.atomic():
-        request = PrivacyRequest.objects.select_for_update().select_related("merchant").get(pk=request_id)
+        request = PrivacyRequest.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=request_id)
         if request.state not in PRIVACY_OPEN_STATES:
             return request.state
         if request.topic == PrivacyTopic.SHOP_REDACT and request.not_before and request.not_before > now:

@@ -27,6 +27,9 @@ CRITICAL_KINDS: frozenset[str] = frozenset(
 )
 
 # Kinds whose templates are written for a staff operator too (no merchant; a link to the admin).
+# Kinds only staff receive: no member has a preference for them.
+STAFF_ONLY_KINDS: frozenset[str] = frozenset({NotificationKind.PRIVACY_REQUEST_DUE})
+
 STAFF_KINDS: frozenset[str] = frozenset(
     {NotificationKind.DBT_RUN_FAILED, NotificationKind.DATA_STALE, NotificationKind.PRIVACY_REQUEST_DUE}
 )

@@ -4,20 +4,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0003_store_uninstalled'),
+        ("notifications", "0003_store_uninstalled"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='notification',
-            name='kind',
-            field=models.CharField(choices=[('credential_needs_reauth', 'Credential needs reconnecting'), ('credential_expiring', 'Credential expiring soon'), ('store_uninstalled', 'Store uninstalled the app'), ('privacy_data_ready', 'Customer data request ready'), ('dbt_run_failed', 'Data model run failed'), ('data_stale', 'Data is stale'), ('export_ready', 'Export ready'), ('agency_invitation', 'Agency invitation'), ('privacy_request_due', 'Privacy request due')], max_length=40),
+            model_name="notification",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("credential_needs_reauth", "Credential needs reconnecting"),
+                    ("credential_expiring", "Credential expiring soon"),
+                    ("store_uninstalled", "Store uninstalled the app"),
+                    ("privacy_data_ready", "Customer data request ready"),
+                    ("dbt_run_failed", "Data model run failed"),
+                    ("data_stale", "Data is stale"),
+                    ("export_ready", "Export ready"),
+                    ("agency_invitation", "Agency invitation"),
+                    ("privacy_request_due", "Privacy request due"),
+                ],
+                max_length=40,
+            ),
         ),
         migrations.AlterField(
-            model_name='notificationoptout',
-            name='kind',
-            field=models.CharField(choices=[('credential_needs_reauth', 'Credential needs reconnecting'), ('credential_expiring', 'Credential expiring soon'), ('store_uninstalled', 'Store uninstalled the app'), ('privacy_data_ready', 'Customer data request ready'), ('dbt_run_failed', 'Data model run failed'), ('data_stale', 'Data is stale'), ('export_ready', 'Export ready'), ('agency_invitation', 'Agency invitation'), ('privacy_request_due', 'Privacy request due')], max_length=40),
+            model_name="notificationoptout",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("credential_needs_reauth", "Credential needs reconnecting"),
+                    ("credential_expiring", "Credential expiring soon"),
+                    ("store_uninstalled", "Store uninstalled the app"),
+                    ("privacy_data_ready", "Customer data request ready"),
+                    ("dbt_run_failed", "Data model run failed"),
+                    ("data_stale", "Data is stale"),
+                    ("export_ready", "Export ready"),
+                    ("agency_invitation", "Agency invitation"),
+                    ("privacy_request_due", "Privacy request due"),
+                ],
+                max_length=40,
+            ),
         ),
     ]
