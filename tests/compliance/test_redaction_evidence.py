@@ -84,10 +84,9 @@ def resync_original(db, merchant, customer):
 
 def test_a_redacted_customer_appears_nowhere_after_a_full_rebuild_and_a_held_one_survives(
     client,
-    eager,
-    warehouse,
-    compliance_storage,
-    django_capture_on_commit_callbacks,
+    eager,  # noqa: F811  (a fixture)
+    warehouse,  # noqa: F811
+    compliance_storage,  # noqa: F811
 ):
     merchant = MerchantFactory(key="evidence", shop_domain="evidence.myshopify.com", timezone="UTC")
     MembershipFactory(merchant=merchant, clerk_user_id="user_owner", role="owner")
