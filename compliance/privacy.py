@@ -68,7 +68,9 @@ def _holds_covering(*, merchant_id: int, category: str, customer_ids=None, email
         from compliance.holds import holds_covering
     except ImportError:
         return []
-    return list(holds_covering(merchant_id=merchant_id, category=category, customer_ids=customer_ids, emails=emails))
+    return list(
+        holds_covering(merchant_id=merchant_id, category=category, customer_ids=customer_ids or (), emails=emails or ())
+    )
 
 
 def _exemption(request: PrivacyRequest, *, hold, category: str, work: str, target: str) -> dict:

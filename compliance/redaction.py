@@ -645,6 +645,7 @@ def store_erase(
     tables built from them; held events (web_*) keep those tables' rows and the raw schema.
     """
     done: dict[str, int] = {}
+    held_categories = set(held_categories) & set(TABLE_CATEGORIES.values())  # what the warehouse holds
     with conn.transaction():
         schema = raw_schema_name(key)
         if not held_categories:
