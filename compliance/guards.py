@@ -5,6 +5,10 @@ that remembers to call it. The trigger `compliance_hold_guard` (migration compli
 a DELETE — or an UPDATE that rewrites what a hold preserves — of a row an active hold covers, whoever issues it:
 the ORM, a raw SQL statement, a psql session. It raises SQLSTATE `HOLD_SQLSTATE` naming the hold.
 
+The app's role owns the tables it creates (the landed layer, the raw tables of our own intakes), and an owner could
+TRUNCATE them or disable, drop or rename the trigger. A TRUNCATE trigger and two event triggers (migration 0004)
+refuse each of those while a hold covers the table's store (docs/retention.md, "Who can switch the guard off").
+
 Each trigger reads its row as JSON and is told, by its arguments, where the row keeps what a hold is scoped by:
 
   0. the data category (compliance.choices.DataCategory),

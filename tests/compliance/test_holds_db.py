@@ -44,7 +44,7 @@ def refused_by(hold):
         yield
     assert caught.value.__cause__.sqlstate == HOLD_SQLSTATE, caught.value
     assert hold_refusal(caught.value) == hold.pk
-    assert f"legal hold {hold.pk} covers this row" in str(caught.value)
+    assert f"legal hold {hold.pk} covers" in str(caught.value)
 
 
 def test_a_held_notification_cannot_be_deleted_or_rewritten_until_released():
@@ -174,8 +174,62 @@ def test_the_load_step_guards_a_raw_table_it_finds_without_the_trigger():
                     conn.execute(f"DELETE FROM {table}")
                 conn.rollback()
                 assert caught.value.sqlstate == HOLD_SQLSTATE and hold_refusal(caught.value) == hold.pk
+            hold_release(hold=hold, actor=STAFF, reason="settled")  # else the schemas cannot be dropped below
         finally:
             conn.rollback()
             conn.execute("DROP SCHEMA IF EXISTS raw_airbyte_store CASCADE")
             conn.execute("DROP SCHEMA IF EXISTS landed CASCADE")
             conn.commit()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "TRUNCATE raw_owned_store.shopify_customers",
+        "ALTER TABLE raw_owned_store.shopify_customers DISABLE TRIGGER compliance_hold_guard",
+        "ALTER TABLE raw_owned_store.shopify_customers DISABLE TRIGGER ALL",
+        "ALTER TABLE raw_owned_store.shopify_customers ENABLE REPLICA TRIGGER compliance_hold_guard",
+        "ALTER TABLE raw_owned_store.shopify_customers DISABLE TRIGGER compliance_hold_guard_truncate",
+        "DROP TRIGGER compliance_hold_guard ON raw_owned_store.shopify_customers",
+        "ALTER TRIGGER compliance_hold_guard ON raw_owned_store.shopify_customers RENAME TO off",
+        "DROP TABLE raw_owned_store.shopify_customers",
+        "DROP SCHEMA raw_owned_store CASCADE",
+        "DROP SCHEMA landed CASCADE",
+        "TRUNCATE landed.shopify_customers",
+    ],
+)
+def test_the_app_owns_its_raw_and_landed_tables_yet_cannot_switch_the_guard_off_while_a_hold_covers_them(
+    statement,
+):
+    """The app's role owns what it creates (raw_<key> of our intakes, the landed layer): owning a table is the
+    power to truncate it, disable, drop or rename its triggers, drop it. The TRUNCATE guard and the event
+    triggers (migration 0004) refuse each while a hold covers the table's store; after the release they pass."""
+    merchant = MerchantFactory(key="owned_store")
+    for setup in [*raw_table_statements(merchant.key, ("shopify_customers",)), *landed_schema_statements()]:
+        execute(setup)
+    owner = execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname IN ('raw_owned_store', 'landed') AND tablename = 'shopify_customers'"
+        " AND tableowner = current_user"
+    )
+    assert owner == 2  # the finding: the app's role owns both
+    hold = place(merchant, customer_ids=["1"])
+    with refused_by(hold):
+        execute(statement)
+    hold_release(hold=hold, actor=STAFF, reason="settled")
+    with transaction.atomic():
+        execute(statement)
+
+
+def test_the_guard_cannot_be_re_created_to_name_another_store_or_category():
+    merchant, other = MerchantFactory(key="args_store"), MerchantFactory()
+    for setup in raw_table_statements(merchant.key, ("web_events",)):
+        execute(setup)
+    for args in (("events", str(other.pk)), ("raw", str(merchant.pk))):
+        with pytest.raises(DatabaseError) as caught, transaction.atomic():
+            execute(
+                "CREATE OR REPLACE TRIGGER compliance_hold_guard BEFORE UPDATE OR DELETE ON raw_args_store.web_events"
+                " FOR EACH ROW EXECUTE FUNCTION compliance_hold_guard(%s, %s, '', '', '', '')",
+                list(args),
+            )
+        assert caught.value.__cause__.sqlstate == HOLD_SQLSTATE
+        assert "must name its own store and data category" in str(caught.value)
