@@ -93,6 +93,15 @@ SCHEDULES: list[Schedule] = [
         "stores do not all start at :00), follow every job not yet finished (a killed worker's too) and retry "
         "failed ones; every minute so a slot is kept to the minute and a lost poll is picked up within two.",
     ),
+    Schedule(
+        name="app:audit-export-sweep",
+        task="compliance.audit_export_sweep",
+        every_seconds=5 * 60,
+        expires_seconds=4 * 60,
+        why="An audit export whose task was lost at commit waits at most 5 minutes more, and one whose worker died "
+        "is marked failed with that reason (after COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS) instead of showing "
+        "'running' forever. Two indexed reads of the few unfinished rows (docs/audit-export.md §8).",
+    ),
 ]
 
 
