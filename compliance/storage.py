@@ -96,8 +96,18 @@ def file_key_make(*, kind: str, name: str, now: dt.datetime | None = None) -> st
 def file_save(*, kind: str, name: str, content: File) -> str:
     """Store `content` under a fresh key and answer the key the storage used (it may adjust the name).
 
-    `content` is read in chunks by the storage, so a file on disk of any size costs constant memory."""
-    return file_storage().save(file_key_make(kind=kind, name=name), content)
+    `content` is read in chunks by the storage, so a file on disk of any size costs constant memory. A save
+    that fails part-way leaves nothing behind: FileSystemStorage, for one, keeps what it had written."""
+    storage = file_storage()
+    key = file_key_make(kind=kind, name=name)
+    try:
+        return storage.save(key, content)
+    except BaseException:
+        try:
+            storage.delete(key)  # the key is fresh, so whatever is there is this save's own part
+        except Exception:
+            logger.exception("compliance file %s: could not remove what a failed save left", key)
+        raise
 
 
 def file_delete(key: str) -> None:

@@ -102,6 +102,15 @@ SCHEDULES: list[Schedule] = [
         "whose task was lost, and tell staff once about any request overdue or due within 3 days; every 15 min "
         "keeps the 48-hour erasure within a quarter hour, and Shopify's deadlines are counted in days.",
     ),
+    Schedule(
+        name="app:audit-export-sweep",
+        task="compliance.audit_export_sweep",
+        every_seconds=5 * 60,
+        expires_seconds=4 * 60,
+        why="An audit export whose task was lost at commit waits at most 5 minutes more, and one whose worker died "
+        "is marked failed with that reason (after COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS) instead of showing "
+        "'running' forever. Two indexed reads of the few unfinished rows (docs/audit-export.md §8).",
+    ),
 ]
 
 

@@ -548,8 +548,11 @@ STORAGES["compliance_files"] = {
 }
 # WorkOS's figure: a download link is good for 10 minutes; asking again signs a fresh one.
 COMPLIANCE_DOWNLOAD_LINK_SECONDS = env.int("COMPLIANCE_DOWNLOAD_LINK_SECONDS", default=10 * 60)
-# A running export older than this lost its worker (killed, OOM): the sweeper marks it failed.
-COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS = env.int("COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS", default=60 * 60)
+# A running export older than this lost its worker (killed, OOM; the task's own time limit is shorter): the
+# sweeper marks it failed.
+COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS = env.int(
+    "COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS", default=CELERY_TASK_TIME_LIMIT + 10 * 60
+)
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

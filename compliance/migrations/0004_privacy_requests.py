@@ -8,7 +8,8 @@ class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_merchant_uninstalled_at"),
         ("compliance", "0003_audit_exports"),
-        ("compliance", "0003_legal_holds"),  # also merges the two 0003s (exports and holds were built in parallel)
+        ("compliance", "0003_legal_holds"),  # also merges the branches (exports and holds were built in parallel)
+        ("compliance", "0004_hold_ddl_guard"),
         ("connectors", "0003_attentive_webhooks"),
     ]
 
