@@ -62,7 +62,9 @@ def log(merchants):
     return [
         event(a, -0.001, "credential.refreshed"),  # just before the range
         event(a, 0, "credential.refreshed", metadata={"provider": "meta", "nested": {"n": [1, 2.5, None]}}),
-        event(a, 1, "template.saved", actor_label="Zoë “quoted” \\ back", ip="203.0.113.7", user_agent="UA/1\t\x01\u2028"),
+        event(
+            a, 1, "template.saved", actor_label="Zoë “quoted” \\ back", ip="203.0.113.7", user_agent="UA/1\t\x01\u2028"
+        ),
         event(a, 1, "credential.refreshed", target_type="connectors.credential", target_id="7", ip="2001:db8::1"),
         event(b, 2, "credential.refreshed", metadata={"other": "store"}),
         event(None, 3, "user.signed_in", actor_id="user_x", metadata={"emoji": "🙂", "line": "a\nb\u2029c\x85"}),
