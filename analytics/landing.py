@@ -307,6 +307,7 @@ def raw_load(
 
         redactions = registry_get(conn, list(by_id))
         conn.commit()
+        _lookup_indexes_ensure(conn, LANDED_SCHEMA, list(RAW_TABLES), landed=True)
         for mid, merchant in by_id.items():
             tables = RAW_TABLES if wanted[mid] is None else [t for t in RAW_TABLES if t in set(wanted[mid])]
             _load_merchant(
@@ -361,6 +362,17 @@ def _hold_guard_ensure(conn: psycopg.Connection, key: str, table: str) -> None:
             )
 
 
+def _lookup_indexes_ensure(conn, schema: str, tables: list[str], *, landed: bool) -> None:
+    """The indexes a customer's redaction finds their rows by (compliance.redaction), created once per table."""
+    from compliance.redaction import lookup_indexes_ensure
+
+    for table in lookup_indexes_ensure(conn, schema=schema, tables=tables, landed=landed):
+        if (schema, table) not in _UNINDEXABLE:  # said once per process
+            _UNINDEXABLE.add((schema, table))
+            logger.warning("raw table not indexed for redaction", extra={"schema": schema, "table": table})
+    conn.commit()  # the catalog read began a transaction: a store's load stays a transaction of its own
+
+
 def _load_merchant(
     conn, merchant, tables, present, marks, commit_lag, result: LoadResult, guards: bool, redactions=None
 ) -> None:
@@ -388,6 +400,7 @@ def _load_merchant(
             _hold_guard_ensure(conn, key, table)
         since = marks.get((mid, table))
         readable.append((table, since - commit_lag if since else None))
+    _lookup_indexes_ensure(conn, raw_schema_name(key), [t for t, _ in readable], landed=False)
     with conn.transaction():
         before = landed_through(conn) if redactions else 0
         try:

@@ -74,12 +74,15 @@ def measure(db: dict) -> None:
         seed.add(customer_id=customer_id, email=email)
         started = time.perf_counter()
         found = redaction.identifiers_discover(conn, merchant_id=MERCHANT["id"], key=MERCHANT["key"], seed=seed)
+        print(f"discover_seconds: {time.perf_counter() - started:.2f} s")
         outcome = redaction.customer_redact(conn, merchant_id=MERCHANT["id"], key=MERCHANT["key"], identifiers=found)
         conn.commit()
         elapsed = time.perf_counter() - started
         print(f"rows_rewritten: {sum(outcome.rows.values())}")
         print(f"tables_touched: {len(outcome.rows)}")
         print(f"redact_one_customer_seconds: {elapsed:.2f} s")
+        for table, seconds in sorted(outcome.seconds.items(), key=lambda kv: -kv[1])[:8]:
+            print(f"slowest_statement: {table} {seconds:.2f} s")
         # Airbyte syncs the customer again: the load step re-applies the redaction to the new rows.
         conn.execute(
             "insert into raw_bench.shopify_customers (id, email, first_name, _airbyte_raw_id, _airbyte_extracted_at,"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -179,8 +180,10 @@ def _match(kind: str, expr: sql.Composable, mode: str) -> sql.Composable:
         if kind == "p":
             return S("{} = any(%(v_p)s)").format(_pnorm(expr))
         if kind in ("c", "o"):
-            return S("({})::text = any(" + f"%(v_{kind})s" + "::text[])").format(expr)
-        return S("({})::text = any(%(v_t)s)").format(expr)
+            # A bigint column compares as bigint, a JSON field as text: either way the lookup index serves it.
+            cast = "::bigint[]" if isinstance(expr, sql.Identifier) else "::text[]"
+            return S("{} = any(" + f"%(v_{kind})s" + cast + ")").format(expr)
+        return S("{} = any(%(v_t)s)").format(expr)
     if kind == "e":
         return S("{} = any(%(d_e)s)").format(_digest("e", _ehash(expr)))
     if kind == "h":
@@ -356,6 +359,65 @@ def _update(target: sql.Composable, rule: Rule, mode: str, extra_where: sql.Comp
     )
 
 
+# --- lookup indexes -----------------------------------------------------------------------------------------
+# A redaction must find one customer's rows among millions (Klaviyo events, web sessions) in seconds: each value a
+# rule matches on (in `values` mode) has an expression index, in every store's raw table and in the landed
+# tables (after merchant_id), so the OR of a rule's matches is a BitmapOr of index scans, not a scan. The load
+# step creates them (analytics/landing.py), as it creates the extraction-time index.
+
+
+def _indexed_expression(kind: str, expr: sql.Composable) -> sql.Composable:
+    if kind == "e":
+        return S("lower(trim({}))").format(expr)
+    if kind == "h":
+        return S("lower({})").format(expr)
+    if kind == "p":
+        return _pnorm(expr)
+    return expr
+
+
+def lookup_index_statements(schema: str, table: str, *, landed: bool) -> list[tuple[str, sql.Composable]]:
+    """(index name, its idempotent DDL) for each value a table's rule matches on."""
+    rule = RULES.get(table)
+    if rule is None:
+        return []
+    out, seen = [], set()
+    for kind, expr in rule.matches:
+        indexed = _indexed_expression(kind, expr)
+        key = repr(indexed)
+        if key in seen:
+            continue
+        seen.add(key)
+        name = f"{table}_pii_{len(out)}"
+        lead = S("merchant_id, ") if landed else S("")
+        out.append(
+            (name, S("create index if not exists {} on {} ({}({}))").format(
+                I(name), sql.Identifier(schema, table), lead, indexed
+            ))
+        )  # fmt: skip
+    return out
+
+
+def lookup_indexes_ensure(conn: psycopg.Connection, *, schema: str, tables: Iterable[str], landed: bool) -> list[str]:
+    """Create the lookup indexes `tables` lack in `schema`; one catalog query when none is missing. Returns the
+    tables that could not be indexed (not ours to index: the caller logs it once)."""
+    existing = {
+        name for (name,) in conn.execute("select indexname from pg_indexes where schemaname = %s", [schema]).fetchall()
+    }
+    failed = []
+    for table in tables:
+        for name, statement in lookup_index_statements(schema, table, landed=landed):
+            if name in existing:
+                continue
+            try:
+                with conn.transaction():
+                    conn.execute(statement)
+            except psycopg.Error:
+                failed.append(table)
+                break
+    return failed
+
+
 # --- model (dbt) tables: by column name --------------------------------------------------------------------
 
 _MODEL_COLUMNS: dict[str, tuple[tuple[str, ...], object]] = {
@@ -386,11 +448,21 @@ def model_tables(conn: psycopg.Connection) -> dict[tuple[str, str], set[str]]:
     return {(s, t): set(cols) for s, t, cols in rows if "merchant_id" in cols}
 
 
+def _model_match(kind: str, col: str) -> sql.Composable:
+    """A plain comparison, so the models' indexes on (merchant_id, customer_id / email / recipient_id /
+    anonymous_id) serve it: the dbt models store these normalised (lower-cased, trimmed, bigint ids)."""
+    if kind == "c":
+        return S("{} = any(%(v_c)s::bigint[])").format(I(col))
+    if kind in ("e", "h", "t"):
+        return S("{} = any(" + f"%(v_{kind})s" + ")").format(I(col))
+    return _match(kind, I(col), "values")
+
+
 def _model_update(schema: str, table: str, columns: set[str]) -> sql.Composable | None:
     matched = [(col, kinds, fn) for col, (kinds, fn) in _MODEL_COLUMNS.items() if col in columns]
     if not matched:
         return None
-    conditions = {col: S(" or ").join(_match(k, I(col), "values") for k in kinds) for col, kinds, _ in matched}
+    conditions = {col: S(" or ").join(_model_match(k, col) for k in kinds) for col, kinds, _ in matched}
     sets = [
         S("{c} = case when {m} then {p} else {c} end").format(c=I(col), m=conditions[col], p=fn(I(col)))
         for col, _, fn in matched
@@ -521,6 +593,7 @@ def _digest_params(merchant_id: int, digests: Mapping[str, list[str]]) -> dict:
 class RedactionOutcome:
     rows: dict[str, int] = field(default_factory=dict)  # "<layer>.<table>" -> rows rewritten
     skipped_tables: list[str] = field(default_factory=list)  # tables a hold kept
+    seconds: dict[str, float] = field(default_factory=dict)  # "<layer>.<table>" -> time its statement took
 
 
 def customer_redact(
@@ -551,7 +624,9 @@ def customer_redact(
             if TABLE_CATEGORIES[table] in held_categories:
                 outcome.skipped_tables.append(f"{layer}.{table}")
                 continue
+            started = time.perf_counter()
             cur = conn.execute(_update(relation, rule, "values", row_filter), params)
+            outcome.seconds[f"{layer}.{table}"] = time.perf_counter() - started
             if cur.rowcount:
                 outcome.rows[f"{layer}.{table}"] = cur.rowcount
         if "raw" in held_categories:
@@ -561,7 +636,9 @@ def customer_redact(
                 statement = _model_update(schema, table, columns)
                 if statement is None:
                     continue
+                started = time.perf_counter()
                 cur = conn.execute(statement, params)
+                outcome.seconds[f"{schema}.{table}"] = time.perf_counter() - started
                 if cur.rowcount:
                     outcome.rows[f"{schema}.{table}"] = cur.rowcount
     return outcome
@@ -623,7 +700,7 @@ def customer_rows_collect(
             matched = [(col, kinds) for col, (kinds, _) in _MODEL_COLUMNS.items() if col in columns]
             if not matched:
                 continue
-            pred = S(" or ").join(_match(k, I(col), "values") for col, kinds in matched for k in kinds)
+            pred = S(" or ").join(_model_match(k, col) for col, kinds in matched for k in kinds)
             cur.execute(
                 S("select * from {} where merchant_id = %(merchant_id)s and ({})").format(
                     sql.Identifier(schema, table), pred
