@@ -366,6 +366,8 @@ def _lookup_indexes_ensure(conn, schema: str, tables: list[str], *, landed: bool
     """The indexes a customer's redaction finds their rows by (compliance.redaction), created once per table."""
     from compliance.redaction import lookup_indexes_ensure
 
+    if not tables:
+        return
     for table in lookup_indexes_ensure(conn, schema=schema, tables=tables, landed=landed):
         if (schema, table) not in _UNINDEXABLE:  # said once per process
             _UNINDEXABLE.add((schema, table))
