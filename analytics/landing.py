@@ -307,7 +307,6 @@ def raw_load(
 
         redactions = registry_get(conn, list(by_id))
         conn.commit()
-        _lookup_indexes_ensure(conn, LANDED_SCHEMA, list(RAW_TABLES), landed=True)
         for mid, merchant in by_id.items():
             tables = RAW_TABLES if wanted[mid] is None else [t for t in RAW_TABLES if t in set(wanted[mid])]
             _load_merchant(
@@ -321,6 +320,8 @@ def raw_load(
                 guards=guards,
                 redactions=redactions.get(mid),
             )
+        # After the loads: a first load copies every row before the landed lookup indexes are built, in one pass.
+        _lookup_indexes_ensure(conn, LANDED_SCHEMA, list(RAW_TABLES), landed=True)
     result.landed_through = landed_through(conn)
     conn.commit()
     return result
