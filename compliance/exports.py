@@ -151,23 +151,29 @@ def _export_rows(export: AuditExport) -> Iterator[tuple]:
 
 
 def ndjson_lines(rows: Iterable[tuple]) -> Iterator[str]:
-    """One JSON object per event (docs/audit-export.md §5), keys in a fixed order, metadata as jsonb wrote it."""
-    dumps = json.dumps
+    """One JSON object per event (docs/audit-export.md §5), keys in a fixed order, metadata as jsonb wrote it.
+
+    Written by hand rather than by json.dumps of a dict: this is the loop a million rows go through, and
+    quoting each string with json's own C quoting (the same escapes json.dumps applies) costs a third as much.
+    The timestamp and the ip come from the database in a form that needs no quoting."""
+    quote = _json_quote
     for pk, occurred_at, action, a_type, a_id, a_label, t_type, t_id, merchant_id, ip, user_agent, metadata in rows:
-        head = dumps(
-            {
-                "id": pk,
-                "occurred_at": occurred_at,
-                "action": action,
-                "actor": {"type": a_type, "id": a_id, "label": a_label},
-                "target": {"type": t_type, "id": t_id},
-                "merchant_id": merchant_id,
-                "ip": ip,
-                "user_agent": user_agent,
-            },
-            ensure_ascii=False,
+        line = (
+            f'{{"id": {pk}, "occurred_at": "{occurred_at}", "action": {quote(action)}, '
+            f'"actor": {{"type": {quote(a_type)}, "id": {quote(a_id)}, "label": {quote(a_label)}}}, '
+            f'"target": {{"type": {quote(t_type)}, "id": {quote(t_id)}}}, '
+            f'"merchant_id": {"null" if merchant_id is None else merchant_id}, '
+            f'"ip": {"null" if ip is None else quote(ip)}, "user_agent": {quote(user_agent)}, '
+            f'"metadata": {metadata}}}\n'
         )
-        yield f'{head[:-1]}, "metadata": {metadata}}}\n'
+        # JSON allows U+2028, U+2029 and U+0085 raw, but line readers (JavaScript's, Python's splitlines) split
+        # on them: escaped, one event stays one line. isascii() is the cheap test almost every line passes.
+        yield line if line.isascii() else line.translate(_LINE_BREAKS)
+
+
+# json.dumps(str, ensure_ascii=False) without its per-call set-up: '"' + escaped + '"', in C.
+_json_quote = json.encoder.encode_basestring
+_LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 class _Lines:

@@ -62,10 +62,12 @@ def log(merchants):
     return [
         event(a, -0.001, "credential.refreshed"),  # just before the range
         event(a, 0, "credential.refreshed", metadata={"provider": "meta", "nested": {"n": [1, 2.5, None]}}),
-        event(a, 1, "template.saved", actor_label="Zoë “quoted” \\ back", ip="203.0.113.7", user_agent="UA/1"),
+        event(
+            a, 1, "template.saved", actor_label="Zoë “quoted” \\ back", ip="203.0.113.7", user_agent="UA/1\t\x01\u2028"
+        ),
         event(a, 1, "credential.refreshed", target_type="connectors.credential", target_id="7", ip="2001:db8::1"),
         event(b, 2, "credential.refreshed", metadata={"other": "store"}),
-        event(None, 3, "user.signed_in", actor_id="user_x", metadata={"emoji": "🙂", "line": "a\nb"}),
+        event(None, 3, "user.signed_in", actor_id="user_x", metadata={"emoji": "🙂", "line": "a\nb\u2029c\x85"}),
         event(a, 59.999, "export.created", actor_type=ActorType.SYSTEM, actor_id=""),
         event(a, 60, "credential.refreshed"),  # the range's end is exclusive
     ]
@@ -121,7 +123,9 @@ def test_ndjson_holds_the_merchants_rows_of_the_range_line_by_line(
     export.refresh_from_db()
     assert export.state == ExportState.SUCCEEDED
     data = stored_bytes(export)
-    lines = gzip.decompress(data).decode().splitlines()
+    text = gzip.decompress(data).decode()
+    assert text.count("\n") == len(text.splitlines())  # no line break inside an event, whatever reads it
+    lines = text.splitlines()
     expected = in_range(log, merchant=a)
     assert [json.loads(line) for line in lines] == [expected_record(e) for e in expected]
     assert len(expected) == 4
