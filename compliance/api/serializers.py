@@ -3,6 +3,7 @@ from rest_framework import serializers
 from compliance.choices import ExportFormat
 from compliance.exports import MAX_FILTER_VALUES, RANGE_ORDER, TARGET_ID_NEEDS_TYPE
 from compliance.models import AuditExport
+from config.validators import prohibit_surrogates
 
 
 class AuditExportCreateSerializer(serializers.Serializer):
@@ -11,13 +12,23 @@ class AuditExportCreateSerializer(serializers.Serializer):
     occurred_from = serializers.DateTimeField(help_text="Inclusive, ISO-8601 with a time zone.")
     occurred_to = serializers.DateTimeField(help_text="Exclusive.")
     actions = serializers.ListField(
-        child=serializers.CharField(max_length=100), max_length=MAX_FILTER_VALUES, required=False, default=list
+        child=serializers.CharField(max_length=100, validators=[prohibit_surrogates]),
+        max_length=MAX_FILTER_VALUES,
+        required=False,
+        default=list,
     )
     actor_ids = serializers.ListField(
-        child=serializers.CharField(max_length=128), max_length=MAX_FILTER_VALUES, required=False, default=list
+        child=serializers.CharField(max_length=128, validators=[prohibit_surrogates]),
+        max_length=MAX_FILTER_VALUES,
+        required=False,
+        default=list,
     )
-    target_type = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    target_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    target_type = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="", validators=[prohibit_surrogates]
+    )
+    target_id = serializers.CharField(
+        max_length=128, required=False, allow_blank=True, default="", validators=[prohibit_surrogates]
+    )
     format = serializers.ChoiceField(choices=ExportFormat.choices, default=ExportFormat.NDJSON)
 
     def validate(self, data):
