@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 INSERT = """
 INSERT INTO compliance_auditevent
-    (occurred_at, actor_type, actor_id, actor_label, action, target_type, target_id, merchant_id, ip, user_agent, metadata)
+    (occurred_at, actor_type, actor_id, actor_label, action, target_type, target_id, merchant_id, ip, user_agent,
+     metadata)
 SELECT timestamptz '2026-01-01 00:00:00+00' + make_interval(secs => i),
        (ARRAY['clerk_user', 'system', 'staff'])[1 + i %% 3],
        'user_' || (i %% 97),

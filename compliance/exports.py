@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from accounts.models import Merchant
 from compliance.choices import ActorType, ExportFormat, ExportState
-from compliance.models import AuditEvent, AuditExport
+from compliance.models import RANGE_ORDER, TARGET_ID_NEEDS_TYPE, AuditEvent, AuditExport
 from compliance.services import Actor, audit_event_record
 from compliance.storage import file_delete, file_save
 from dashboards.exports import csv_cell
@@ -48,9 +48,7 @@ GZIP_LEVEL = 1
 MAX_FILTER_VALUES = 50
 
 EXPORT_NOT_FOUND = "No such export."
-RANGE_ORDER = "The end must be after the start."
 GLOBAL_STAFF_ONLY = "Only staff can export every merchant's events; choose a merchant."
-TARGET_ID_NEEDS_TYPE = "A target id needs its target type."
 TOO_MANY_VALUES = f"At most {MAX_FILTER_VALUES} values."
 BLANK_VALUE = "Values may not be blank."
 VALUE_TOO_LONG = "Each value may have at most {limit} characters."
@@ -163,7 +161,8 @@ def ndjson_lines(rows: Iterable[tuple]) -> Iterator[str]:
             f'"actor": {{"type": {quote(a_type)}, "id": {quote(a_id)}, "label": {quote(a_label)}}}, '
             f'"target": {{"type": {quote(t_type)}, "id": {quote(t_id)}}}, '
             f'"merchant_id": {"null" if merchant_id is None else merchant_id}, '
-            f'"ip": {"null" if ip is None else quote(ip)}, "user_agent": {quote(user_agent)}, "metadata": {metadata}}}\n'
+            f'"ip": {"null" if ip is None else quote(ip)}, "user_agent": {quote(user_agent)}, '
+            f'"metadata": {metadata}}}\n'
         )
         # JSON allows U+2028, U+2029 and U+0085 raw, but line readers (JavaScript's, Python's splitlines) split
         # on them: escaped, one event stays one line. isascii() is the cheap test almost every line passes.
@@ -251,6 +250,35 @@ def _values_check(values: Sequence[str], *, limit: int) -> list[str]:
     return errors
 
 
+def audit_export_errors(
+    *,
+    merchant: Merchant | None,
+    occurred_from: dt.datetime,
+    occurred_to: dt.datetime,
+    actor_type: str,
+    actions: Sequence[str] = (),
+    actor_ids: Sequence[str] = (),
+    target_type: str = "",
+    target_id: str = "",
+    format: str = ExportFormat.NDJSON,
+) -> dict[str, list[str]]:
+    """What is wrong with a request for an export, by field (empty: nothing). Forms call it to show the
+    errors beside their fields; audit_export_create refuses with them."""
+    errors: dict[str, list[str]] = {}
+    if merchant is None and actor_type != ActorType.STAFF:
+        errors["merchant"] = [GLOBAL_STAFF_ONLY]
+    if occurred_from >= occurred_to:
+        errors["occurred_to"] = [RANGE_ORDER]
+    if target_id and not target_type:
+        errors["target_type"] = [TARGET_ID_NEEDS_TYPE]
+    for field, values, limit in (("actions", actions, 100), ("actor_ids", actor_ids, 128)):
+        if problems := _values_check(values, limit=limit):
+            errors[field] = problems
+    if format not in ExportFormat.values:
+        errors["format"] = [f"Choose one of {', '.join(ExportFormat.values)}."]
+    return errors
+
+
 def audit_export_create(
     *,
     merchant: Merchant | None,
@@ -268,18 +296,17 @@ def audit_export_create(
 
     The caller has decided who may ask (an owner for their merchant, staff for any); this refuses what
     nobody may ask: a global export by anyone but staff, an empty range, a target id without its type."""
-    errors: dict[str, list[str]] = {}
-    if merchant is None and actor.type != ActorType.STAFF:
-        errors["merchant"] = [GLOBAL_STAFF_ONLY]
-    if occurred_from >= occurred_to:
-        errors["occurred_to"] = [RANGE_ORDER]
-    if target_id and not target_type:
-        errors["target_type"] = [TARGET_ID_NEEDS_TYPE]
-    for field, values, limit in (("actions", actions, 100), ("actor_ids", actor_ids, 128)):
-        if problems := _values_check(values, limit=limit):
-            errors[field] = problems
-    if format not in ExportFormat.values:
-        errors["format"] = [f"Choose one of {', '.join(ExportFormat.values)}."]
+    errors = audit_export_errors(
+        merchant=merchant,
+        occurred_from=occurred_from,
+        occurred_to=occurred_to,
+        actor_type=actor.type,
+        actions=actions,
+        actor_ids=actor_ids,
+        target_type=target_type,
+        target_id=target_id,
+        format=format,
+    )
     if errors:
         raise ValidationError(errors)
 

@@ -6,6 +6,10 @@ from django.utils import timezone
 from compliance.choices import ActorType, DataCategory, ExportFormat, ExportState, PrivacyState, PrivacyTopic
 from compliance.storage import StoredFile, downloadable
 
+# Shown by forms that run the model's checks (the admin's), and raised by compliance.exports with the same words.
+RANGE_ORDER = "The end must be after the start."
+TARGET_ID_NEEDS_TYPE = "A target id needs its target type."
+
 
 class AuditEvent(models.Model):
     """One thing that happened, kept forever: the app's database role may only INSERT and SELECT it, and a
@@ -80,10 +84,14 @@ class AuditExport(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(occurred_from__lt=models.F("occurred_to")), name="audit_export_range_ordered"
+                condition=Q(occurred_from__lt=models.F("occurred_to")),
+                name="audit_export_range_ordered",
+                violation_error_message=RANGE_ORDER,
             ),
             models.CheckConstraint(
-                condition=Q(target_id="") | ~Q(target_type=""), name="audit_export_target_id_needs_type"
+                condition=Q(target_id="") | ~Q(target_type=""),
+                name="audit_export_target_id_needs_type",
+                violation_error_message=TARGET_ID_NEEDS_TYPE,
             ),
             models.CheckConstraint(
                 condition=~Q(state=ExportState.SUCCEEDED)

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/", include("accounts.api.urls")),
     path("api/", include("connectors.api.urls")),
     path("api/", include("dashboards.api.urls")),
+    path("api/", include("compliance.api.urls")),
     path("", include("dashboards.urls")),
     path("", include("connectors.urls")),
     path("", include("notifications.urls")),

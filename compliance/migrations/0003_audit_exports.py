@@ -111,12 +111,14 @@ class Migration(migrations.Migration):
                     models.CheckConstraint(
                         condition=models.Q(("occurred_from__lt", models.F("occurred_to"))),
                         name="audit_export_range_ordered",
+                        violation_error_message="The end must be after the start.",
                     ),
                     models.CheckConstraint(
                         condition=models.Q(
                             ("target_id", ""), models.Q(("target_type", ""), _negated=True), _connector="OR"
                         ),
                         name="audit_export_target_id_needs_type",
+                        violation_error_message="A target id needs its target type.",
                     ),
                     models.CheckConstraint(
                         condition=models.Q(
