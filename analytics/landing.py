@@ -37,6 +37,7 @@ import psycopg
 from psycopg import sql
 
 from analytics.raw_schema import RAW_TABLES, raw_schema_name, table_columns
+from compliance.guards import TRIGGER_NAME, guard_install
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ def landed_schema_statements() -> list[sql.Composable]:
             sql.SQL("create index if not exists {} on {} (merchant_id, _load_id)").format(
                 sql.Identifier(f"{table}_load_id"), _ident(s, table)
             ),
+            # Legal holds: no delete or rewrite of a held row (compliance/guards.py), whoever issues it.
+            guard_install(s, table, merchant_key=None),
         ]
     return statements
 
@@ -144,7 +147,20 @@ def _landed_schema_complete(conn: psycopg.Connection) -> bool:
         wanted |= {table, f"{table}_raw_id", f"{table}_load_id"}
         if not {(table, "merchant_id"), (table, "_load_id"), *((table, n) for n, _ in table_columns(table))} <= columns:
             return False
-    return wanted <= relations
+    return wanted <= relations and _landed_tables_guarded(conn)
+
+
+def _landed_tables_guarded(conn: psycopg.Connection) -> bool:
+    """Whether every landed table carries the legal-hold trigger (trivially, where the compliance migration has
+    not run: a scratch database)."""
+    guarded, available = conn.execute(
+        "select count(*) filter (where t.tgname = %s), to_regproc('compliance_hold_guard_install') is not null"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " left join pg_catalog.pg_trigger t on t.tgrelid = c.oid and t.tgname = %s"
+        " where n.nspname = %s and c.relname = any(%s)",
+        [TRIGGER_NAME, TRIGGER_NAME, LANDED_SCHEMA, list(RAW_TABLES)],
+    ).fetchone()
+    return not available or guarded == len(RAW_TABLES)
 
 
 def landed_schema_ensure(conn: psycopg.Connection) -> None:
@@ -173,22 +189,26 @@ def landed_tables_with_rows(conn: psycopg.Connection) -> set[str]:
     return {table for (table,) in rows.fetchall()}
 
 
-def _raw_columns_present(conn: psycopg.Connection, keys: list[str]) -> dict[tuple[str, str], tuple[set[str], bool]]:
-    """{(merchant key, raw table): (its columns, whether an index leads with _airbyte_extracted_at)}, from the
-    catalog, for the stores' raw schemas: one statement whatever the number of stores."""
+def _raw_columns_present(
+    conn: psycopg.Connection, keys: list[str]
+) -> dict[tuple[str, str], tuple[set[str], bool, bool]]:
+    """{(merchant key, raw table): (its columns, whether an index leads with _airbyte_extracted_at, whether it
+    carries the legal-hold trigger)}, from the catalog, for the stores' raw schemas: one statement whatever the
+    number of stores."""
     schemas = {raw_schema_name(k): k for k in keys}
     rows = conn.execute(
         "select n.nspname, c.relname, array_agg(a.attname::text),"
         " exists (select from pg_catalog.pg_index x join pg_catalog.pg_attribute ia"
         "   on ia.attrelid = x.indrelid and ia.attnum = x.indkey[0]"
-        "   where x.indrelid = c.oid and ia.attname = '_airbyte_extracted_at')"
+        "   where x.indrelid = c.oid and ia.attname = '_airbyte_extracted_at'),"
+        " exists (select from pg_catalog.pg_trigger t where t.tgrelid = c.oid and t.tgname = %s)"
         " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
         " join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped"
         " where n.nspname = any(%s) and c.relname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'f')"
         " group by 1, 2, c.oid",
-        [list(schemas), list(RAW_TABLES)],
+        [TRIGGER_NAME, list(schemas), list(RAW_TABLES)],
     ).fetchall()
-    return {(schemas[schema], table): (set(cols), indexed) for schema, table, cols, indexed in rows}
+    return {(schemas[schema], table): (set(cols), indexed, guarded) for schema, table, cols, indexed, guarded in rows}
 
 
 def _extraction_index_ensure(conn: psycopg.Connection, key: str, table: str) -> None:
@@ -271,6 +291,7 @@ def raw_load(
     result = LoadResult()
     if by_id:
         present = _raw_columns_present(conn, [m["key"] for m in by_id.values()])
+        guards = conn.execute("select to_regproc('compliance_hold_guard_install') is not null").fetchone()[0]
         marks = {
             (mid, table): at
             for mid, table, at in conn.execute(
@@ -280,10 +301,27 @@ def raw_load(
                 [list(by_id)],
             ).fetchall()
         }
+        # Customers erased at a store's request (compliance.redaction): their rows that land now are rewritten the
+        # same way before any model reads them, so no build brings them back.
+        from compliance.redaction import registry_get
+
+        redactions = registry_get(conn, list(by_id))
         conn.commit()
         for mid, merchant in by_id.items():
             tables = RAW_TABLES if wanted[mid] is None else [t for t in RAW_TABLES if t in set(wanted[mid])]
-            _load_merchant(conn, merchant, tables, present, marks, commit_lag, result)
+            _load_merchant(
+                conn,
+                merchant,
+                tables,
+                present,
+                marks,
+                commit_lag,
+                result,
+                guards=guards,
+                redactions=redactions.get(mid),
+            )
+        # After the loads: a first load copies every row before the landed lookup indexes are built, in one pass.
+        _lookup_indexes_ensure(conn, LANDED_SCHEMA, list(RAW_TABLES), landed=True)
     result.landed_through = landed_through(conn)
     conn.commit()
     return result
@@ -305,18 +343,49 @@ def _tables_with_new_rows(conn, key: str, candidates: list[tuple[str, dt.datetim
     return {table for (table, _), new in zip(candidates, flags, strict=True) if new}
 
 
-# Raw tables the load could not index (logged once per process).
+# Raw tables the load could not index, or guard (logged once per process).
 _UNINDEXABLE: set[tuple[str, str]] = set()
+_UNGUARDED: set[tuple[str, str]] = set()
 
 
-def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: LoadResult) -> None:
+def _hold_guard_ensure(conn: psycopg.Connection, key: str, table: str) -> None:
+    """Install the legal-hold trigger on a raw table the first time the load sees it without one: Airbyte creates
+    (and a reset recreates) its tables, so this is the one place every raw table passes through. A table the app
+    does not own (Airbyte's role does) cannot take it from the app: the warning says so (docs/retention.md)."""
+    try:
+        with conn.transaction():
+            conn.execute(guard_install(raw_schema_name(key), table, merchant_key=key))
+    except psycopg.Error as exc:
+        if (key, table) not in _UNGUARDED:
+            _UNGUARDED.add((key, table))
+            logger.warning(
+                "raw table not guarded by legal holds", extra={"merchant_key": key, "table": table, "reason": str(exc)}
+            )
+
+
+def _lookup_indexes_ensure(conn, schema: str, tables: list[str], *, landed: bool) -> None:
+    """The indexes a customer's redaction finds their rows by (compliance.redaction), created once per table."""
+    from compliance.redaction import lookup_indexes_ensure
+
+    if not tables:
+        return
+    for table in lookup_indexes_ensure(conn, schema=schema, tables=tables, landed=landed):
+        if (schema, table) not in _UNINDEXABLE:  # said once per process
+            _UNINDEXABLE.add((schema, table))
+            logger.warning("raw table not indexed for redaction", extra={"schema": schema, "table": table})
+    conn.commit()  # the catalog read began a transaction: a store's load stays a transaction of its own
+
+
+def _load_merchant(
+    conn, merchant, tables, present, marks, commit_lag, result: LoadResult, guards: bool, redactions=None
+) -> None:
     key, mid = merchant["key"], merchant["id"]
     readable = []
     for table in tables:
         found = present.get((key, table))
         if found is None:
             continue
-        columns, indexed = found
+        columns, indexed, guarded = found
         missing = [n for n, _ in table_columns(table) if n not in columns]
         if missing:
             result.failures.append(_failure(key, table, f"lacks the columns {', '.join(missing)}"))
@@ -330,14 +399,19 @@ def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: L
                     logger.warning(
                         "raw table not indexed", extra={"merchant_key": key, "table": table, "reason": str(exc)}
                     )
+        if guards and not guarded:
+            _hold_guard_ensure(conn, key, table)
         since = marks.get((mid, table))
         readable.append((table, since - commit_lag if since else None))
+    _lookup_indexes_ensure(conn, raw_schema_name(key), [t for t, _ in readable], landed=False)
     with conn.transaction():
+        before = landed_through(conn) if redactions else 0
         try:
             with conn.transaction():
                 new = _tables_with_new_rows(conn, key, readable)
         except psycopg.Error:
             new = {table for table, _ in readable}  # the loads below say which table fails, and why
+        landed_now: dict[str, dt.datetime | None] = {}
         for table, since in readable:
             if table not in new:
                 continue
@@ -351,6 +425,13 @@ def _load_merchant(conn, merchant, tables, present, marks, commit_lag, result: L
                 continue
             if landed:
                 result.rows[table] = result.rows.get(table, 0) + landed
+                landed_now[table] = since
+        if redactions and landed_now:
+            from compliance.redaction import landed_rows_redact
+
+            landed_rows_redact(
+                conn, merchant_id=mid, key=key, digests=redactions, tables=landed_now, since_load_id=before
+            )
 
 
 def _failure(key: str, table: str, reason: str) -> dict:

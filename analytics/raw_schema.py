@@ -15,6 +15,8 @@ import re
 import psycopg
 from psycopg import sql
 
+from compliance.guards import guard_install
+
 AIRBYTE_META_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_airbyte_raw_id", "uuid"),
     ("_airbyte_extracted_at", "timestamptz"),
@@ -319,7 +321,8 @@ EVENT_ID_TABLES = ("web_events",)
 
 
 def raw_table_statements(merchant_key: str, tables: tuple[str, ...] | None = None) -> list[sql.Composed]:
-    """The DDL of the merchant's raw schema and of `tables` (default: all), every statement idempotent."""
+    """The DDL of the merchant's raw schema and of `tables` (default: all) with their legal-hold trigger, every
+    statement idempotent."""
     schema = raw_schema_name(merchant_key)
     statements = [sql.SQL("create schema if not exists {}").format(sql.Identifier(schema))]
     for table in tables or tuple(RAW_TABLES):
@@ -341,6 +344,8 @@ def raw_table_statements(merchant_key: str, tables: tuple[str, ...] | None = Non
                     sql.Identifier(f"{table}_event_id_key"), sql.Identifier(schema), sql.Identifier(table)
                 )
             )
+        # Legal holds: no delete or rewrite of a held row, from the moment the table exists (compliance/guards.py).
+        statements.append(guard_install(schema, table, merchant_key=merchant_key))
     return statements
 
 

@@ -1,6 +1,12 @@
+from django import forms
 from django.contrib import admin
+from django.utils.html import format_html
 
-from compliance.models import AuditEvent
+from compliance.choices import ActorType, ExportState
+from compliance.exports import audit_export_create, audit_export_errors
+from compliance.models import AuditEvent, AuditExport, PrivacyRequest
+from compliance.services import Actor, request_context
+from compliance.storage import download_link
 
 
 @admin.register(AuditEvent)
@@ -22,3 +28,178 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class _OverdueFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "deadline"
+
+    def lookups(self, request, model_admin):
+        return (("overdue", "Overdue"), ("soon", "Due within 3 days"), ("open", "Not done"))
+
+    def queryset(self, request, queryset):
+        from compliance.selectors import privacy_request_list
+
+        if self.value():
+            return privacy_request_list(deadline=self.value(), queryset=queryset)
+        return queryset
+
+
+@admin.register(PrivacyRequest)
+class PrivacyRequestAdmin(admin.ModelAdmin):
+    """Every Shopify privacy request with its deadline. Read-only but for "process again": what was done is
+    the record of a legal obligation, changed only by the work itself."""
+
+    list_display = (
+        "id",
+        "topic",
+        "shop_domain",
+        "merchant",
+        "state",
+        "received_at",
+        "due_at",
+        "is_overdue",
+        "handled_at",
+    )
+    list_filter = (_OverdueFilter, "state", "topic")
+    search_fields = ("shop_domain", "=shopify_request_id", "=id")
+    list_select_related = ("merchant",)
+    date_hierarchy = "received_at"
+    ordering = ("due_at", "id")
+    actions = ("process_again",)
+    # The customer's identifiers are not shown: staff act on the request, not on the person.
+    exclude = ("customer_email", "customer_phone")
+
+    @admin.display(boolean=True, description="Overdue")
+    def is_overdue(self, obj: PrivacyRequest) -> bool:
+        from compliance.selectors import privacy_request_is_overdue
+
+        return privacy_request_is_overdue(obj)
+
+    @admin.action(description="Process the selected failed requests again")
+    def process_again(self, request, queryset):
+        from compliance.choices import ActorType, PrivacyState
+        from compliance.privacy import privacy_request_retry
+        from compliance.services import Actor
+
+        actor = Actor(type=ActorType.STAFF, id=str(request.user.pk), label=request.user.get_username())
+        retried = 0
+        for pk in queryset.filter(state=PrivacyState.FAILED).values_list("pk", flat=True):
+            privacy_request_retry(request_id=pk, actor=actor)
+            retried += 1
+        self.message_user(request, f"{retried} request(s) queued again.")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AuditExportAddForm(forms.ModelForm):
+    """The admin's "add": the model's own checks, then the service's, so every refusal shows by its field."""
+
+    class Meta:
+        model = AuditExport
+        fields = ("merchant", "occurred_from", "occurred_to", "actions", "actor_ids", "target_type", "target_id",
+                  "format")  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        errors = audit_export_errors(
+            merchant=data.get("merchant"),
+            occurred_from=data["occurred_from"],
+            occurred_to=data["occurred_to"],
+            actor_type=ActorType.STAFF,
+            actions=data.get("actions") or [],
+            actor_ids=data.get("actor_ids") or [],
+            target_type=data.get("target_type", ""),
+            target_id=data.get("target_id", ""),
+            format=data.get("format", ""),
+        )
+        for field, messages in errors.items():
+            self.add_error(field if field in self.fields else None, messages)
+        return data
+
+
+@admin.register(AuditExport)
+class AuditExportAdmin(admin.ModelAdmin):
+    """Staff ask for exports of one merchant or of everything (merchant left blank); a row is read-only once
+    asked for. Each page load signs fresh download links (valid 10 minutes): reload for new ones."""
+
+    list_display = (
+        "id",
+        "scope",
+        "occurred_from",
+        "occurred_to",
+        "format",
+        "state",
+        "row_count",
+        "byte_size",
+        "created_at",
+        "download",
+    )
+    list_filter = ("state", "format", ("merchant", admin.EmptyFieldListFilter))
+    search_fields = ("=id", "merchant__name", "merchant__key", "requested_by_id", "requested_by_label", "sha256")
+    list_select_related = ("merchant",)
+    ordering = ("-created_at", "-id")
+    raw_id_fields = ("merchant",)
+    form = AuditExportAddForm
+    add_fields = (
+        "merchant",
+        "occurred_from",
+        "occurred_to",
+        "actions",
+        "actor_ids",
+        "target_type",
+        "target_id",
+        "format",
+    )
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.add_fields
+        return [*self.add_fields, "state", "failure_reason", "row_count", "byte_size", "sha256", "file_name",
+                "download", "requested_by_type", "requested_by_id", "requested_by_label", "created_at",
+                "started_at", "finished_at"]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj) if obj is not None else ()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # an export is a record of what was asked and produced
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # files leave by retention (audit_export_file_delete), rows stay
+
+    def save_model(self, request, obj, form, change) -> None:
+        user = request.user
+        created = audit_export_create(
+            merchant=obj.merchant,
+            occurred_from=obj.occurred_from,
+            occurred_to=obj.occurred_to,
+            actions=obj.actions,
+            actor_ids=obj.actor_ids,
+            target_type=obj.target_type,
+            target_id=obj.target_id,
+            format=obj.format,
+            actor=Actor(type=ActorType.STAFF, id=str(user.pk), label=user.get_username()),
+            request_ctx=request_context(request),
+        )
+        obj.pk, obj.created_at, obj.requested_by_type = created.pk, created.created_at, created.requested_by_type
+        obj._state.adding = False
+
+    @admin.display(description="Scope", ordering="merchant__name")
+    def scope(self, obj: AuditExport) -> str:
+        return obj.merchant.name if obj.merchant_id else "Global (every merchant)"
+
+    @admin.display(description="Download")
+    def download(self, obj: AuditExport) -> str:
+        if obj.stored_file() is None:
+            return obj.failure_reason if obj.state == ExportState.FAILED else "—"
+        return format_html('<a href="{}">{}</a>', download_link(obj).url, obj.file_name)

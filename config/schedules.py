@@ -118,6 +118,24 @@ SCHEDULES: list[Schedule] = [
         "the mirror fixed (members added, roles changed, leavers removed and their tokens revoked). Before the "
         "03:15 dbt build, and one task per agency so one slow organization does not hold up the rest.",
     ),
+    Schedule(
+        name="app:privacy-requests-sweep",
+        task="compliance.privacy_requests_sweep",
+        every_seconds=15 * 60,
+        expires_seconds=14 * 60,
+        why="Start each shop/redact once its store has been uninstalled 48 hours, re-enqueue a privacy request "
+        "whose task was lost, and tell staff once about any request overdue or due within 3 days; every 15 min "
+        "keeps the 48-hour erasure within a quarter hour, and Shopify's deadlines are counted in days.",
+    ),
+    Schedule(
+        name="app:audit-export-sweep",
+        task="compliance.audit_export_sweep",
+        every_seconds=5 * 60,
+        expires_seconds=4 * 60,
+        why="An audit export whose task was lost at commit waits at most 5 minutes more, and one whose worker died "
+        "is marked failed with that reason (after COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS) instead of showing "
+        "'running' forever. Two indexed reads of the few unfinished rows (docs/audit-export.md §8).",
+    ),
 ]
 
 

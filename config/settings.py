@@ -509,6 +509,18 @@ AIRBYTE_NOTIFICATIONS_BASE_URL = env.str("AIRBYTE_NOTIFICATIONS_BASE_URL", defau
 if not DEV:
     _check(boot.airbyte_problem(AIRBYTE_API_URL, AIRBYTE_CLIENT_ID, AIRBYTE_CLIENT_SECRET, AIRBYTE_WORKSPACE_ID))
 
+# --- privacy (Shopify's compliance webhooks; compliance/privacy.py) --------------------------------
+# The key the per-store redaction salts derive from: redacted identifiers are kept only as digests under it,
+# and re-synced rows are matched against them. Changing it makes the recorded redactions unmatchable. Unset,
+# it is derived from SECRET_KEY (never a constant), so set it before rotating SECRET_KEY.
+PRIVACY_REDACTION_KEY = (
+    env.str("PRIVACY_REDACTION_KEY", default="")
+    or hashlib.sha256(f"privacy-redaction:{SECRET_KEY}".encode()).hexdigest()
+)
+PRIVACY_DUE_DAYS = env.int("PRIVACY_DUE_DAYS", default=30)  # Shopify's deadline for every compliance request
+PRIVACY_DUE_SOON_DAYS = env.int("PRIVACY_DUE_SOON_DAYS", default=3)  # staff are told this long before it
+PRIVACY_SHOP_REDACT_DELAY_HOURS = env.int("PRIVACY_SHOP_REDACT_DELAY_HOURS", default=48)  # after uninstall
+
 # --- dashboards --------------------------------------------------------------------------------
 # Content-Security-Policy (config.csp): scripts and styles from our origin only; Django admin and
 # the Swagger UI need inline script/style and get the relaxed policy.
@@ -562,6 +574,22 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+
+# --- compliance files (audit exports, customer data files; docs/audit-export.md §7) -------------------
+# Any Storage API backend by setting (object storage: django-storages' S3Storage and its options as JSON); the
+# bucket must be private — files are served only through compliance.storage's signed, tenancy-checked view.
+COMPLIANCE_FILES_DIR = Path(env.str("COMPLIANCE_FILES_DIR", default=str(LOCAL_DIR / "compliance-files")))
+STORAGES["compliance_files"] = {
+    "BACKEND": env.str("COMPLIANCE_FILES_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": env.json("COMPLIANCE_FILES_STORAGE_OPTIONS", default={"location": str(COMPLIANCE_FILES_DIR)}),
+}
+# WorkOS's figure: a download link is good for 10 minutes; asking again signs a fresh one.
+COMPLIANCE_DOWNLOAD_LINK_SECONDS = env.int("COMPLIANCE_DOWNLOAD_LINK_SECONDS", default=10 * 60)
+# A running export older than this lost its worker (killed, OOM; the task's own time limit is shorter): the
+# sweeper marks it failed.
+COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS = env.int(
+    "COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS", default=CELERY_TASK_TIME_LIMIT + 10 * 60
+)
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -68,6 +68,10 @@ CLAIM_SALT = "connectors.shopify.claim"
 STATE_MAX_AGE = dt.timedelta(minutes=10)
 HMAC_MAX_SKEW_SECONDS = 90
 WEBHOOK_TOPICS = ("app/uninstalled", "shop/update")
+# Shopify's mandatory compliance topics cannot be subscribed through the Admin API: they are the app's
+# configuration (shopify.app.toml `[webhooks] compliance_topics`, shared/PROVIDERS.md §7.3), delivered to the
+# same endpoint, and handled by compliance.privacy.
+COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 DEFAULT_CURRENCY = "USD"
 DEFAULT_TIMEZONE = "UTC"
 
@@ -477,7 +481,13 @@ def webhook_process(*, delivery_id: int) -> str:
             return delivery.status
         delivery.attempts += 1
         merchant = Merchant.objects.select_for_update().filter(shop_domain=delivery.shop_domain).first()
-        if merchant is None:
+        if delivery.topic in COMPLIANCE_TOPICS:
+            # Recorded even for a shop we do not know (as ignored): every compliance request is accounted for.
+            from compliance.privacy import privacy_request_record
+
+            privacy_request_record(delivery=delivery, merchant=merchant)
+            delivery.status = WebhookStatus.PROCESSED
+        elif merchant is None:
             delivery.status, delivery.error = WebhookStatus.IGNORED, "no merchant for this shop"
         elif delivery.topic == "shop/update":
             _shop_update(merchant, delivery.body)

@@ -6,19 +6,33 @@ class NotificationKind(models.TextChoices):
     CREDENTIAL_NEEDS_REAUTH = "credential_needs_reauth", "Credential needs reconnecting"
     CREDENTIAL_EXPIRING = "credential_expiring", "Credential expiring soon"
     STORE_UNINSTALLED = "store_uninstalled", "Store uninstalled the app"
+    # Shopify's customers/data_request: the store must pass the file on within 30 days; not mutable.
+    PRIVACY_DATA_READY = "privacy_data_ready", "Customer data request ready"
     # Informational: a member may opt out of these.
     DBT_RUN_FAILED = "dbt_run_failed", "Data model run failed"
     DATA_STALE = "data_stale", "Data is stale"
     EXPORT_READY = "export_ready", "Export ready"
     AGENCY_INVITATION = "agency_invitation", "Agency invitation"
+    # Staff only: a Shopify privacy request is overdue or due within days.
+    PRIVACY_REQUEST_DUE = "privacy_request_due", "Privacy request due"
 
 
 CRITICAL_KINDS: frozenset[str] = frozenset(
-    {NotificationKind.CREDENTIAL_NEEDS_REAUTH, NotificationKind.CREDENTIAL_EXPIRING, NotificationKind.STORE_UNINSTALLED}
+    {
+        NotificationKind.CREDENTIAL_NEEDS_REAUTH,
+        NotificationKind.CREDENTIAL_EXPIRING,
+        NotificationKind.STORE_UNINSTALLED,
+        NotificationKind.PRIVACY_DATA_READY,
+    }
 )
 
 # Kinds whose templates are written for a staff operator too (no merchant; a link to the admin).
-STAFF_KINDS: frozenset[str] = frozenset({NotificationKind.DBT_RUN_FAILED, NotificationKind.DATA_STALE})
+# Kinds only staff receive: no member has a preference for them.
+STAFF_ONLY_KINDS: frozenset[str] = frozenset({NotificationKind.PRIVACY_REQUEST_DUE})
+
+STAFF_KINDS: frozenset[str] = frozenset(
+    {NotificationKind.DBT_RUN_FAILED, NotificationKind.DATA_STALE, NotificationKind.PRIVACY_REQUEST_DUE}
+)
 
 
 class NotificationStatus(models.TextChoices):

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from notifications.choices import CRITICAL_KINDS, NotificationStatus
+from notifications.choices import CRITICAL_KINDS, STAFF_ONLY_KINDS, NotificationStatus
 from notifications.clients.clerk import ClerkError, ClerkUser, clerk_client
 from notifications.models import Notification, NotificationOptOut
 
@@ -83,6 +83,7 @@ def notification_preference_list(*, merchant_id: int, clerk_user_id: str) -> lis
             "enabled": kind in CRITICAL_KINDS or kind.value not in muted,
         }
         for kind in NotificationKind
+        if kind not in STAFF_ONLY_KINDS
     ]
 
 

@@ -47,6 +47,7 @@ from notifications.choices import (
     DEDUPE_BLOCKING_STATUSES,
     FINAL_STATUSES,
     STAFF_KINDS,
+    STAFF_ONLY_KINDS,
     NotificationKind,
     NotificationStatus,
 )
@@ -718,7 +719,7 @@ def notification_preferences_set(*, merchant_id: int, clerk_user_id: str, enable
     """Mute every non-critical kind not in `enabled_kinds`, unmute the rest; critical kinds are ignored."""
     with transaction.atomic():
         for kind in NotificationKind.values:
-            if kind in CRITICAL_KINDS:
+            if kind in CRITICAL_KINDS or kind in STAFF_ONLY_KINDS:
                 continue
             if kind in enabled_kinds:
                 notification_opt_out_delete(merchant_id=merchant_id, clerk_user_id=clerk_user_id, kind=kind)

@@ -32,6 +32,8 @@ def test_critical_kinds_are_the_credential_alerts_and_the_uninstall():
         NotificationKind.CREDENTIAL_NEEDS_REAUTH,
         NotificationKind.CREDENTIAL_EXPIRING,
         NotificationKind.STORE_UNINSTALLED,
+        # Not a stopped flow but a legal deadline: the store must pass a customer's data on within 30 days.
+        NotificationKind.PRIVACY_DATA_READY,
     } == CRITICAL_KINDS
 
 

@@ -61,7 +61,7 @@ def test_member_sets_preferences_and_critical_kinds_stay_on(client, clerk):
 
     page = client.get(url)
     assert page.status_code == 200
-    assert [p["enabled"] for p in page.context["preferences"]] == [True] * 7
+    assert [p["enabled"] for p in page.context["preferences"]] == [True] * 8
 
     # Only export_ready stays on; the critical kinds cannot be switched off even when posted.
     response = client.post(url, {"kind": ["export_ready"]})
