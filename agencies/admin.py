@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from agencies.choices import GrantStatus
 from agencies.models import AccessGrant, Agency, AgencyInvitation, AgencyMember, AgencyToken, ClerkWebhookDelivery
+from agencies.tokens import agency_tokens_revoke_by_staff
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record, request_context
 
@@ -132,21 +133,9 @@ class AgencyTokenAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke the selected tokens (they stop working at once)", permissions=["revoke"])
     def revoke_token(self, request, queryset) -> None:
-        revoked = 0
-        with transaction.atomic():
-            for token in queryset.select_for_update().filter(revoked_at__isnull=True):
-                token.revoked_at, token.revoked_by = timezone.now(), f"staff:{request.user.pk}"
-                token.revoke_reason = "revoked by staff in admin"
-                token.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
-                audit_event_record(
-                    action="agency.token_revoked",
-                    actor=_staff_actor(request),
-                    target_type="agencies.agencytoken",
-                    target_id=token.pk,
-                    metadata={"agency_id": token.agency_id, "via": "admin"},
-                    **request_context(request),
-                )
-                revoked += 1
+        revoked = agency_tokens_revoke_by_staff(
+            tokens=queryset, actor=_staff_actor(request), request_context=request_context(request)
+        )
         self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)
 
     def has_revoke_permission(self, request) -> bool:

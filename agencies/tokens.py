@@ -61,6 +61,7 @@ TOKEN_REFUSED = "Agency token invalid, expired or revoked."
 STORE_NOT_FOUND = MERCHANT_NOT_FOUND  # what a store member gets for a store not theirs: nothing to tell apart
 
 # Revocation reasons (AgencyToken.revoke_reason, and the audit event's metadata).
+REVOKED_BY_STAFF = "revoked by staff in admin"
 REVOKED_BY_ADMIN = "revoked by an agency admin"
 REVOKED_CREATOR_LEFT = "its creator left the agency"
 REVOKED_AGENCY_SUSPENDED = "the agency was suspended"
@@ -434,6 +435,13 @@ def agency_token_revoke(
     )
     token.refresh_from_db()
     return token
+
+
+def agency_tokens_revoke_by_staff(
+    *, tokens: QuerySet[AgencyToken], actor: Actor, request_context: dict[str, Any]
+) -> int:
+    """Staff revoke tokens in the admin; the count of those that were still live."""
+    return _revoke(tokens, actor=actor, reason=REVOKED_BY_STAFF, request_context=request_context)
 
 
 def agency_tokens_revoke_for_member(*, agency: Agency, clerk_user_id: str) -> int:

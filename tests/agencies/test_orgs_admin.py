@@ -77,8 +77,9 @@ def test_revoke_token_action_is_audited(admin_client, admin_user, token) -> None
 
     assert response.status_code == 302
     token.refresh_from_db()
-    assert token.revoked_at is not None and token.revoked_by == f"staff:{admin_user.pk}"
-    event = AuditEvent.objects.get(action="agency.token_revoked")
+    assert token.revoked_at is not None and token.revoked_by == str(admin_user.pk)
+    assert token.revoke_reason == "revoked by staff in admin"
+    event = AuditEvent.objects.get(action="agency_token.revoked")
     assert (event.actor_type, event.actor_id, event.target_id) == ("staff", str(admin_user.pk), str(token.pk))
 
 
