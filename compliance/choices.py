@@ -17,3 +17,9 @@ class DataCategory(models.TextChoices):
     MESSAGES = "messages", "Messages and notifications"
     EXPORTS = "exports", "Exports"
     AUDIT_LOG = "audit_log", "Audit log"
+
+
+class PurgeStatus(models.TextChoices):
+    RUNNING = "running", "Running"  # or interrupted: the next run resumes it
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"

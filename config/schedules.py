@@ -93,6 +93,16 @@ SCHEDULES: list[Schedule] = [
         "stores do not all start at :00), follow every job not yet finished (a killed worker's too) and retry "
         "failed ones; every minute so a slot is kept to the minute and a lost poll is picked up within two.",
     ),
+    Schedule(
+        name="app:retention-purge-nightly",
+        task="compliance.retention_purge",
+        crontab={"minute": "30", "hour": "0-2"},
+        expires_seconds=50 * 60,
+        why="Delete what is past its retention (settings.RETENTION_DAYS, docs/retention.md), skipping legal holds, "
+        "at night before the 03:15 build, when its batched deletes compete with little. Three runs an hour apart: "
+        "a run stopped at the task time limit (a first purge's backlog) is resumed by the next, and a finished "
+        "night's later runs find nothing to delete (one cheap pass per table).",
+    ),
 ]
 
 
