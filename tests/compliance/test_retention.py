@@ -49,7 +49,7 @@ def store():
 
 
 def order(store, order_id, created_at, customer_id=1, landed=False):
-    table = "landed.shopify_orders" if landed else "raw_purged_store.shopify_orders"
+    table = "landed.shopify_orders" if landed else f"raw_{store.key}.shopify_orders"
     merchant = "merchant_id, _load_id, " if landed else ""
     values = f"{store.pk}, {order_id}, " if landed else ""
     execute(
@@ -70,14 +70,21 @@ def test_old_raw_data_is_purged_in_batches_held_data_stays_and_a_rerun_deletes_n
     order(store, 7, YOUNG)  # within retention
     order(store, 8, OLD, landed=True)
     order(store, 9, OLD, customer_id=2, landed=True)
+    for event_id, at in (("old", NOW - dt.timedelta(days=430)), ("young", NOW - dt.timedelta(days=400))):
+        execute(  # events are kept 426 days
+            "INSERT INTO raw_purged_store.web_events (event_id, occurred_at, _airbyte_raw_id) VALUES (%s, %s, %s)",
+            [event_id, at, uuid.uuid4()],
+        )
     hold = hold_place(merchant_id=store.pk, matter="M", reason="r", actor=STAFF, customer_ids=[2], categories=["raw"])
 
     run = retention_purge(batch_size=2)
     assert run.status == PurgeStatus.SUCCEEDED and run.finished_at
     assert ids("raw_purged_store.shopify_orders") == [6, 7]
     assert ids("landed.shopify_orders") == [9]
-    assert run.deleted == {"raw": 6} and run.held == {"raw": 2, "events": 0, "messages": 0, "audit_log": 0}
-    assert run.batches == 4  # raw: 2 + 2 + 1 (a short batch ends the table); landed: 1
+    assert [r[0] for r in execute("SELECT event_id FROM raw_purged_store.web_events")] == ["young"]
+    assert run.deleted == {"raw": 6, "events": 1}
+    assert run.held == {"raw": 2, "events": 0, "messages": 0, "audit_log": 0}
+    assert run.batches == 5  # raw: 2 + 2 + 1 (a short batch ends the table); landed: 1; events: 1
     assert run.done == ["raw", "events", "messages", "audit_log"]
     [exemption] = HoldExemption.objects.filter(purge_run=run)
     assert (exemption.hold_id, exemption.category, exemption.work, exemption.merchant_id) == (
@@ -183,3 +190,69 @@ def test_one_purge_at_a_time(owner_db):
     assert not PurgeRun.objects.exists()
     with pytest.raises(CommandError, match="at least 1"):
         call_command("purge_retention", "--batch-size", "0")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_purge_process_killed_after_one_batch_is_resumed_by_the_next_run(owner_db):
+    """A real kill: `manage.py purge_retention --batch-size 1` in a process of its own commits one batch, then
+    waits on a row another session locks; it is SIGKILLed there. The next run resumes the same PurgeRun."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    merchant = MerchantFactory(key="killed_store")
+    for statement in raw_table_statements(merchant.key, ("shopify_orders",)):
+        execute(statement)
+    try:
+        for i in (1, 2, 3):
+            order(merchant, i, OLD)  # committed (transactional test), in this physical order
+        db = settings.DATABASES["default"]
+        url = (
+            f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        )
+        owner_db.execute("BEGIN")
+        owner_db.execute("SELECT 1 FROM raw_killed_store.shopify_orders WHERE id = 2 FOR UPDATE")
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "purge_retention", "--batch-size", "1"],
+            env={
+                **{k: v for k, v in os.environ.items() if k not in ("DATABASE_OWNER_URL", "WAREHOUSE_DATABASE_URL")},
+                "DATABASE_URL": url,
+                "DJANGO_DEV": "1",
+                "DO_NOT_TRACK": "1",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            line = worker.stdout.readline()
+            assert "batch 1" in line, line + worker.stdout.read() if worker.poll() is not None else line
+            time.sleep(0.5)  # it is now waiting on row 2
+            assert worker.poll() is None
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        owner_db.execute("ROLLBACK")  # its backend now finds the client gone and ends, with its advisory lock
+        interrupted = PurgeRun.objects.get()
+        assert (interrupted.status, interrupted.deleted) == (PurgeStatus.RUNNING, {"raw": 1})
+        assert ids("raw_killed_store.shopify_orders") == [2, 3]
+
+        for _ in range(100):
+            try:
+                resumed = retention_purge()
+                break
+            except PurgeLocked:
+                time.sleep(0.1)
+        assert resumed.pk == interrupted.pk and resumed.resumed == 1 and resumed.status == PurgeStatus.SUCCEEDED
+        assert resumed.deleted == {"raw": 3}
+        assert ids("raw_killed_store.shopify_orders") == []
+    finally:
+        owner_db.execute("DROP SCHEMA IF EXISTS raw_killed_store CASCADE")
