@@ -1,11 +1,14 @@
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.utils.html import format_html
 
 from compliance import holds
-from compliance.choices import ActorType
-from compliance.models import AuditEvent, HoldExemption, LegalHold, PurgeRun
-from compliance.services import Actor
+from compliance.choices import ActorType, ExportState
+from compliance.exports import audit_export_create, audit_export_errors
+from compliance.models import AuditEvent, AuditExport, HoldExemption, LegalHold, PurgeRun
+from compliance.services import Actor, request_context
+from compliance.storage import download_link
 
 
 @admin.register(AuditEvent)
@@ -137,3 +140,109 @@ class PurgeRunAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class AuditExportAddForm(forms.ModelForm):
+    """The admin's "add": the model's own checks, then the service's, so every refusal shows by its field."""
+
+    class Meta:
+        model = AuditExport
+        fields = ("merchant", "occurred_from", "occurred_to", "actions", "actor_ids", "target_type", "target_id",
+                  "format")  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        errors = audit_export_errors(
+            merchant=data.get("merchant"),
+            occurred_from=data["occurred_from"],
+            occurred_to=data["occurred_to"],
+            actor_type=ActorType.STAFF,
+            actions=data.get("actions") or [],
+            actor_ids=data.get("actor_ids") or [],
+            target_type=data.get("target_type", ""),
+            target_id=data.get("target_id", ""),
+            format=data.get("format", ""),
+        )
+        for field, messages in errors.items():
+            self.add_error(field if field in self.fields else None, messages)
+        return data
+
+
+@admin.register(AuditExport)
+class AuditExportAdmin(admin.ModelAdmin):
+    """Staff ask for exports of one merchant or of everything (merchant left blank); a row is read-only once
+    asked for. Each page load signs fresh download links (valid 10 minutes): reload for new ones."""
+
+    list_display = (
+        "id",
+        "scope",
+        "occurred_from",
+        "occurred_to",
+        "format",
+        "state",
+        "row_count",
+        "byte_size",
+        "created_at",
+        "download",
+    )
+    list_filter = ("state", "format", ("merchant", admin.EmptyFieldListFilter))
+    search_fields = ("=id", "merchant__name", "merchant__key", "requested_by_id", "requested_by_label", "sha256")
+    list_select_related = ("merchant",)
+    ordering = ("-created_at", "-id")
+    raw_id_fields = ("merchant",)
+    form = AuditExportAddForm
+    add_fields = (
+        "merchant",
+        "occurred_from",
+        "occurred_to",
+        "actions",
+        "actor_ids",
+        "target_type",
+        "target_id",
+        "format",
+    )
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.add_fields
+        return [*self.add_fields, "state", "failure_reason", "row_count", "byte_size", "sha256", "file_name",
+                "download", "requested_by_type", "requested_by_id", "requested_by_label", "created_at",
+                "started_at", "finished_at"]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj) if obj is not None else ()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # an export is a record of what was asked and produced
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # files leave by retention (audit_export_file_delete), rows stay
+
+    def save_model(self, request, obj, form, change) -> None:
+        user = request.user
+        created = audit_export_create(
+            merchant=obj.merchant,
+            occurred_from=obj.occurred_from,
+            occurred_to=obj.occurred_to,
+            actions=obj.actions,
+            actor_ids=obj.actor_ids,
+            target_type=obj.target_type,
+            target_id=obj.target_id,
+            format=obj.format,
+            actor=Actor(type=ActorType.STAFF, id=str(user.pk), label=user.get_username()),
+            request_ctx=request_context(request),
+        )
+        obj.pk, obj.created_at, obj.requested_by_type = created.pk, created.created_at, created.requested_by_type
+        obj._state.adding = False
+
+    @admin.display(description="Scope", ordering="merchant__name")
+    def scope(self, obj: AuditExport) -> str:
+        return obj.merchant.name if obj.merchant_id else "Global (every merchant)"
+
+    @admin.display(description="Download")
+    def download(self, obj: AuditExport) -> str:
+        if obj.stored_file() is None:
+            return obj.failure_reason if obj.state == ExportState.FAILED else "—"
+        return format_html('<a href="{}">{}</a>', download_link(obj).url, obj.file_name)

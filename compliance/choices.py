@@ -23,3 +23,15 @@ class PurgeStatus(models.TextChoices):
     RUNNING = "running", "Running"  # or interrupted: the next run resumes it
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+class ExportFormat(models.TextChoices):
+    NDJSON = "ndjson", "NDJSON (one JSON event per line)"
+    CSV = "csv", "CSV"
+
+
+class ExportState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"

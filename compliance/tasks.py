@@ -1,10 +1,10 @@
-"""Thin Celery tasks over compliance's services."""
+"""Thin Celery tasks over compliance's services (exports, retention). Arguments are ids only."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from compliance import retention
+from compliance import exports, retention
 
 
 @shared_task(
@@ -23,3 +23,17 @@ def retention_purge_task() -> dict | None:
     except retention.PurgeLocked:
         return None
     return {"purge_run": run.pk, "deleted": run.deleted, "held": run.held}
+
+
+@shared_task(name="compliance.audit_export_run", acks_late=True, max_retries=0)
+def audit_export_run_task(export_id: int) -> None:
+    """acks_late: the service is idempotent by state (only a pending export runs), so a redelivery after a
+    worker died finds it running and leaves it to the sweeper. Never retried: a failure is recorded on the
+    export with its reason, and the person asks again."""
+    exports.audit_export_run(export_id=export_id)
+
+
+@shared_task(name="compliance.audit_export_sweep", acks_late=True)
+def audit_export_sweep_task() -> dict[str, int]:
+    """Re-enqueue lost pending exports and fail those whose worker was lost; harmless when run twice."""
+    return exports.audit_export_sweep()

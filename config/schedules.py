@@ -103,6 +103,15 @@ SCHEDULES: list[Schedule] = [
         "a run stopped at the task time limit (a first purge's backlog) is resumed by the next, and a finished "
         "night's later runs find nothing to delete (one cheap pass per table).",
     ),
+    Schedule(
+        name="app:audit-export-sweep",
+        task="compliance.audit_export_sweep",
+        every_seconds=5 * 60,
+        expires_seconds=4 * 60,
+        why="An audit export whose task was lost at commit waits at most 5 minutes more, and one whose worker died "
+        "is marked failed with that reason (after COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS) instead of showing "
+        "'running' forever. Two indexed reads of the few unfinished rows (docs/audit-export.md §8).",
+    ),
 ]
 
 

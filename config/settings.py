@@ -526,6 +526,22 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- compliance files (audit exports, customer data files; docs/audit-export.md §7) -------------------
+# Any Storage API backend by setting (object storage: django-storages' S3Storage and its options as JSON); the
+# bucket must be private — files are served only through compliance.storage's signed, tenancy-checked view.
+COMPLIANCE_FILES_DIR = Path(env.str("COMPLIANCE_FILES_DIR", default=str(LOCAL_DIR / "compliance-files")))
+STORAGES["compliance_files"] = {
+    "BACKEND": env.str("COMPLIANCE_FILES_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": env.json("COMPLIANCE_FILES_STORAGE_OPTIONS", default={"location": str(COMPLIANCE_FILES_DIR)}),
+}
+# WorkOS's figure: a download link is good for 10 minutes; asking again signs a fresh one.
+COMPLIANCE_DOWNLOAD_LINK_SECONDS = env.int("COMPLIANCE_DOWNLOAD_LINK_SECONDS", default=10 * 60)
+# A running export older than this lost its worker (killed, OOM; the task's own time limit is shorter): the
+# sweeper marks it failed.
+COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS = env.int(
+    "COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS", default=CELERY_TASK_TIME_LIMIT + 10 * 60
+)
+
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.ClerkSessionAuthentication"],

@@ -18,6 +18,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 from accounts.choices import Role
+from compliance.models import AuditExport
 from dashboards.models import DashboardTemplate
 from tests.accounts.factories import MembershipFactory, MerchantFactory
 from tests.connectors.conftest import _no_notification_delivery, encryption_key, providers  # noqa: F401 — reused
@@ -28,6 +29,7 @@ MERCHANT_A, MERCHANT_B = (m["id"] for m in MART_MERCHANTS)
 MERCHANT_VIEWER = 910_103  # A's user may read this store but not manage it
 TEMPLATE_A, TEMPLATE_B = 920_101, 920_102
 CREDENTIAL_A, CREDENTIAL_B = 930_101, 930_102
+EXPORT_A, EXPORT_B = 940_101, 940_102  # audit exports (pending: no file)
 MISSING_ID = 999_999_937  # no row has it
 USER_A, USER_B = "user_fuzz_alice", "user_fuzz_bob"
 
@@ -67,6 +69,14 @@ def tenants(clerk, providers, marts) -> Tenants:  # noqa: F811
     ]
     for pk, merchant in ((CREDENTIAL_A, a), (CREDENTIAL_B, b)):
         CredentialFactory(pk=pk, merchant=merchant)
+    for pk, merchant in ((EXPORT_A, a), (EXPORT_B, b)):
+        AuditExport.objects.create(
+            pk=pk,
+            merchant=merchant,
+            occurred_from="2026-01-01T00:00:00Z",
+            occurred_to="2026-02-01T00:00:00Z",
+            requested_by_type="clerk_user",
+        )
     token = clerk.token(USER_A)
     return Tenants(a, b, viewer_store, *templates, auth_a={"HTTP_AUTHORIZATION": f"Bearer {token}"}, token_a=token)
 

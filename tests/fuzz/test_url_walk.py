@@ -24,6 +24,8 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 from tests.fuzz.conftest import (
     CREDENTIAL_A,
     CREDENTIAL_B,
+    EXPORT_A,
+    EXPORT_B,
     MERCHANT_A,
     MERCHANT_B,
     MERCHANT_VIEWER,
@@ -44,6 +46,7 @@ PARAMETERS: dict[str, tuple[str, list[str], list[str]]] = {
     "merchant_id": (str(MERCHANT_A), [str(MERCHANT_B)], [str(MERCHANT_VIEWER), str(MISSING_ID), "0", BEYOND_BIGINT]),
     "template_id": (str(TEMPLATE_A), [str(TEMPLATE_B)], [str(MISSING_ID), BEYOND_BIGINT]),
     "credential_id": (str(CREDENTIAL_A), [str(CREDENTIAL_B)], [str(MISSING_ID), BEYOND_BIGINT]),
+    "export_id": (str(EXPORT_A), [str(EXPORT_B)], [str(MISSING_ID), BEYOND_BIGINT]),
     "table": ("overview-daily", [], ["no-such-table", "a" * 300]),
     "key": ("acquisition", [], ["no-such-starter", "-"]),
     "provider": ("google_ads", [], ["meta", "klaviyo", "nope", *HOSTILE_TEXT[:3]]),
