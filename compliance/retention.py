@@ -12,7 +12,8 @@ docs/retention.md), in batches, skipping what a legal hold covers, and say what 
 - The audit log is append-only: its rows go through `compliance_audit_purge` (migration 0005), which deletes only
   rows older than the retention the owner wrote into the database, whatever the app asks.
 
-Export files (category `exports`) are not purged here yet: the export table lives on another branch.
+Export files (category `exports`) are deleted through `audit_export_file_delete`: the row, its checksum and its
+audit events stay; only the file goes (its links answer 410).
 """
 
 from __future__ import annotations
@@ -31,14 +32,22 @@ from accounts.models import Merchant
 from analytics.landing import LANDED_SCHEMA
 from analytics.raw_schema import RAW_TABLES
 from compliance.choices import DataCategory, PurgeStatus
+from compliance.exports import audit_export_file_delete
 from compliance.guards import EVENTS, RAW, TABLE_GUARDS, Guard
-from compliance.models import HoldExemption, LegalHold, PurgeRun
+from compliance.holds import holds_covering
+from compliance.models import AuditExport, HoldExemption, LegalHold, PurgeRun
 from notifications.choices import FINAL_STATUSES
 
 logger = logging.getLogger(__name__)
 
 # In this order: the categories whose rows the others describe go last (the audit log tells what happened).
-PURGED = (DataCategory.RAW, DataCategory.EVENTS, DataCategory.MESSAGES, DataCategory.AUDIT_LOG)
+PURGED = (
+    DataCategory.RAW,
+    DataCategory.EVENTS,
+    DataCategory.MESSAGES,
+    DataCategory.EXPORTS,
+    DataCategory.AUDIT_LOG,
+)
 LOCK_KEY = 0x72657465  # pg_try_advisory_lock key of the purge ("rete")
 WORK = "retention purge"
 
@@ -180,6 +189,37 @@ class _Purge:
             "notifications_notification",
         )
 
+    def exports(self) -> dict[int, dict[str, int]]:
+        cutoff = dt.datetime.fromisoformat(self.run.cutoffs[DataCategory.EXPORTS])
+        held: dict[int, dict[str, int]] = {}
+        last = 0
+        while True:
+            batch = list(
+                AuditExport.objects.filter(created_at__lt=cutoff, pk__gt=last)
+                .exclude(file_key="")
+                .order_by("pk")[: self.n]
+            )
+            deleted = 0
+            for export in batch:
+                covering = (
+                    holds_covering(merchant_id=export.merchant_id, category=DataCategory.EXPORTS, at=export.created_at)
+                    if export.merchant_id
+                    else []
+                )
+                if covering:
+                    tables = held.setdefault(covering[0].pk, {})
+                    tables["compliance_auditexport"] = tables.get("compliance_auditexport", 0) + 1
+                    continue
+                audit_export_file_delete(export=export)
+                deleted += 1
+            if deleted:
+                self._count(DataCategory.EXPORTS, deleted)
+                if self.on_batch is not None:
+                    self.on_batch(self.run)
+            if len(batch) < self.n:
+                return held
+            last = batch[-1].pk
+
     def audit_log(self) -> dict[int, dict[str, int]]:
         self._batches("default", DataCategory.AUDIT_LOG, "SELECT compliance_audit_purge(%(n)s)", {"n": self.n})
         return self._held_django(
@@ -223,7 +263,9 @@ def _run_take() -> PurgeRun:
         run = PurgeRun.objects.select_for_update().filter(status=PurgeStatus.RUNNING).first()
         if run is not None:
             run.resumed += 1
-            run.save(update_fields=["resumed"])
+            # A run begun by an older version may lack a category's cut-off: today's, then.
+            run.cutoffs = {**_cutoffs(run.started_at), **run.cutoffs}
+            run.save(update_fields=["resumed", "cutoffs"])
             return run
         return PurgeRun.objects.create(cutoffs=_cutoffs(timezone.now()))
 
@@ -248,6 +290,8 @@ def retention_purge(*, batch_size: int | None = None, on_batch: Callable[[PurgeR
                     held = purge.tables(category)
                 elif category == DataCategory.MESSAGES:
                     held = purge.messages()
+                elif category == DataCategory.EXPORTS:
+                    held = purge.exports()
                 else:
                     held = purge.audit_log()
                 purge.finish_category(category, held)

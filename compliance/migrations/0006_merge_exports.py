@@ -1,4 +1,4 @@
-"""Joins the audit exports (wt-export's 0003) and the holds and retention chain (0003–0005), built in parallel."""
+"""Joins the audit exports (wt-export's 0003) and the holds and retention chain (0003 to 0005), built in parallel."""
 
 from django.db import migrations
 

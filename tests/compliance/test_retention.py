@@ -15,12 +15,14 @@ from django.utils import timezone
 from analytics.landing import landed_schema_statements
 from analytics.raw_schema import raw_table_statements
 from compliance.choices import ActorType, PurgeStatus
+from compliance.exports import audit_export_file_delete
 from compliance.holds import hold_place, hold_release
-from compliance.models import AuditEvent, HoldExemption, PurgeRun
+from compliance.models import AuditEvent, AuditExport, HoldExemption, PurgeRun
 from compliance.retention import LOCK_KEY, PurgeLocked, retention_purge
 from compliance.services import Actor
 from notifications.models import Notification
 from tests.accounts.factories import MerchantFactory
+from tests.compliance.export_fixtures import compliance_storage, succeeded_export  # noqa: F401 (a fixture)
 from tests.notifications.factories import NotificationFactory
 
 pytestmark = pytest.mark.django_db
@@ -83,9 +85,9 @@ def test_old_raw_data_is_purged_in_batches_held_data_stays_and_a_rerun_deletes_n
     assert ids("landed.shopify_orders") == [9]
     assert [r[0] for r in execute("SELECT event_id FROM raw_purged_store.web_events")] == ["young"]
     assert run.deleted == {"raw": 6, "events": 1}
-    assert run.held == {"raw": 2, "events": 0, "messages": 0, "audit_log": 0}
+    assert run.held == {"raw": 2, "events": 0, "messages": 0, "exports": 0, "audit_log": 0}
     assert run.batches == 5  # raw: 2 + 2 + 1 (a short batch ends the table); landed: 1; events: 1
-    assert run.done == ["raw", "events", "messages", "audit_log"]
+    assert run.done == ["raw", "events", "messages", "exports", "audit_log"]
     [exemption] = HoldExemption.objects.filter(purge_run=run)
     assert (exemption.hold_id, exemption.category, exemption.work, exemption.merchant_id) == (
         hold.pk,
@@ -256,3 +258,26 @@ def test_a_purge_process_killed_after_one_batch_is_resumed_by_the_next_run(owner
         assert ids("raw_killed_store.shopify_orders") == []
     finally:
         owner_db.execute("DROP SCHEMA IF EXISTS raw_killed_store CASCADE")
+
+
+def test_export_files_past_their_period_are_deleted_unless_held_and_the_database_refuses_the_held_ones(
+    compliance_storage,  # noqa: F811 (the fixture imported above)
+    django_capture_on_commit_callbacks,
+):
+    held_store, other = MerchantFactory(), MerchantFactory()
+    old, old_held, young = (succeeded_export(merchant=m) for m in (other, held_store, other))
+    AuditExport.objects.filter(pk__in=[old.pk, old_held.pk]).update(created_at=NOW - dt.timedelta(days=31))
+    hold = hold_place(merchant_id=held_store.pk, matter="M", reason="r", actor=STAFF, categories=["exports"])
+
+    with django_capture_on_commit_callbacks(execute=True):  # the file goes once its row's change commits
+        run = retention_purge()
+    assert run.deleted == {"exports": 1} and run.held["exports"] == 1
+    files = dict(AuditExport.objects.values_list("pk", "file_key"))
+    assert files[old.pk] == "" and files[old_held.pk] and files[young.pk]
+    assert AuditExport.objects.get(pk=old.pk).sha256  # the row and its checksum stay; only the file goes
+    assert not (compliance_storage / old.file_key).exists() and (compliance_storage / old_held.file_key).exists()
+    assert HoldExemption.objects.get(purge_run=run, category="exports").hold_id == hold.pk
+
+    with pytest.raises(DatabaseError) as caught, transaction.atomic():
+        audit_export_file_delete(export=old_held)  # the code that forgets to ask is stopped by the trigger
+    assert caught.value.__cause__.sqlstate == "HL001"
