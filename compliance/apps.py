@@ -13,4 +13,8 @@ class ComplianceConfig(AppConfig):
 
         # The app role's privileges follow every migrate; production refuses a role that could rewrite the log.
         post_migrate.connect(app_role_privileges_grant, sender=self, dispatch_uid="compliance.app_role_privileges")
+        # The audit log's retention, written by the owner into the one function that may purge it.
+        from compliance.retention import audit_retention_apply
+
+        post_migrate.connect(audit_retention_apply, sender=self, dispatch_uid="compliance.audit_retention")
         connection_created.connect(refuse_privileged_role, dispatch_uid="compliance.refuse_privileged_role")

@@ -9,6 +9,12 @@ class ActorType(models.TextChoices):
     ANONYMOUS = "anonymous", "Anonymous"
 
 
+class PurgeStatus(models.TextChoices):
+    RUNNING = "running", "Running"  # or interrupted: the next run resumes it
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
 class ExportFormat(models.TextChoices):
     NDJSON = "ndjson", "NDJSON (one JSON event per line)"
     CSV = "csv", "CSV"

@@ -3,7 +3,15 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from compliance.choices import ActorType, DataCategory, ExportFormat, ExportState, PrivacyState, PrivacyTopic
+from compliance.choices import (
+    ActorType,
+    DataCategory,
+    ExportFormat,
+    ExportState,
+    PrivacyState,
+    PrivacyTopic,
+    PurgeStatus,
+)
 from compliance.storage import StoredFile, downloadable
 
 # Shown by forms that run the model's checks (the admin's), and raised by compliance.exports with the same words.
@@ -234,9 +242,49 @@ class HoldExemption(models.Model):
     target = models.CharField(max_length=500, help_text='What it would have touched, e.g. "customer 123".')
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set by the retention purge, which records one exemption per hold, category and run (not one per row).
+    purge_run = models.ForeignKey(
+        "compliance.PurgeRun", on_delete=models.PROTECT, null=True, blank=True, related_name="exemptions"
+    )
+    category = models.CharField(max_length=20, choices=DataCategory.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purge_run", "hold", "category"],
+                condition=Q(purge_run__isnull=False),
+                name="holdexemption_once_per_purge_run",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.work} of {self.target} skipped (hold {self.hold_id})"
+
+
+class PurgeRun(models.Model):
+    """One run of the retention purge (compliance/retention.py): the cut-off per category it purged before, and
+    what it deleted and left for holds. A run that died mid-way stays `running` and the next run resumes it, with
+    the same cut-offs, from the categories it had not finished."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=PurgeStatus.choices, default=PurgeStatus.RUNNING)
+    cutoffs = models.JSONField(default=dict, help_text="{category: ISO time}: data older than this is purged.")
+    deleted = models.JSONField(default=dict, help_text="{category: rows deleted}")
+    held = models.JSONField(default=dict, help_text="{category: rows past retention kept for a legal hold}")
+    done = models.JSONField(default=list, help_text="The categories finished.")
+    batches = models.PositiveIntegerField(default=0)
+    resumed = models.PositiveIntegerField(default=0, help_text="How many times a later run took it up again.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status=PurgeStatus.RUNNING), name="purgerun_one_running"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"purge {self.pk} ({self.status}) {self.started_at:%Y-%m-%d %H:%M}"

@@ -1,10 +1,28 @@
-"""Thin Celery tasks over compliance.exports. Arguments are ids only."""
+"""Thin Celery tasks over compliance's services (exports, retention). Arguments are ids only."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from compliance import exports
+from compliance import exports, retention
+
+
+@shared_task(
+    name="compliance.retention_purge",
+    max_retries=0,  # the next night's run resumes an interrupted one (retention.py); no retry storm on a failure
+    # Safe to redeliver: the purge is idempotent and resumes where a killed run stopped.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # The default limits (25/30 min, below the broker's visibility timeout): a backlog longer than that stops at
+    # the soft limit, still `running`, and the next hour's run resumes it (config/schedules.py).
+)
+def retention_purge_task() -> dict | None:
+    """What the run deleted per category; None when another purge holds the lock."""
+    try:
+        run = retention.retention_purge()
+    except retention.PurgeLocked:
+        return None
+    return {"purge_run": run.pk, "deleted": run.deleted, "held": run.held}
 
 
 @shared_task(name="compliance.audit_export_run", acks_late=True, max_retries=0)

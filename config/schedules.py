@@ -128,6 +128,16 @@ SCHEDULES: list[Schedule] = [
         "keeps the 48-hour erasure within a quarter hour, and Shopify's deadlines are counted in days.",
     ),
     Schedule(
+        name="app:retention-purge-nightly",
+        task="compliance.retention_purge",
+        crontab={"minute": "30", "hour": "0-2"},
+        expires_seconds=50 * 60,
+        why="Delete what is past its retention (settings.RETENTION_DAYS, docs/retention.md), skipping legal holds, "
+        "at night before the 03:15 build, when its batched deletes compete with little. Three runs an hour apart: "
+        "a run stopped at the task time limit (a first purge's backlog) is resumed by the next, and a finished "
+        "night's later runs find nothing to delete (one cheap pass per table).",
+    ),
+    Schedule(
         name="app:audit-export-sweep",
         task="compliance.audit_export_sweep",
         every_seconds=5 * 60,

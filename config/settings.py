@@ -665,3 +665,16 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# Retention (docs/retention.md, compliance/retention.py): how long each data category is kept, in days, before the
+# nightly purge deletes it (what a legal hold covers is kept regardless). The audit log's period is also written
+# into the database at every migrate, where the app cannot shorten it (compliance_audit_purge).
+RETENTION_DAYS = {
+    "raw": env.int("RETENTION_RAW_DAYS", default=761),  # 25 months: two full years to compare, plus a month
+    "events": env.int("RETENTION_EVENTS_DAYS", default=426),  # 14 months: a year on year of web sessions
+    "messages": env.int("RETENTION_MESSAGES_DAYS", default=365),
+    "exports": env.int("RETENTION_EXPORTS_DAYS", default=30),
+    "audit_log": env.int("RETENTION_AUDIT_LOG_DAYS", default=2557),  # 7 years
+}
+# Rows per DELETE (one statement, one commit): bounds lock time and WAL per transaction.
+RETENTION_PURGE_BATCH = env.int("RETENTION_PURGE_BATCH", default=5000)

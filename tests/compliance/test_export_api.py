@@ -94,7 +94,16 @@ def test_an_owner_exports_polls_and_downloads(client, clerk, owner, eager, djang
         ({**BODY, "format": "xlsx"}, {"format": ['"xlsx" is not a valid choice.']}),
         ({**BODY, "actions": "credential.refreshed"}, {"actions": ['Expected a list of items but got type "str".']}),
         ({**BODY, "actions": ["x"] * 51}, {"actions": ["Ensure this field has no more than 50 elements."]}),
-        ({**BODY, "actor_ids": [" "]}, {"actor_ids": {"0": ["This field may not be blank."]}}),
+        ({**BODY, "actor_ids": [" "]}, {"actor_ids": ["Item 1: This field may not be blank."]}),
+        (
+            {**BODY, "actions": ["ok", "x" * 101, "\ud800"]},
+            {
+                "actions": [
+                    "Item 2: Ensure this field has no more than 100 characters.",
+                    "Item 3: Surrogate characters are not allowed: U+D800.",
+                ]
+            },
+        ),
         ({**BODY, "occurred_from": "yesterday"}, {"occurred_from"}),  # DRF's message lists the formats
     ],
 )

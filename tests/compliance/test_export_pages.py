@@ -130,3 +130,9 @@ def test_anonymous_is_sent_to_sign_in(client, owner):
     response = client.get(page(owner.merchant_id))
     assert response.status_code == 302
     assert response["Location"].startswith("/sign-in")
+
+
+def test_the_store_page_links_owners_and_only_owners_to_the_exports(client, clerk, owner):
+    link = f'href="{page(owner.merchant_id)}"'
+    assert link in client.get(f"/m/{owner.merchant_id}/", **clerk.auth_header("user_owner")).content.decode()
+    assert link not in client.get(f"/m/{owner.merchant_id}/", **clerk.auth_header("user_viewer")).content.decode()

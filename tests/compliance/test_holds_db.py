@@ -233,3 +233,15 @@ def test_the_guard_cannot_be_re_created_to_name_another_store_or_category():
             )
         assert caught.value.__cause__.sqlstate == HOLD_SQLSTATE
         assert "must name its own store and data category" in str(caught.value)
+
+
+def test_the_deploy_check_warns_when_the_event_triggers_are_missing(owner_db):
+    from compliance.checks import hold_ddl_guard_check
+
+    assert hold_ddl_guard_check(databases=["default"]) == []  # migrate ran as a superuser here
+    owner_db.execute("ALTER EVENT TRIGGER compliance_hold_ddl_drop DISABLE")
+    try:
+        [warning] = hold_ddl_guard_check(databases=["default"])
+        assert warning.id == "compliance.W003"
+    finally:
+        owner_db.execute("ALTER EVENT TRIGGER compliance_hold_ddl_drop ENABLE")
