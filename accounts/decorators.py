@@ -1,15 +1,16 @@
-"""Who may see a page: a signed-in Clerk user, and a member of the merchant in the URL."""
+"""Who may see a page: a signed-in Clerk user with access to the store in the URL (accounts.access)."""
 
 from __future__ import annotations
 
 import functools
 from urllib.parse import urlencode
 
-from django.http import Http404, HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from accounts.selectors import MERCHANT_NOT_FOUND, membership_list
+from accounts.access import store_access_list, store_access_pick
 
 # The store a member last opened: "/" lands there next time (accounts.views.home).
 LAST_MERCHANT_COOKIE = "last_merchant"
@@ -27,20 +28,32 @@ def clerk_login_required(view):
 
 
 def merchant_member_required(view):
-    """Resolve `merchant_id` from the URL against the user's memberships: 404 for anyone else's merchant."""
+    """Resolve `merchant_id` from the URL against the user's store access: 404 for any store they cannot see.
+
+    Sets `request.access` (accounts.access.StoreAccess: a membership or an agency grant), `request.merchant`,
+    and `request.store_accesses` (every store they may open, for the store switcher; `request.memberships` is
+    the same list under its old name). `request.membership` is the Membership for a store member, None for
+    agency access: code that still reads it must not assume it is set.
+    """
 
     @functools.wraps(view)
     @clerk_login_required
     def wrapper(request: HttpRequest, merchant_id: int, *args, **kwargs):
-        # One query answers both the access check and the store switcher that every merchant page shows.
-        request.memberships = membership_list(clerk_user_id=request.clerk.user_id)
-        request.membership = next((m for m in request.memberships if m.merchant_id == merchant_id), None)
-        if request.membership is None:
-            raise Http404(MERCHANT_NOT_FOUND)  # the same answer whether the merchant exists or not
-        request.merchant = request.membership.merchant
+        # One pair of queries answers both the access check and the store switcher that every store page shows.
+        request.store_accesses = store_access_list(clerk_user_id=request.clerk.user_id)
+        request.memberships = request.store_accesses
+        request.access = store_access_pick(request.store_accesses, merchant_id)  # 404: same whether it exists
+        request.merchant = request.access.merchant
+        request.membership = request.access.membership
         response = view(request, *args, **kwargs)
-        # Remember the store so "/" lands here next time; membership is still checked on every request.
+        # Remember the store so "/" lands here next time; access is still checked on every request.
         response.set_cookie(LAST_MERCHANT_COOKIE, str(request.merchant.pk), samesite="Lax", secure=request.is_secure())
         return response
 
     return wrapper
+
+
+def require_action(request: HttpRequest, action: str) -> None:
+    """403 unless the page's access allows `action` (after `merchant_member_required` found the store)."""
+    if not request.access.allows(action):
+        raise PermissionDenied(f"Your access to this store does not allow {action.replace('_', ' ')}.")

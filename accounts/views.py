@@ -13,12 +13,13 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import dev_sign_in
+from accounts.access import store_access_list
 
 # connectors/views.py and views_shopify.py still import the two decorators from here; their home is
 # accounts/decorators.py.
 from accounts.decorators import LAST_MERCHANT_COOKIE, clerk_login_required, merchant_member_required
 from accounts.forms import DevSignInForm, safe_next_path
-from accounts.selectors import member_list, membership_list
+from accounts.selectors import member_list
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record, request_context
 
@@ -31,11 +32,12 @@ NOT_AUTHORIZED_PARTY = "This address ({origin}) is not an authorised origin for 
 
 @clerk_login_required
 def home(request: HttpRequest) -> HttpResponse:
-    memberships = membership_list(clerk_user_id=request.clerk.user_id)
-    if not memberships:
+    # Store members and agency staff alike land on a store they may open (an agency-only user: a granted one).
+    accesses = store_access_list(clerk_user_id=request.clerk.user_id)
+    if not accesses:
         return render(request, "accounts/onboarding.html", {"shopify_add_url": shopify_add_url()})
     preferred = request.COOKIES.get(LAST_MERCHANT_COOKIE, "")
-    chosen = next((m for m in memberships if str(m.merchant_id) == preferred), memberships[0])
+    chosen = next((a for a in accesses if str(a.merchant_id) == preferred), accesses[0])
     return redirect("dashboards:overview", merchant_id=chosen.merchant_id)
 
 
@@ -54,9 +56,10 @@ def merchant_home(request: HttpRequest) -> HttpResponse:
         "accounts/merchant_home.html",
         {
             "merchant": request.merchant,
-            "membership": request.membership,
-            "memberships": request.memberships,
-            "members": member_list(merchant=request.merchant),
+            "access": request.access,
+            "memberships": request.store_accesses,
+            # The store's own people are the store's business: agency staff do not see (or manage) them.
+            "members": member_list(merchant=request.merchant) if request.access.agency is None else None,
         },
     )
 

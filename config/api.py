@@ -77,11 +77,16 @@ class ProviderUnavailableSerializer(DetailSerializer):
 
 ERROR_RESPONSES = {
     400: OpenApiResponse(FieldErrorsSerializer, "Invalid input: the errors by field."),
-    401: OpenApiResponse(DetailSerializer, "No session token, or one that was rejected (expired, wrong party…)."),
+    401: OpenApiResponse(
+        DetailSerializer,
+        "No session token, or one that was rejected (expired, wrong party…); or an agency token that is invalid,"
+        " expired or revoked.",
+    ),
     403: OpenApiResponse(
         DetailSerializer,
-        "Not allowed: your role on this merchant does not allow it, or a request authenticated by the"
-        " `__session` cookie failed the CSRF check (send the bearer token instead).",
+        "Not allowed: your role on this merchant does not allow it, a request authenticated by the"
+        " `__session` cookie failed the CSRF check (send the bearer token instead), or an agency token lacks"
+        " the operation's scope (or cannot be used here at all).",
     ),
     404: OpenApiResponse(DetailSerializer, "No such object among yours (another merchant's answers the same)."),
     409: OpenApiResponse(FieldErrorsSerializer, "Conflicts with the current state: the field that conflicts."),

@@ -56,6 +56,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     # Well-known key shapes: Clerk/Stripe-style sk_/pk_ keys (Klaviyo private keys are pk_ + 34).
     (re.compile(r"\b(?:sk|pk|rk)_(?:live_|test_)?[A-Za-z0-9]{8,}\b"), REDACTED),
+    # Agency API tokens (agencies/token_format.py), wherever one lands outside an Authorization header.
+    (re.compile(r"\bmkt_at_[0-9A-Za-z]{8,}"), REDACTED),
     # JSON Web Tokens (Clerk session tokens): three base64url segments, the first starting "eyJ".
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), REDACTED),
     # Meta user tokens (EAA...) and Google access tokens (ya29.) and refresh tokens (1//).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from pathlib import Path
 
 import environ
@@ -302,6 +303,36 @@ CLERK_SIGN_IN_URL = env.str("CLERK_SIGN_IN_URL", default="")
 CLERK_CLOCK_SKEW_MS = env.int("CLERK_CLOCK_SKEW_MS", default=5000)
 CLERK_SESSION_COOKIE = "__session"
 
+# --- agency API tokens (agencies/tokens.py) -------------------------------------------------------
+# Only HMAC-SHA256(pepper, token) is stored. The pepper is a server secret apart from the database, so a copy of
+# the table alone cannot be checked against guessed tokens. Rotation: set a new pepper and version, and keep the
+# old ones in AGENCY_TOKEN_RETIRED_PEPPERS ("1:old-pepper,2:older") until the tokens issued under them expire.
+AGENCY_TOKEN_PEPPER = _secret(
+    "AGENCY_TOKEN_PEPPER", "local-dev-only-" + hashlib.sha256(b"local-dev-only:agency-token-pepper").hexdigest()
+)
+if not AGENCY_TOKEN_PEPPER:
+    _stop("AGENCY_TOKEN_PEPPER is required (set it in the environment, or DJANGO_DEV=1 for local development)")
+if len(AGENCY_TOKEN_PEPPER) < 32 or (not DEV and AGENCY_TOKEN_PEPPER.startswith("local-dev-only")):
+    _stop("AGENCY_TOKEN_PEPPER is too weak: use at least 32 random characters")
+AGENCY_TOKEN_PEPPER_VERSION = env.int("AGENCY_TOKEN_PEPPER_VERSION", default=1)
+AGENCY_TOKEN_RETIRED_PEPPERS = {
+    int(version): pepper
+    for version, _, pepper in (
+        item.strip().partition(":") for item in env.list("AGENCY_TOKEN_RETIRED_PEPPERS", default=[]) if item.strip()
+    )
+}
+AGENCY_TOKEN_DEFAULT_DAYS = env.int("AGENCY_TOKEN_DEFAULT_DAYS", default=90)
+AGENCY_TOKEN_MAX_DAYS = env.int("AGENCY_TOKEN_MAX_DAYS", default=365)
+# Throttle rates ("<n>/<second|minute|hour|day>") per token and per agency (all its tokens together), fixed
+# windows counted in Redis (agencies/throttles.py): past them, 429 with Retry-After.
+AGENCY_TOKEN_RATE = env.str("AGENCY_TOKEN_RATE", default="600/minute")
+AGENCY_TOKEN_AGENCY_RATE = env.str("AGENCY_TOKEN_AGENCY_RATE", default="3000/minute")
+for _name in ("AGENCY_TOKEN_RATE", "AGENCY_TOKEN_AGENCY_RATE"):
+    if not re.fullmatch(r"[1-9][0-9]*/(second|minute|hour|day|[smhd])", globals()[_name]):
+        _stop(f"{_name} must read like 600/minute (a count, then second, minute, hour or day)")
+# Where the throttle's window counters live: Redis keys (REDIS_URL) or default-cache keys under this prefix.
+AGENCY_TOKEN_THROTTLE_PREFIX = env.str("AGENCY_TOKEN_THROTTLE_PREFIX", default="agency-token:rl:")
+
 # The provider sandbox (sandbox/): set in local development and tests only. It enables the dev sign-in.
 SANDBOX_URL = env.str("SANDBOX_URL", default="")
 if SANDBOX_URL and not DEV:
@@ -328,6 +359,12 @@ CLERK_WEBHOOK_SECRET = env.str(
     else "",
 )
 _check(boot.clerk_webhook_secret_problem(CLERK_WEBHOOK_SECRET))
+# Agencies (Clerk organizations). Clerk allows 250 organization invitations per hour per instance; the
+# queue sends at most this many so a burst from one agency never makes Clerk refuse everyone else's.
+AGENCY_INVITATIONS_PER_HOUR = env.int("AGENCY_INVITATIONS_PER_HOUR", default=200)
+AGENCY_INVITATION_EXPIRY_DAYS = env.int("AGENCY_INVITATION_EXPIRY_DAYS", default=7)
+# Clerk's default is 5 members per organization; 20 is the most without the B2B add-on.
+AGENCY_MAX_MEMBERS = env.int("AGENCY_MAX_MEMBERS", default=20)
 # Absolute links in emails (unsubscribe, reconnect) start with this.
 APP_BASE_URL = env.str(
     "APP_BASE_URL",
@@ -544,7 +581,11 @@ COMPLIANCE_EXPORT_RUNNING_TIMEOUT_SECONDS = env.int(
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.ClerkSessionAuthentication"],
+    # Agency tokens first: that class claims only `Bearer mkt_at_…`, so none of ours ever reaches Clerk's SDK.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "agencies.authentication.AgencyTokenAuthentication",
+        "accounts.api.authentication.ClerkSessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -561,7 +602,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Marketing analytics API",
-    "DESCRIPTION": "Merchant data, connectors and metrics. Authenticate with a Clerk session token.",
+    "DESCRIPTION": "Merchant data, connectors and metrics. Authenticate with a Clerk session token, or (metrics and"
+    " dashboard templates) with an agency API token.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get components of their own: read-only fields left out, required text non-blank.

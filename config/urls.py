@@ -22,12 +22,16 @@ urlpatterns = [
     path("api/", include("accounts.api.urls")),
     path("api/", include("connectors.api.urls")),
     path("api/", include("dashboards.api.urls")),
+    path("api/", include("agencies.api.urls")),
     path("api/", include("compliance.api.urls")),
     path("", include("dashboards.urls")),
+    path("", include("agencies.urls_portfolio")),
     path("", include("connectors.urls")),
     path("", include("notifications.urls")),
     path("", include("accounts.urls")),
+    path("", include("agencies.urls")),
     path("", include("ingestion.urls")),
+    path("", include("agencies.urls_tokens")),
     path("", include("compliance.urls")),
     path("", include("collector.urls")),  # under gunicorn answered ahead of Django (config/wsgi.py)
 ]

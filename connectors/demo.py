@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from django.urls import reverse
 
+from accounts.access import store_access_from_membership
 from accounts.models import Membership
 from compliance.services import Actor
 from connectors import oauth, services, shopify
@@ -61,7 +62,12 @@ def _consent(authorize_url: str) -> dict[str, str]:
 
 def _connect_oauth(membership: Membership, provider: str, *, app_url: str, actor: Actor) -> ConnectorCredential:
     redirect_uri = app_url.rstrip("/") + reverse("connectors:oauth_callback", kwargs={"provider": provider})
-    authorize_url = oauth.oauth_start(membership=membership, provider=provider, redirect_uri=redirect_uri)
+    authorize_url = oauth.oauth_start(
+        access=store_access_from_membership(membership),
+        clerk_user_id=membership.clerk_user_id,
+        provider=provider,
+        redirect_uri=redirect_uri,
+    )
     answer = _consent(authorize_url)
     try:
         return oauth.oauth_complete(

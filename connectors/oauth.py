@@ -15,11 +15,12 @@ import secrets
 
 from django.core import signing
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from accounts.choices import MANAGING_ROLES
-from accounts.models import Membership, Merchant
+from accounts.access import MANAGE_CONNECTORS, StoreAccess, store_access_get
+from accounts.models import Merchant
 from compliance.services import Actor
 from connectors.choices import AuthKind, Provider
 from connectors.clients.base import ProviderError
@@ -38,7 +39,7 @@ STATE_REPLAYED = "This sign-in has already been used. Start the connection again
 CONSENT_DENIED = "{provider} access was not granted, so nothing was connected."
 PROVIDER_FAILED = "{provider} did not complete the sign-in ({reason}). Nothing was saved; please try again."
 NO_REFRESH_TOKEN = "Google did not grant offline access, so the connection could not be kept. Please try again."
-NOT_MANAGER = "Only the store's owners and admins can connect accounts."
+NOT_MANAGER = "Only the store's owners and admins (or an agency it made a manager) can connect accounts."
 
 
 class OAuthFailed(Exception):
@@ -48,8 +49,9 @@ class OAuthFailed(Exception):
 
 
 @sensitive_variables("nonce", "verifier", "challenge", "state")
-def oauth_start(*, membership: Membership, provider: str, redirect_uri: str) -> str:
-    if membership.role not in MANAGING_ROLES:
+def oauth_start(*, access: StoreAccess, clerk_user_id: str, provider: str, redirect_uri: str) -> str:
+    """`access` is `clerk_user_id`'s access to the store (accounts.access): a member or an agency manager."""
+    if not access.allows(MANAGE_CONNECTORS):
         raise OAuthFailed(NOT_MANAGER)
     if provider not in (Provider.META, Provider.GOOGLE_ADS):
         raise OAuthFailed(STATE_INVALID)
@@ -57,14 +59,12 @@ def oauth_start(*, membership: Membership, provider: str, redirect_uri: str) -> 
     verifier, challenge = pkce_pair()
     OAuthState.objects.create(
         nonce=nonce,
-        merchant=membership.merchant,
-        clerk_user_id=membership.clerk_user_id,
+        merchant=access.merchant,
+        clerk_user_id=clerk_user_id,
         provider=provider,
         code_verifier_enc=encrypt_secret(verifier) if provider == Provider.GOOGLE_ADS else "",
     )
-    state = signing.dumps(
-        {"n": nonce, "m": membership.merchant_id, "u": membership.clerk_user_id, "p": provider}, salt=STATE_SALT
-    )
+    state = signing.dumps({"n": nonce, "m": access.merchant_id, "u": clerk_user_id, "p": provider}, salt=STATE_SALT)
     if provider == Provider.META:
         return MetaClient.authorize_url(redirect_uri=redirect_uri, state=state)
     return GoogleOAuthClient.authorize_url(redirect_uri=redirect_uri, state=state, code_challenge=challenge)
@@ -95,13 +95,13 @@ def _consume_state(*, state: str, provider: str, clerk_user_id: str) -> OAuthSta
             raise OAuthFailed(STATE_REPLAYED)
         attempt.used_at = now
         attempt.save(update_fields=["used_at"])
-    # Still a manager of a live merchant? (Membership may have changed during the round trip.)
-    if not Membership.objects.filter(
-        merchant_id=attempt.merchant_id,
-        clerk_user_id=clerk_user_id,
-        role__in=MANAGING_ROLES,
-        merchant__is_active=True,
-    ).exists():
+    # Still a manager of a live merchant? (A membership or an agency's grant may have changed during the round
+    # trip.)
+    try:
+        access = store_access_get(clerk_user_id=clerk_user_id, merchant_id=attempt.merchant_id)
+    except Http404:
+        raise OAuthFailed(NOT_MANAGER) from None
+    if not access.allows(MANAGE_CONNECTORS):
         raise OAuthFailed(NOT_MANAGER)
     return attempt
 

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.choices import MANAGING_ROLES
+from accounts.access import MANAGE_CONNECTORS
 from accounts.views import clerk_login_required, merchant_member_required, shopify_add_url
 from compliance.services import request_context
 from connectors import attentive, oauth, services
@@ -38,7 +38,7 @@ def _callback_uri(request: HttpRequest, provider: str) -> str:
 
 
 def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values: dict | None = None, status=200):
-    can_manage = request.membership.role in MANAGING_ROLES
+    can_manage = request.access.allows(MANAGE_CONNECTORS)
     # Shopify is connected by its own add/install flow (when this build has it), not by a form on this page.
     elsewhere = {"shopify": shopify_add_url()}
     sources = [
@@ -52,9 +52,9 @@ def _page(request: HttpRequest, *, form_errors: dict | None = None, form_values:
         "connectors/list.html",
         {
             "merchant": request.merchant,
-            "membership": request.membership,
+            "access": request.access,
             "can_manage": can_manage,
-            "memberships": getattr(request, "memberships", []),
+            "memberships": request.store_accesses,
             "sources": sources,
             "has_connections": any(s.connections for s in sources),
             "api_key_providers": [Provider(p) for p in API_KEY_PROVIDERS],
@@ -81,7 +81,7 @@ def api_key_connect(request: HttpRequest) -> HttpResponse:
     form = ApiKeyConnectForm(request.POST)
     # What the page shows back (never the key); NUL would only garble it.
     values = {name: str(form.data.get(name, "")).replace("\x00", "") for name in ("provider", "label")}
-    if request.membership.role not in MANAGING_ROLES:
+    if not request.access.allows(MANAGE_CONNECTORS):
         return _page(request, form_errors={"form": [oauth.NOT_MANAGER]}, form_values=values, status=403)
     if not form.is_valid():
         return _page(request, form_errors=_field_errors(form.errors), form_values=values, status=400)
@@ -117,7 +117,10 @@ def _field_errors(errors) -> dict[str, list[str]]:
 def oauth_start(request: HttpRequest, provider: str) -> HttpResponse:
     try:
         url = oauth.oauth_start(
-            membership=request.membership, provider=provider, redirect_uri=_callback_uri(request, provider)
+            access=request.access,
+            clerk_user_id=request.clerk.user_id,
+            provider=provider,
+            redirect_uri=_callback_uri(request, provider),
         )
     except oauth.OAuthFailed as exc:
         return render(request, "connectors/oauth_failed.html", {"message": exc.message}, status=403)
@@ -157,7 +160,7 @@ def oauth_callback(request: HttpRequest, provider: str) -> HttpResponse:
 @merchant_member_required
 def credential_disconnect(request: HttpRequest, credential_id: int) -> HttpResponse:
     credential = credential_get(merchant=request.merchant, credential_id=credential_id)
-    if request.membership.role not in MANAGING_ROLES:
+    if not request.access.allows(MANAGE_CONNECTORS):
         return _page(request, form_errors={"form": [oauth.NOT_MANAGER]}, status=403)
     services.credential_revoke(
         credential_id=credential.pk,

@@ -32,6 +32,6 @@ class MartsNotBuiltMiddleware:
         return render(
             request,
             "dashboards/not_built.html",
-            {"merchant": request.merchant, "membership": request.membership},
+            {"merchant": request.merchant, "access": getattr(request, "access", None)},
             status=503,
         )

@@ -25,6 +25,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.http import urlencode
 
+from accounts.access import EDIT_TEMPLATES, EXPORT, StoreAccess
 from dashboards import selectors
 from dashboards.cache import cached, marts_version
 from dashboards.layouts import PAGE_LAYOUTS
@@ -51,8 +52,24 @@ def date_range_or_default(request: HttpRequest, default_preset: str = DEFAULT_PR
 
 
 def _member_context(request: HttpRequest, page: str) -> dict:
-    """What the top bar's store switcher needs: the member's stores, and the page to link in each."""
-    return {"merchant": request.merchant, "memberships": request.memberships, "page_url_name": PAGES[page][1]}
+    """What the top bar's store switcher needs (the person's stores, and the page to link in each), and what
+    their access lets the per-request forms offer."""
+    return {
+        "merchant": request.merchant,
+        "memberships": request.store_accesses,
+        "page_url_name": PAGES[page][1],
+        "access": request.access,
+        "can_edit_templates": request.access.allows(EDIT_TEMPLATES),
+    }
+
+
+def access_terms(access: StoreAccess) -> tuple[bool, bool, bool]:
+    """What of the shared fragments depends on who looks: the export links, and (masking) PII and costs.
+
+    Part of the fragments' cache key, so every store member still shares one entry, and an agency whose grant
+    shows less never gets a member's page out of the cache.
+    """
+    return (access.allows(EXPORT), access.can_see_pii, access.can_see_costs)
 
 
 def _head_context(merchant, date_range: DateRange | None, errors: dict, version: str, title: str) -> dict:
@@ -110,6 +127,7 @@ def dashboard_page_render(
     context = context or {}
     title = context.get("page_title") or PAGES[page][0]
     view_name = request.resolver_match.view_name
+    terms = access_terms(request.access)
 
     def fragments() -> dict[str, str]:
         shared = {
@@ -118,6 +136,7 @@ def dashboard_page_render(
             "nav_view": view_name,
             "range_hidden": range_hidden or {},
             "body_template": f"dashboards/{page}.html",
+            "can_export": terms[0],
             **context,
             **data(),
         }
@@ -128,7 +147,7 @@ def dashboard_page_render(
 
     key = (
         "page", page, view_name, title, merchant.pk, merchant.name, merchant.key, merchant.currency, merchant.timezone,
-        version, date_range, options,
+        version, date_range, options, terms,
     )  # fmt: skip
     return render(
         request,

@@ -13,6 +13,7 @@ from decimal import Decimal
 import yaml
 from django.conf import settings
 from django.db import ProgrammingError, connections
+from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
 
@@ -330,10 +331,7 @@ _ENGAGEMENT_SUMS = """
     sum(attributed_revenue) as attributed_revenue
 """
 _ENGAGEMENT_UNION = """
-    (select *, 'email' as ch from analytics.fct_email_engagement
-     where merchant_id = %(m)s and date_day between %(s)s and %(e)s
-     union all
-     select *, 'sms' as ch from analytics.fct_sms_engagement
+    (select *, channel as ch from analytics.fct_message_engagement
      where merchant_id = %(m)s and date_day between %(s)s and %(e)s) e
 """
 
@@ -489,6 +487,45 @@ def dashboard_template_get(*, merchant: Merchant, template_id: int) -> Dashboard
     try:
         return DashboardTemplate.objects.get(merchant=merchant, pk=template_id)
     except DashboardTemplate.DoesNotExist:
+        raise Http404(TEMPLATE_NOT_FOUND) from None
+
+
+def agency_template_list(*, merchant: Merchant, clerk_user_id: str):
+    """The templates of the agencies that may see this store and that the user is an active member of.
+
+    An agency's template applies on any store that has granted the agency access (an active, unexpired grant);
+    a store's own people, who belong to no such agency, never see it. The caller has checked the user may see
+    the store at all."""
+    from django.db.models import Q
+
+    from agencies.choices import AgencyStatus, GrantStatus
+    from agencies.models import AccessGrant, AgencyMember
+
+    grants = AccessGrant.objects.filter(merchant=merchant, status=GrantStatus.ACTIVE).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
+    memberships = AgencyMember.objects.filter(
+        clerk_user_id=clerk_user_id, removed_at__isnull=True, agency__status=AgencyStatus.ACTIVE
+    )
+    return (
+        DashboardTemplate.objects.filter(agency__in=grants.values("agency_id"))
+        .filter(agency__in=memberships.values("agency_id"))
+        .select_related("agency")
+        .order_by(Lower("agency__name"), Lower("name"))
+    )
+
+
+def dashboard_template_viewable_get(*, merchant: Merchant, template_id, clerk_user_id: str) -> DashboardTemplate:
+    """A template that may be opened on this store's dashboards: its own, or one of an agency of the user's that
+    the store granted access (agency_template_list); 404 for anything else. Editing and deleting take the
+    store's own only (dashboard_template_get): an agency's template is changed by the agency."""
+    try:
+        return dashboard_template_get(merchant=merchant, template_id=template_id)
+    except Http404:
+        pass
+    try:
+        return agency_template_list(merchant=merchant, clerk_user_id=clerk_user_id).get(pk=int(template_id))
+    except (ValueError, TypeError, DashboardTemplate.DoesNotExist):
         raise Http404(TEMPLATE_NOT_FOUND) from None
 
 

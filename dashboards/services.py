@@ -47,26 +47,41 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def _name_taken(merchant: Merchant, name: str, exclude_pk: int | None = None) -> bool:
-    qs = DashboardTemplate.objects.filter(merchant=merchant, name__iexact=name)
+def _owner(merchant: Merchant | None, agency) -> dict:
+    """A template belongs to a store or to an agency, never both (the dashboard_template_one_owner constraint)."""
+    if (merchant is None) == (agency is None):
+        raise ValueError("a dashboard template has exactly one owner: a merchant or an agency")
+    return {"merchant": merchant} if merchant is not None else {"agency": agency}
+
+
+def _name_taken(owner: dict, name: str, exclude_pk: int | None = None) -> bool:
+    qs = DashboardTemplate.objects.filter(**owner, name__iexact=name)
     return qs.exclude(pk=exclude_pk).exists() if exclude_pk else qs.exists()
 
 
-def _audit(action: str, template: DashboardTemplate, actor: Actor, context: dict | None, **metadata) -> None:
+def _audit(
+    action: str, template: DashboardTemplate, actor: Actor, context: dict | None, merchant_id=None, **metadata
+) -> None:
     audit_event_record(
         action=action,
         actor=actor,
         target_type="dashboards.dashboardtemplate",
         target_id=template.pk,
-        merchant_id=template.merchant_id,
-        metadata={"name": template.name, "version": template.version, **metadata},
+        merchant_id=merchant_id or template.merchant_id,
+        metadata={
+            "name": template.name,
+            "version": template.version,
+            **({"agency_id": template.agency_id} if template.agency_id else {}),
+            **metadata,
+        },
         **(context or {}),
     )
 
 
 def dashboard_template_create(
     *,
-    merchant: Merchant,
+    merchant: Merchant | None = None,
+    agency=None,
     name: str,
     description: str = "",
     layout: Any,
@@ -76,12 +91,13 @@ def dashboard_template_create(
     name = _clean_name(name)
     description = _storable("description", description or "")
     layout = layout_validate(layout)
-    if _name_taken(merchant, name):
+    owner = _owner(merchant, agency)
+    if _name_taken(owner, name):
         raise DashboardTemplateConflict(NAME_TAKEN, field="name")
     try:
         with transaction.atomic():
             template = DashboardTemplate.objects.create(
-                merchant=merchant,
+                **owner,
                 name=name,
                 description=description or "",
                 layout=layout,
@@ -113,7 +129,11 @@ def dashboard_template_update(
             locked = DashboardTemplate.objects.select_for_update().get(pk=template.pk)
             if locked.version != version:
                 raise DashboardTemplateConflict(VERSION_STALE.format(current=locked.version), field="version")
-            if name is not None and name.lower() != locked.name.lower() and _name_taken(locked.merchant, name):
+            if (
+                name is not None
+                and name.lower() != locked.name.lower()
+                and _name_taken(_owner(locked.merchant, locked.agency), name)
+            ):
                 raise DashboardTemplateConflict(NAME_TAKEN, field="name")
             changed = []
             for field, value in (("name", name), ("description", description), ("layout", layout)):
@@ -138,7 +158,9 @@ def dashboard_template_delete(
 
 
 def dashboard_template_apply_record(
-    *, template: DashboardTemplate, actor: Actor, request_context: dict | None = None
+    *, template: DashboardTemplate, actor: Actor, request_context: dict | None = None, merchant: Merchant | None = None
 ) -> None:
-    """Record that a template was applied (opened with live data) for its merchant."""
-    _audit("dashboard_template.applied", template, actor, request_context)
+    """Record that a template was applied (opened with live data) on a store: an agency's is recorded against the
+    store it was applied on (`merchant`), so the store's audit trail shows it."""
+    merchant_id = merchant.pk if merchant else None
+    _audit("dashboard_template.applied", template, actor, request_context, merchant_id=merchant_id)

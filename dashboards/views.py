@@ -87,8 +87,9 @@ def _custom_dashboard(request: HttpRequest, *, layout: list[dict], title: str, t
             "page_title": title,
             "template": template,
             "starter_key": starter_key,
-            # The edit form's text (dashboards/_template_edit.html); only a saved template has the form.
-            "layout_json": json.dumps(layout, indent=2) if template is not None else "",
+            # The edit form's text (dashboards/_template_edit.html); only the store's own saved template has the
+            # form (an agency's template is edited by the agency).
+            "layout_json": json.dumps(layout, indent=2) if template is not None and template.merchant_id else "",
         },
     )
 
@@ -101,6 +102,9 @@ def template_list(request: HttpRequest) -> HttpResponse:
         "templates",
         {
             "templates": selectors.dashboard_template_list(merchant=request.merchant),
+            "agency_templates": selectors.agency_template_list(
+                merchant=request.merchant, clerk_user_id=request.clerk.user_id
+            ),
             "starters": STARTER_TEMPLATES,
         },
     )
@@ -108,7 +112,9 @@ def template_list(request: HttpRequest) -> HttpResponse:
 
 @merchant_member_required
 def template_detail(request: HttpRequest, template_id: int) -> HttpResponse:
-    template = selectors.dashboard_template_get(merchant=request.merchant, template_id=template_id)
+    template = selectors.dashboard_template_viewable_get(
+        merchant=request.merchant, template_id=template_id, clerk_user_id=request.clerk.user_id
+    )
     return _custom_dashboard(request, layout=template.layout, title=template.name, template=template)
 
 

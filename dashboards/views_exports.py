@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 
-from accounts.decorators import merchant_member_required
+from accounts.access import EXPORT
+from accounts.decorators import merchant_member_required, require_action
 from dashboards.exports import CSV_TABLES, csv_lines
 from dashboards.periods import date_range_parse
 
@@ -14,6 +15,7 @@ from dashboards.periods import date_range_parse
 def export_csv(request: HttpRequest, table: str) -> HttpResponse:
     if table not in CSV_TABLES:
         raise Http404("No such table.")
+    require_action(request, EXPORT)  # 403: an agency viewer's grant does not cover taking the data away
     rows_of, default_preset = CSV_TABLES[table]
     try:
         dr = date_range_parse(request.GET, timezone=request.merchant.timezone, default_preset=default_preset)

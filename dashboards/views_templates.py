@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import merchant_member_required
+from accounts.access import EDIT_TEMPLATES
+from accounts.decorators import merchant_member_required, require_action
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from config.validators import has_surrogates
@@ -40,8 +41,12 @@ def template_apply(request: HttpRequest) -> HttpResponse:
     choice = request.POST.get("template", "")
     if choice.startswith("starter:") and choice.removeprefix("starter:") in STARTER_TEMPLATES:
         return redirect("dashboards:starter_detail", request.merchant.pk, choice.removeprefix("starter:"))
-    template = selectors.dashboard_template_get(merchant=request.merchant, template_id=choice)
-    dashboard_template_apply_record(template=template, actor=_actor(request), request_context=request_context(request))
+    template = selectors.dashboard_template_viewable_get(
+        merchant=request.merchant, template_id=choice, clerk_user_id=request.clerk.user_id
+    )
+    dashboard_template_apply_record(
+        template=template, actor=_actor(request), request_context=request_context(request), merchant=request.merchant
+    )
     return redirect("dashboards:template_detail", request.merchant.pk, template.pk)
 
 
@@ -61,6 +66,7 @@ def _back_url(request: HttpRequest) -> str:
 @merchant_member_required
 def template_save(request: HttpRequest) -> HttpResponse:
     """ "Save as template" from a built-in page, a starter or another template."""
+    require_action(request, EDIT_TEMPLATES)  # 403: an agency viewer reads templates, never changes them
     form = DashboardTemplateSaveForm(request.POST)
     if not form.is_valid():
         if "source" in form.errors:
@@ -73,12 +79,19 @@ def template_save(request: HttpRequest) -> HttpResponse:
     elif kind == "starter" and key in STARTER_TEMPLATES:
         layout = STARTER_TEMPLATES[key]["layout"]
     elif kind == "template":
-        layout = selectors.dashboard_template_get(merchant=request.merchant, template_id=key).layout
+        layout = selectors.dashboard_template_viewable_get(
+            merchant=request.merchant, template_id=key, clerk_user_id=request.clerk.user_id
+        ).layout
     else:
         raise Http404("Nothing to save from.")
+    # An agency member may save it for their agency instead (it then applies on every store that granted the
+    # agency); the store's own people have no agency here, so the choice is not theirs to make.
+    owner = {"merchant": request.merchant}
+    if request.POST.get("owner") == "agency" and request.access.is_agency:
+        owner = {"agency": request.access.agency}
     try:
         template = dashboard_template_create(
-            merchant=request.merchant,
+            **owner,
             name=form.cleaned_data["name"],
             description=form.cleaned_data["description"],
             layout=layout,
@@ -97,6 +110,7 @@ def template_save(request: HttpRequest) -> HttpResponse:
 @merchant_member_required
 def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
     """Rename or re-lay out a template; the form carries the version it was read at (stale → refused)."""
+    require_action(request, EDIT_TEMPLATES)  # 403: an agency viewer reads templates, never changes them
     template = selectors.dashboard_template_get(merchant=request.merchant, template_id=template_id)
     detail = reverse("dashboards:template_detail", args=[request.merchant.pk, template.pk])
     form = DashboardTemplateEditForm(request.POST)
@@ -124,6 +138,7 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
 @require_POST
 @merchant_member_required
 def template_delete(request: HttpRequest, template_id: int) -> HttpResponse:
+    require_action(request, EDIT_TEMPLATES)  # 403: an agency viewer reads templates, never changes them
     template = selectors.dashboard_template_get(merchant=request.merchant, template_id=template_id)
     name = template.name
     dashboard_template_delete(template=template, actor=_actor(request), request_context=request_context(request))

@@ -11,9 +11,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from accounts.access import MANAGE_CONNECTORS, store_access_get
 from accounts.api.permissions import IsClerkUser
-from accounts.choices import MANAGING_ROLES
-from accounts.selectors import membership_get
 from compliance.services import request_context
 from config.api import ProviderUnavailableSerializer, error_responses
 from connectors import services
@@ -60,12 +59,12 @@ class ApiKeyConnectApi(APIView):
         serializer = ApiKeyConnectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        membership = membership_get(clerk_user_id=request.user.user_id, merchant_id=data["merchant_id"])
-        if membership.role not in MANAGING_ROLES:
+        access = store_access_get(clerk_user_id=request.user.user_id, merchant_id=data["merchant_id"])
+        if not access.allows(MANAGE_CONNECTORS):
             raise PermissionDenied(NOT_MANAGER)
         try:
             credential = services.credential_connect_api_key(
-                merchant=membership.merchant,
+                merchant=access.merchant,
                 provider=data["provider"],
                 api_key=data["api_key"],
                 label=data["label"],
@@ -100,5 +99,5 @@ class CredentialListApi(ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return CredentialSerializer.Meta.model.objects.none()
-        membership = membership_get(clerk_user_id=self.request.user.user_id, merchant_id=self.kwargs["merchant_id"])
-        return credential_list(merchant=membership.merchant)
+        access = store_access_get(clerk_user_id=self.request.user.user_id, merchant_id=self.kwargs["merchant_id"])
+        return credential_list(merchant=access.merchant)

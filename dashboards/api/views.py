@@ -9,13 +9,18 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import IsClerkUser
+from accounts.access import EDIT_TEMPLATES, StoreAccess, store_access_get
 from accounts.models import Merchant
-from accounts.selectors import membership_get
+from agencies.authentication import TokenScopeRequired
+from agencies.choices import TokenScope
+from agencies.models import AgencyToken
+from agencies.throttles import TOKEN_THROTTLES
+from agencies.tokens import token_actor, token_store_access_get
 from compliance.choices import ActorType
 from compliance.services import Actor, request_context
 from config.api import error_responses
@@ -34,7 +39,9 @@ from dashboards.services import (
 
 MODEL_UNKNOWN = "Unknown attribution model; choose one of: {choices}."
 
-METRICS_ERRORS = error_responses(400, 401, 404, 503)  # 400: the range or a choice; 503: marts not built yet
+# 400: the range or a choice; 403: an agency token without the scope; 429: an agency token's throttle;
+# 503: marts not built yet.
+METRICS_ERRORS = error_responses(400, 401, 403, 404, 429, 503)
 
 
 def jsonable(value: Any) -> Any:
@@ -66,13 +73,30 @@ def range_payload(merchant: Merchant, dr: DateRange) -> dict:
 
 
 class MerchantApiView(APIView):
-    permission_classes = [IsClerkUser]
+    """A merchant's API: a Clerk member of the store, or an agency token that lists it under an active grant
+    and holds the method's scope (`token_scopes`; a method without one refuses tokens)."""
+
+    permission_classes = [TokenScopeRequired]
+    throttle_classes = TOKEN_THROTTLES
+    token_scopes: dict[str, str] = {}
     default_preset = "last_30_days"
+
+    access: StoreAccess
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        membership = membership_get(clerk_user_id=request.user.user_id, merchant_id=kwargs["merchant_id"])
-        self.merchant = membership.merchant
+        # 404 for a store this person (or token) cannot open, whether by membership or by an agency's grant. A
+        # token reaches a store only through its agency's grant (store_access_from_grant) and its own list.
+        if isinstance(request.auth, AgencyToken):
+            self.access = token_store_access_get(token=request.auth, merchant_id=kwargs["merchant_id"])
+        else:
+            self.access = store_access_get(clerk_user_id=request.user.user_id, merchant_id=kwargs["merchant_id"])
+        self.merchant = self.access.merchant
+
+    def require(self, action: str) -> None:
+        """403 unless this access allows `action` (accounts.access: e.g. an agency viewer edits nothing)."""
+        if not self.access.allows(action):
+            raise PermissionDenied(f"Your access to this store does not allow {action.replace('_', ' ')}.")
 
     def date_range(self) -> DateRange:
         # A Django ValidationError with field errors becomes a 400 in config.api.exception_handler.
@@ -81,11 +105,15 @@ class MerchantApiView(APIView):
         )
 
     def actor(self) -> Actor:
+        if isinstance(self.request.auth, AgencyToken):
+            return token_actor(self.request.auth)
         user_id = self.request.user.user_id
         return Actor(type=ActorType.CLERK_USER, id=user_id, label=user_id)
 
 
 class MetricsApiView(MerchantApiView):
+    token_scopes = {"GET": TokenScope.METRICS_READ}
+
     def metrics(self, dr: DateRange, build: Callable[[], dict], options: tuple = ()) -> Response:
         """The body: the range, then what `build` reads. Computed once per merchant, range, options and
         state of the marts (dashboards/cache.py), after the membership check of `initial`.
@@ -213,8 +241,10 @@ def conflict_response(exc: DashboardTemplateConflict) -> Response:
 
 
 class DashboardTemplateListApi(MerchantApiView):
+    token_scopes = {"GET": TokenScope.REPORTS_READ}  # writes are for people only
+
     @extend_schema(
-        responses={200: s.DashboardTemplateSerializer(many=True), **error_responses(401, 404)},
+        responses={200: s.DashboardTemplateSerializer(many=True), **error_responses(401, 403, 404, 429)},
         tags=["dashboard templates"],
     )
     def get(self, request, merchant_id: int):
@@ -224,11 +254,12 @@ class DashboardTemplateListApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateSerializer,
-        responses={201: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
+        responses={201: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415, 429)},
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int):
-        """Save a template. Invalid layout → 400 naming the widget; name taken → 409."""
+        """Save a template. Invalid layout → 400 naming the widget; name taken → 409; an agency viewer → 403."""
+        self.require(EDIT_TEMPLATES)
         serializer = s.DashboardTemplateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -246,8 +277,10 @@ class DashboardTemplateListApi(MerchantApiView):
 
 
 class StarterTemplateListApi(MerchantApiView):
+    token_scopes = {"GET": TokenScope.REPORTS_READ}  # writes are for people only
+
     @extend_schema(
-        responses={200: s.StarterTemplateSerializer(many=True), **error_responses(401, 404)},
+        responses={200: s.StarterTemplateSerializer(many=True), **error_responses(401, 403, 404, 429)},
         tags=["dashboard templates"],
     )
     def get(self, request, merchant_id: int):
@@ -256,23 +289,27 @@ class StarterTemplateListApi(MerchantApiView):
 
 
 class DashboardTemplateDetailApi(MerchantApiView):
+    token_scopes = {"GET": TokenScope.REPORTS_READ}  # writes are for people only
+
     def template(self, template_id: int):
         return selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
 
     @extend_schema(
-        responses={200: s.DashboardTemplateSerializer, **error_responses(401, 404)}, tags=["dashboard templates"]
+        responses={200: s.DashboardTemplateSerializer, **error_responses(401, 403, 404, 429)},
+        tags=["dashboard templates"],
     )
     def get(self, request, merchant_id: int, template_id: int):
         return Response(s.DashboardTemplateSerializer(self.template(template_id)).data)
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
+        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415, 429)},
         tags=["dashboard templates"],
     )
     def patch(self, request, merchant_id: int, template_id: int):
         """Update with the version you read; a stale version answers 409 and changes nothing."""
         template = self.template(template_id)
+        self.require(EDIT_TEMPLATES)
         serializer = s.DashboardTemplateUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -292,33 +329,39 @@ class DashboardTemplateDetailApi(MerchantApiView):
 
     @extend_schema(
         request=s.DashboardTemplateUpdateSerializer,
-        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
+        responses={200: s.DashboardTemplateSerializer, **error_responses(400, 401, 403, 404, 409, 415, 429)},
         tags=["dashboard templates"],
     )
     def put(self, request, merchant_id: int, template_id: int):
         return self.patch(request, merchant_id, template_id)
 
-    @extend_schema(responses={204: None, **error_responses(401, 403, 404)}, tags=["dashboard templates"])
+    @extend_schema(responses={204: None, **error_responses(401, 403, 404, 429)}, tags=["dashboard templates"])
     def delete(self, request, merchant_id: int, template_id: int):
-        dashboard_template_delete(
-            template=self.template(template_id), actor=self.actor(), request_context=request_context(request)
-        )
+        template = self.template(template_id)
+        self.require(EDIT_TEMPLATES)
+        dashboard_template_delete(template=template, actor=self.actor(), request_context=request_context(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DashboardTemplateApplyApi(MerchantApiView):
+    token_scopes = {"POST": TokenScope.REPORTS_READ}  # renders a saved layout: a read, though a POST
+
     @extend_schema(
         request=None,
         parameters=[s.DateRangeQuerySerializer],
-        responses={200: s.DashboardApplyResponseSerializer, **error_responses(400, 401, 403, 404, 503)},
+        responses={200: s.DashboardApplyResponseSerializer, **error_responses(400, 401, 403, 404, 429, 503)},
         tags=["dashboard templates"],
     )
     def post(self, request, merchant_id: int, template_id: int):
         """Render the template's layout with live data for the range (the same numbers as the pages)."""
-        template = selectors.dashboard_template_get(merchant=self.merchant, template_id=template_id)
+        template = selectors.dashboard_template_viewable_get(
+            merchant=self.merchant, template_id=template_id, clerk_user_id=self.request.user.user_id
+        )
         dr = self.date_range()
         widgets = selectors.dashboard_widget_list(merchant=self.merchant, layout=template.layout, date_range=dr)
-        dashboard_template_apply_record(template=template, actor=self.actor(), request_context=request_context(request))
+        dashboard_template_apply_record(
+            template=template, actor=self.actor(), request_context=request_context(request), merchant=self.merchant
+        )
         body = {
             **range_payload(self.merchant, dr),
             "template": s.DashboardTemplateSerializer(template).data,

@@ -41,6 +41,10 @@ def test_valid_bearer_token_is_accepted(client, clerk, member):
         "timezone": member.merchant.timezone,
         "currency": member.merchant.currency,
         "role": "owner",
+        "agency": None,
+        "level": "owner",
+        "can_see_pii": True,
+        "can_see_costs": True,
     }
 
 

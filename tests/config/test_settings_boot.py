@@ -50,13 +50,14 @@ def _production_env(**overrides: str) -> dict[str, str]:
         "SHOPIFY_SCOPES": "read_orders,read_customers",
         "SHOPIFY_API_VERSION": "2026-01",
         "SHOPIFY_APP_URL": "https://app.example.com",
+        "AGENCY_TOKEN_PEPPER": "prod-agency-token-pepper-0123456789abcdef",
         **AIRBYTE,
     }
     env.update(overrides)
     return env
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "AGENCY_TOKEN_PEPPER"])
 def test_boot_without_a_required_secret_fails_with_one_clear_line(missing):
     env = _production_env()
     del env[missing]
