@@ -71,7 +71,9 @@ class AuditExportForm(forms.Form):
 
 
 def _owner_only(request: HttpRequest) -> HttpResponse | None:
-    if request.membership.role != Role.OWNER:
+    """The store's own owners only: not its admins or viewers, and never an agency, whatever its grant (the
+    log records what the agency itself did there)."""
+    if request.membership is None or request.membership.role != Role.OWNER:
         return render(
             request, "compliance/not_owner.html", {"merchant": request.merchant, "message": NOT_OWNER}, status=403
         )

@@ -136,3 +136,20 @@ def test_the_store_page_links_owners_and_only_owners_to_the_exports(client, cler
     link = f'href="{page(owner.merchant_id)}"'
     assert link in client.get(f"/m/{owner.merchant_id}/", **clerk.auth_header("user_owner")).content.decode()
     assert link not in client.get(f"/m/{owner.merchant_id}/", **clerk.auth_header("user_viewer")).content.decode()
+
+
+def test_an_agency_with_a_manager_grant_is_refused_on_the_page_and_the_api(client, clerk, owner):
+    from agencies.choices import AgencyRole, GrantLevel
+    from tests.agencies.factories import AccessGrantFactory, AgencyMemberFactory
+
+    clerk.user("user_agent_admin")
+    member = AgencyMemberFactory(clerk_user_id="user_agent_admin", role=AgencyRole.ADMIN)
+    AccessGrantFactory(agency=member.agency, merchant=owner.merchant, level=GrantLevel.MANAGER)
+    export = succeeded_export(merchant=owner.merchant)
+    auth = clerk.auth_header("user_agent_admin")
+    assert client.get(f"/m/{owner.merchant_id}/", **auth).status_code == 200  # the grant opens the store
+    response = client.get(page(owner.merchant_id), **auth)
+    assert response.status_code == 403
+    assert escape(NOT_OWNER) in response.content.decode()
+    assert client.post(f"{page(owner.merchant_id)}{export.pk}/download/", **auth).status_code == 403
+    assert client.get(f"/api/merchants/{owner.merchant_id}/audit-exports/", **auth).status_code == 404
