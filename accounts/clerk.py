@@ -23,6 +23,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -33,17 +34,26 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
+from agencies.choices import role_normalise
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ClerkIdentity:
-    """The signed-in Clerk user behind a request."""
+    """The signed-in Clerk user behind a request.
+
+    `org_id` / `org_role` are the session's active Clerk organization and the user's role in it, normalised
+    (`admin` or `member`, agencies.choices.AgencyRole). They only pick which agency a page opens with: access
+    is decided from our database (the membership mirror and the grants), never from these claims.
+    """
 
     user_id: str
     session_id: str
     # Read-only: one identity serves every request that carries its token.
     claims: MappingProxyType[str, Any] = field(repr=False)
+    org_id: str | None = None
+    org_role: str | None = None
 
     # Lets DRF and templates treat the identity like a user object.
     is_authenticated = True
@@ -164,11 +174,35 @@ def clerk_identity_from_request(request) -> ClerkIdentity | ClerkRejection | Non
     if problem:
         return ClerkRejection(reason=problem)
     sid = payload.get("sid")
+    org_id, org_role = active_organization(payload)
     identity = ClerkIdentity(
-        user_id=payload["sub"], session_id=sid if isinstance(sid, str) else "", claims=MappingProxyType(payload)
+        user_id=payload["sub"],
+        session_id=sid if isinstance(sid, str) else "",
+        claims=MappingProxyType(payload),
+        org_id=org_id,
+        org_role=org_role,
     )
     _verified.put(key, identity, expires_at=payload["exp"])
     return identity
+
+
+def active_organization(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(org id, normalised role) of the session's active organization, or (None, None).
+
+    v2 tokens carry it in `o` (`{"id", "rol": "admin", "slg", ...}`, the role without `org:`); v1 tokens in
+    top-level `org_id` / `org_role` (`org:admin`). Read from the raw claims rather than the SDK's copies, which
+    exist for v2 only. A malformed claim counts as no organization.
+    """
+    o = payload.get("o")
+    if payload.get("v") == 2 or isinstance(o, Mapping):
+        if isinstance(o, Mapping) and isinstance(o.get("id"), str) and o["id"]:
+            role = o.get("rol")
+            return o["id"], role_normalise(role if isinstance(role, str) else "").value
+        return None, None
+    org_id, role = payload.get("org_id"), payload.get("org_role")
+    if isinstance(org_id, str) and org_id:
+        return org_id, role_normalise(role if isinstance(role, str) else "").value
+    return None, None
 
 
 class _BearerOnly:

@@ -1,4 +1,5 @@
-"""The demo tenant that `make run` loads: one store, three Clerk users, a second store for the switcher."""
+"""The demo tenant that `make run` loads: one store, three Clerk users, a second store for the switcher, and an
+agency (Northwind Growth, a Clerk organization in the sandbox) whose admin sees both stores through grants."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership, Merchant
@@ -38,6 +40,18 @@ DEMO_MERCHANTS = [
 ]
 
 
+# The demo agency. Its Clerk organization has this fixed id so `connect_demo` can create it in the sandbox
+# (whose memory does not survive a restart) and the row here keeps matching it.
+DEMO_AGENCY = {
+    "clerk_org_id": "org_demo_northwind",
+    "name": "Northwind Growth",
+    "slug": "northwind-growth",
+    "reporting_currency": "USD",
+    "admin": "user_demo_agency",
+    "clients": ["demo_store", "demo_second"],
+}
+
+
 @dataclass(frozen=True)
 class DemoSeedResult:
     merchants: list[Merchant]
@@ -48,6 +62,51 @@ class DemoSeedResult:
 
 def _demo_user_ids() -> set[str]:
     return {user["id"] for user in json.loads(Path(DEMO_USERS_FILE).read_text())}
+
+
+def _demo_agency_seed(known_users: set[str], actor: Actor) -> None:
+    """The agency, its admin (mirrored as Clerk would report it) and an analyst grant on each demo store.
+
+    The grants are written directly, as an approved request would leave them; an ended grant is not revived.
+    """
+    from agencies.choices import OPEN_GRANT_STATUSES, AgencyRole, GrantLevel, GrantStatus
+    from agencies.models import AccessGrant, Agency, AgencyMember
+
+    spec = DEMO_AGENCY
+    if spec["admin"] not in known_users:
+        raise ValueError(f"{DEMO_USERS_FILE} lacks the demo agency user {spec['admin']}")
+    agency, created = Agency.objects.get_or_create(
+        clerk_org_id=spec["clerk_org_id"],
+        defaults={k: spec[k] for k in ("name", "slug", "reporting_currency")} | {"created_by": spec["admin"]},
+    )
+    if created:
+        audit_event_record(action="agency.created", actor=actor, target_type="agencies.agency", target_id=agency.pk)
+    AgencyMember.objects.update_or_create(
+        agency=agency,
+        clerk_user_id=spec["admin"],
+        defaults={"clerk_role": "org:admin", "role": AgencyRole.ADMIN, "removed_at": None},
+    )
+    now = timezone.now()
+    for merchant in Merchant.objects.filter(key__in=spec["clients"]):
+        if AccessGrant.objects.filter(agency=agency, merchant=merchant, status__in=OPEN_GRANT_STATUSES).exists():
+            continue
+        grant = AccessGrant.objects.create(
+            agency=agency,
+            merchant=merchant,
+            level=GrantLevel.ANALYST,
+            status=GrantStatus.ACTIVE,
+            requested_by=spec["admin"],
+            approved_by="user_demo_owner",
+            approved_at=now,
+        )
+        audit_event_record(
+            action="agency.grant_approved",
+            actor=actor,
+            target_type="agencies.accessgrant",
+            target_id=grant.pk,
+            merchant=merchant,
+            metadata={"agency_id": agency.pk, "level": grant.level},
+        )
 
 
 def _admin_password(password_file: Path) -> str:
@@ -87,6 +146,7 @@ def demo_seed(*, password_file: Path) -> DemoSeedResult:
         for user_id, role in spec["members"].items():
             Membership.objects.update_or_create(merchant=merchant, clerk_user_id=user_id, defaults={"role": role})
         merchants.append(merchant)
+    _demo_agency_seed(known_users, actor)
 
     password = _admin_password(password_file)
     User = get_user_model()

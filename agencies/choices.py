@@ -8,6 +8,14 @@ class AgencyRole(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+def role_normalise(clerk_role: str | None) -> AgencyRole:
+    """Our role for a Clerk role key: `org:admin` and a bare `admin` (v2 session tokens drop the prefix, as does
+    the Python SDK) are admins; `org:member`, `basic_member` (Clerk's old name), custom roles and anything else
+    are members. Deciding least privilege for the unknown is the point: a new custom role never grants admin."""
+    value = (clerk_role or "").strip().casefold()
+    return AgencyRole.ADMIN if value.removeprefix("org:") == "admin" else AgencyRole.MEMBER
+
+
 class AgencyStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended (its Clerk organization was deleted)"

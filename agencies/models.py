@@ -86,11 +86,15 @@ class AgencyInvitation(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Clerk accepted it: counts against the hourly invitation budget."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["sent_at"], name="agency_invitation_sent_at")]
         constraints = [
             # One live invitation per address per agency; an accepted, revoked or expired one may be redone.
             models.UniqueConstraint(
@@ -223,3 +227,17 @@ class AgencyToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (…{self.display_hint})"
+
+
+class ClerkWebhookDelivery(models.Model):
+    """An organization webhook already applied, by its Svix message id: a retry or a replay is applied once."""
+
+    svix_id = models.CharField(max_length=64, unique=True)
+    event_type = models.CharField(max_length=64)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} ({self.svix_id})"

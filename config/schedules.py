@@ -93,6 +93,31 @@ SCHEDULES: list[Schedule] = [
         "stores do not all start at :00), follow every job not yet finished (a killed worker's too) and retry "
         "failed ones; every minute so a slot is kept to the minute and a lost poll is picked up within two.",
     ),
+    Schedule(
+        name="app:agency-invitations-sweep",
+        task="agencies.agency_invitations_sweep",
+        every_seconds=5 * 60,
+        expires_seconds=4 * 60,
+        why="Send queued agency invitations whose task was lost or whose wait for Clerk's hourly invitation budget "
+        "outlived its retries; the send locks the row, so a row a task is still sending is not sent twice.",
+    ),
+    Schedule(
+        name="app:agency-invitations-expire",
+        task="agencies.agency_invitations_expire",
+        crontab={"minute": "20"},
+        expires_seconds=50 * 60,
+        why="Clerk sends no webhook when an invitation lapses; hourly, pending invitations past their expiry are "
+        "shown expired (one UPDATE over an indexed status).",
+    ),
+    Schedule(
+        name="app:agency-members-reconcile-nightly",
+        task="agencies.agency_members_reconcile_all",
+        crontab={"minute": "40", "hour": "2"},
+        expires_seconds=6 * 60 * 60,
+        why="Clerk's webhooks are not guaranteed: once a night each agency's memberships are paged from Clerk and "
+        "the mirror fixed (members added, roles changed, leavers removed and their tokens revoked). Before the "
+        "03:15 dbt build, and one task per agency so one slow organization does not hold up the rest.",
+    ),
 ]
 
 

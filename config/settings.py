@@ -328,6 +328,12 @@ CLERK_WEBHOOK_SECRET = env.str(
     else "",
 )
 _check(boot.clerk_webhook_secret_problem(CLERK_WEBHOOK_SECRET))
+# Agencies (Clerk organizations). Clerk allows 250 organization invitations per hour per instance; the
+# queue sends at most this many so a burst from one agency never makes Clerk refuse everyone else's.
+AGENCY_INVITATIONS_PER_HOUR = env.int("AGENCY_INVITATIONS_PER_HOUR", default=200)
+AGENCY_INVITATION_EXPIRY_DAYS = env.int("AGENCY_INVITATION_EXPIRY_DAYS", default=7)
+# Clerk's default is 5 members per organization; 20 is the most without the B2B add-on.
+AGENCY_MAX_MEMBERS = env.int("AGENCY_MAX_MEMBERS", default=20)
 # Absolute links in emails (unsubscribe, reconnect) start with this.
 APP_BASE_URL = env.str(
     "APP_BASE_URL",

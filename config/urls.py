@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("connectors.urls")),
     path("", include("notifications.urls")),
     path("", include("accounts.urls")),
+    path("", include("agencies.urls")),
     path("", include("ingestion.urls")),
     path("", include("collector.urls")),  # under gunicorn answered ahead of Django (config/wsgi.py)
 ]

@@ -330,10 +330,7 @@ _ENGAGEMENT_SUMS = """
     sum(attributed_revenue) as attributed_revenue
 """
 _ENGAGEMENT_UNION = """
-    (select *, 'email' as ch from analytics.fct_email_engagement
-     where merchant_id = %(m)s and date_day between %(s)s and %(e)s
-     union all
-     select *, 'sms' as ch from analytics.fct_sms_engagement
+    (select *, channel as ch from analytics.fct_message_engagement
      where merchant_id = %(m)s and date_day between %(s)s and %(e)s) e
 """
 

@@ -1,4 +1,5 @@
-"""Clerk's user webhooks (drop cached addresses), the List-Unsubscribe landing page, email preferences."""
+"""Clerk's webhooks (user events drop cached addresses; organization events go to agencies.webhooks), the
+List-Unsubscribe landing page, email preferences."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from accounts.decorators import merchant_member_required
+from agencies import webhooks as agency_webhooks
 from config.api import json_loads
 from notifications import selectors, services
 
@@ -50,6 +52,14 @@ def clerk_webhook(request: HttpRequest) -> HttpResponse:
         event_type, user_id = event["type"], event["data"]["id"]
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "not a Clerk event"}, status=400)
+    if agency_webhooks.is_organization_event(event_type):
+        try:
+            outcome = agency_webhooks.clerk_organization_event_apply(
+                svix_id=request.headers.get("svix-id", ""), event=event
+            )
+        except agency_webhooks.MalformedEvent as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse({"ok": True, "outcome": outcome})
     if event_type in USER_EVENTS and isinstance(user_id, str):
         services.user_email_cache_drop(clerk_user_id=user_id)
         logger.info("Clerk webhook %s for %s: cached email dropped", event_type, user_id)

@@ -166,10 +166,60 @@ class SandboxControl:
     def routes(self) -> list[dict[str, Any]]:
         return self._request("GET", "/_control/routes").json()
 
-    def mint_session_token(self, user_id: str, azp: str, ttl_seconds: int = 3600, **claims: Any) -> str:
-        """Mint a Clerk session JWT; `claims` override or add claims (None removes one)."""
-        payload = {"user_id": user_id, "azp": azp, "ttl_seconds": ttl_seconds, "claims": claims}
+    def mint_session_token(
+        self, user_id: str, azp: str, ttl_seconds: int = 3600, *, organization_id: str | None = None, **claims: Any
+    ) -> str:
+        """Mint a Clerk session JWT; `claims` override or add claims (None removes one).
+
+        With `organization_id` the session's active organization is that one (the user must be a member):
+        the token carries the v2 `o` claim built from the membership.
+        """
+        payload: dict[str, Any] = {"user_id": user_id, "azp": azp, "ttl_seconds": ttl_seconds, "claims": claims}
+        if organization_id is not None:
+            payload["organization_id"] = organization_id
         return self._request("POST", "/clerk/_dev/session_token", json=payload).json()["token"]
+
+    def clerk_organization_put(
+        self, organization_id: str, *, name: str, members: Iterable[tuple[str, str]] = (), **fields: Any
+    ) -> dict[str, Any]:
+        """Ensure an organization with this id exists, with these (user_id, role) members; no webhook events."""
+        payload = {
+            "id": organization_id,
+            "name": name,
+            "members": [{"user_id": user_id, "role": role} for user_id, role in members],
+            **fields,
+        }
+        return self._request("POST", "/_control/clerk/organizations", json=payload).json()
+
+    def clerk_invitation_accept(self, organization_id: str, invitation_id: str, user_id: str, **fields: Any) -> dict:
+        """Accept an invitation as the invitee (signing up as `user_id` with the invited address if new)."""
+        path = f"/_control/clerk/organizations/{organization_id}/invitations/{invitation_id}/accept"
+        return self._request("POST", path, json={"user_id": user_id, **fields}).json()
+
+    def clerk_invitation_expire(self, organization_id: str, invitation_id: str) -> dict:
+        path = f"/_control/clerk/organizations/{organization_id}/invitations/{invitation_id}/expire"
+        return self._request("POST", path).json()
+
+    def clerk_events(self) -> list[dict[str, Any]]:
+        """The webhook events the sandbox's Clerk has recorded: `[{"id", "type", "timestamp"}]`, oldest first."""
+        return self._request("GET", "/_control/clerk/events").json()
+
+    def clerk_events_deliver(
+        self, target_url: str, *, secret: str | None = None, event_ids: list[str] | None = None, forge: bool = False
+    ) -> list[dict[str, Any]]:
+        """Send the recorded events not sent yet (or exactly `event_ids`) to `target_url`, Svix-signed."""
+        payload: dict[str, Any] = {"target_url": target_url, "forge": forge}
+        if secret is not None:
+            payload["secret"] = secret
+        if event_ids is not None:
+            payload["event_ids"] = event_ids
+        return self._request("POST", "/_control/clerk/webhooks/events", json=payload).json()["deliveries"]
+
+    def clerk_limits_set(self, *, invitations_per_hour: int) -> None:
+        self._request("POST", "/_control/clerk/limits", json={"invitations_per_hour": invitations_per_hour})
+
+    def clerk_role_permissions_set(self, role: str, permissions: list[str]) -> None:
+        self._request("POST", "/_control/clerk/roles", json={"role": role, "permissions": permissions})
 
     def jwt_public_key(self) -> str:
         return self._request("GET", "/clerk/_dev/jwt_public_key").text

@@ -60,3 +60,26 @@ delete from analytics_dbt_meta.dbt_builds where started_at < now() - interval '3
 insert into analytics_dbt_meta.dbt_builds (invocation_id) values ({{ sql_str(invocation_id) }});
 {%- endif -%}
 {% endmacro %}
+
+{#- The reconciliation tests (tests/*.sql) inside `dbt build` check only the merchants whose rows in `model_names`
+    (incremental models stamping dbt_updated_at) this build wrote: a merchant none of whose inputs changed
+    reconciled when they last did. Whole tables when any of those models is not built by this invocation, and in
+    standalone `dbt test` (the weekly full pass). Returns a condition on merchant_id. -#}
+{% macro built_merchants_condition(model_names) -%}
+    {%- set scoped = namespace(whole=flags.WHICH != 'build') -%}
+    {%- for name in model_names if ('model.' ~ project_name ~ '.' ~ name) not in selected_resources -%}
+        {%- set scoped.whole = true -%}
+    {%- endfor -%}
+    {%- if scoped.whole -%}
+true
+    {%- else -%}
+        {%- set started = "(select started_at from analytics_dbt_meta.dbt_builds where invocation_id = "
+                          ~ sql_str(invocation_id) ~ ")" -%}
+merchant_id in (
+    {%- for name in model_names %}
+    select merchant_id from {{ ref(name) }} where {{ later_than('dbt_updated_at', started, inclusive=true) }}
+    {%- if not loop.last %} union{% endif %}
+    {%- endfor %}
+)
+    {%- endif -%}
+{%- endmacro %}

@@ -1,20 +1,23 @@
 -- Ad spend in the summary marts is exactly the spend of fct_ad_spend_daily, per merchant and date (and per
 -- channel in fct_channel_daily): a join that fans out rows, or a day counted twice, fails here.
+{%- set scope = built_merchants_condition(['fct_ad_spend_daily']) %}
 with facts as (
     select merchant_id, date_day, sum(spend) as spend
     from {{ ref('fct_ad_spend_daily') }}
+    where {{ scope }}
     group by 1, 2
 ),
 
 summary as (
     select merchant_id, date_day, ad_spend as spend
     from {{ ref('fct_daily_summary') }}
-    where ad_spend <> 0
+    where ad_spend <> 0 and {{ scope }}
 ),
 
 channels as (
     select merchant_id, date_day, sum(spend) as spend
     from {{ ref('fct_channel_daily') }}
+    where {{ scope }}
     group by 1, 2
     having sum(spend) <> 0
 )

@@ -349,8 +349,8 @@ def test_agency_manager_sees_the_connect_buttons_and_no_member_list(client, cler
 def test_agency_only_user_lands_on_a_granted_store_and_switches_between_them(
     client, clerk, alpine, beach, agency, agent
 ):
-    AccessGrantFactory(agency=agency, merchant=alpine)
-    AccessGrantFactory(agency=agency, merchant=beach)
+    AccessGrantFactory(agency=agency, merchant=alpine, level=GrantLevel.VIEWER)
+    AccessGrantFactory(agency=agency, merchant=beach, level=GrantLevel.VIEWER)
     client.cookies["__session"] = clerk.token(AGENT)
     assert client.get("/").url == f"/m/{alpine.pk}/overview/"
     page = client.get(f"/m/{alpine.pk}/overview/").content.decode()

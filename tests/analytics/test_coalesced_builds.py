@@ -202,6 +202,25 @@ def test_once_all_is_built_a_change_builds_only_what_reads_its_source(
     assert _relation_oid(own_warehouse, "analytics.dim_merchants") != merchants_table
 
 
+def _ran_test_sql(db: dict, name: str) -> str:
+    return (
+        REPO / "analytics_dbt" / "target" / db["dbname"] / "run" / "analytics" / "tests" / f"{name}.sql"
+    ).read_text()
+
+
+@pytest.mark.django_db(databases=["default", "warehouse"])
+def test_reconciliation_tests_in_a_build_check_the_stores_it_wrote(
+    eager, own_warehouse, django_capture_on_commit_callbacks
+):
+    merchant = MerchantFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        raw_data_changed_mark(merchant_id=merchant.pk, source="shopify", at=_at(5))
+    assert DbtRun.objects.get().status == DbtRunStatus.SUCCESS
+    # a build of every model: the stores whose orders, attribution or ad spend this build wrote
+    assert "merchant_id in (" in _ran_test_sql(own_warehouse, "attribution_reconciles_with_net_revenue")
+    assert "merchant_id in (" in _ran_test_sql(own_warehouse, "ad_spend_reconciles_with_marts")
+
+
 @pytest.mark.django_db
 def test_the_coalesced_build_is_everything_unless_a_full_build_for_the_same_stores_and_only_successes_since():
     from analytics.services import coalesced_build_args

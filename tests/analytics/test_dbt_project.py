@@ -61,7 +61,7 @@ KNOWN_ELSEWHERE = {
         r"any\(array\(",
         {"canonical/fct_ad_spend_daily.sql", "canonical/fct_messages.sql", "canonical/fct_sessions.sql",
          "marts/attribution/attribution_touches.sql", "marts/engagement/message_attributed_orders.sql",
-         "macros/engagement.sql"},
+         "marts/engagement/fct_message_engagement.sql"},
     ),
     "generate_series": (r"\bgenerate_series\(", {"marts/ltv/fct_ltv.sql", "marts/summary/fct_daily_summary.sql"}),
 }  # fmt: skip

@@ -49,6 +49,10 @@ PARAMETERS: dict[str, tuple[str, list[str], list[str]]] = {
     "provider": ("google_ads", [], ["meta", "klaviyo", "nope", *HOSTILE_TEXT[:3]]),
     "token": ("not-a-token", [], HOSTILE_TEXT),
     "public_id": ("no-such-webhook", [], HOSTILE_TEXT[:3]),  # /webhooks/attentive/<public_id>/: 404 unless known
+    # A's user is in no agency: every agency id is someone else's (404), as are invitations and members under it.
+    "agency_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),
+    "invitation_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),
+    "member_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),
 }
 ADMIN_OBJECT_IDS = [str(MISSING_ID), BEYOND_BIGINT, "abc", "%00", "1%2F2"]  # besides a real row's pk
 

@@ -9,6 +9,13 @@ from clerk_backend_api import Clerk, models
 from sandbox import SandboxControl, SandboxServer
 
 
+@pytest.fixture(autouse=True)
+def organizations(control: SandboxControl) -> None:
+    """Invitations belong to organizations that exist (an unknown one is a 404: test_clerk_orgs.py)."""
+    for organization_id in ("org_acme", "org_a", "org_b", "org_other"):
+        control.clerk_organization_put(organization_id, name=organization_id.removeprefix("org_").title())
+
+
 def test_create_returns_a_full_pending_invitation(clerk_sdk: Clerk, control: SandboxControl) -> None:
     invitation = clerk_sdk.organization_invitations.create(
         organization_id="org_acme",

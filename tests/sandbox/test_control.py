@@ -52,6 +52,7 @@ def test_reset_restores_startup_seed_and_clears_everything_else(
     control.seed_clerk_user("user_runtime", email_addresses=["runtime@example.com"])
     control.seed_clerk_user("user_startup", first_name="Overwritten")
     control.delete_clerk_user("user_startup")
+    control.clerk_organization_put("org_a", name="A")
     clerk_sdk.organization_invitations.create(organization_id="org_a", email_address="x@example.com", role="org:admin")
     control.fault("clerk.users.get", 500, times=3)
 
@@ -60,7 +61,10 @@ def test_reset_restores_startup_seed_and_clears_everything_else(
     assert control.calls() == [] and control.faults() == []
     assert [u["id"] for u in control.clerk_dev_users()] == ["user_startup"]
     assert clerk_sdk.users.get(user_id="user_startup").first_name == "Stella"
-    assert clerk_sdk.organization_invitations.list(organization_id="org_a").total_count == 0
+    with pytest.raises(models.ClerkErrors) as caught:  # organizations are gone with their invitations
+        clerk_sdk.organization_invitations.list(organization_id="org_a")
+    assert caught.value.status_code == 404
+    assert control.clerk_events() == []
     assert server.state.clerk.key_pair.kid == kid_before
 
 

@@ -67,7 +67,7 @@ def test_module_serves_demo_users_keeps_its_key_and_stops_on_sigterm(tmp_path: P
     first = run_sandbox(*args)
     url = _wait_for_url(first)
     users = requests.get(f"{url}/clerk/_dev/users", timeout=5).json()
-    assert [u["id"] for u in users] == ["user_demo_owner", "user_demo_admin", "user_demo_viewer"]
+    assert [u["id"] for u in users] == ["user_demo_owner", "user_demo_admin", "user_demo_viewer", "user_demo_agency"]
     assert SandboxControl(url).jwt_public_key() == public_out.read_text()
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=10) == 0

@@ -1,9 +1,13 @@
+import json
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.choices import Role
-from accounts.demo import DEMO_MERCHANTS
+from accounts.demo import DEMO_AGENCY, DEMO_MERCHANTS, DEMO_USERS_FILE
 from accounts.models import Membership
+from agencies.models import Agency
 from connectors.demo import DemoConnectFailed, demo_connect
 from connectors.services import ConnectorError
 from sandbox.server import SandboxControl, SandboxControlError
@@ -40,3 +44,26 @@ class Command(BaseCommand):
                 self.stdout.write(f"{membership.merchant.key}: {c.provider} {state} ({c.label})")
         if not seen:
             raise CommandError("no demo store has an owner: run seed_demo first")
+        try:
+            self._demo_agency_organization(control)
+        except (SandboxControlError, OSError) as exc:
+            raise CommandError(f"demo agency: {exc}") from exc
+
+    def _demo_agency_organization(self, control: SandboxControl) -> None:
+        """The demo agency's Clerk organization, in the sandbox, with its admin: the sandbox forgets it on
+        every restart, so it is put back (idempotently, without webhook events) on every start."""
+        admin = DEMO_AGENCY["admin"]
+        spec = dict(next(u for u in json.loads(Path(DEMO_USERS_FILE).read_text()) if u["id"] == admin))
+        control.seed_clerk_user(spec.pop("id"), **spec)
+        agency = Agency.objects.filter(clerk_org_id=DEMO_AGENCY["clerk_org_id"]).first()
+        control.clerk_organization_put(
+            DEMO_AGENCY["clerk_org_id"],
+            name=DEMO_AGENCY["name"],
+            slug=DEMO_AGENCY["slug"],
+            created_by=admin,
+            members=[(admin, "org:admin")],
+            public_metadata={"kind": "agency"},
+            private_metadata={"agency_id": agency.pk} if agency else {},
+            max_allowed_memberships=settings.AGENCY_MAX_MEMBERS,
+        )
+        self.stdout.write(f"demo agency: Clerk organization {DEMO_AGENCY['clerk_org_id']} ready")

@@ -1,4 +1,5 @@
-{#- Merchant x local date x provider x campaign-or-flow engagement for one channel ('email' or 'sms').
+-- depends_on: {{ ref('fct_orders') }}
+{#- Merchant x local date x provider x campaign-or-flow engagement by channel ('email' or 'sms').
     Deliveries, bounces, unsubscribes and spam complaints count on the event's local date. Opens and clicks
     count on the local date of the send they belong to: the recipient's latest delivery of the same message
     (Klaviyo $message / Attentive message; else the campaign-or-flow) at or before the event, in that send's
@@ -7,12 +8,12 @@
     delivery (sent before the data starts) counts in opens / clicks on its own date, never as unique.
     Attributed orders count on the order's local date. A row exists when at least one of its events or
     orders counts (events that count in no column, e.g. SMS subscriptions, make none). -#}
-{% macro engagement_mart(channel) %}
 {{ config(
     materialized='incremental',
     unique_key=['merchant_id', 'date_day'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    post_hook=["{{ ensure_index(['merchant_id', 'date_day', 'channel', 'provider', 'campaign_or_flow_id'], unique=true) }}"],
 ) }}
 {%- set changed_since -%}
 (select coalesce(max(dbt_updated_at), '-infinity'::timestamptz) from {{ this }})
@@ -20,6 +21,7 @@
 with messages as {% if is_incremental() %}not materialized {% endif %}(
     select
         merchant_id,
+        channel,
         provider,
         event_type,
         message_event_id,
@@ -31,13 +33,12 @@ with messages as {% if is_incremental() %}not materialized {% endif %}(
         recipient_id,
         dbt_updated_at
     from {{ ref('fct_messages') }}
-    where channel = '{{ channel }}'
 ),
 
 {%- if is_incremental() %}
 
 changed as materialized (
-    select merchant_id, provider, recipient_id, send_key, event_date
+    select merchant_id, channel, provider, recipient_id, send_key, event_date
     from messages
     where {{ changed_since_last_run() }}
 ),
@@ -49,7 +50,7 @@ changed as materialized (
 -- (now) or its latest delivery not recomputed (as of the last run); local dates never decrease with time, so
 -- the latest delivery's date is the largest date so far.
 changed_keys as materialized (
-    select distinct merchant_id, provider, recipient_id, send_key
+    select distinct merchant_id, channel, provider, recipient_id, send_key
     from changed
     where recipient_id is not null
 ),
@@ -57,6 +58,7 @@ changed_keys as materialized (
 key_events as materialized (
     select
         merchant_id,
+        channel,
         provider,
         recipient_id,
         send_key,
@@ -73,10 +75,10 @@ key_events as materialized (
     where event_type in ('delivered', 'opened', 'clicked')
         and merchant_id = any(array(select distinct merchant_id from changed_keys))
         and recipient_id = any(array(select recipient_id from changed_keys))
-        and (merchant_id, provider, recipient_id, send_key) in (
-            select merchant_id, provider, recipient_id, send_key from changed_keys)
+        and (merchant_id, channel, provider, recipient_id, send_key) in (
+            select merchant_id, channel, provider, recipient_id, send_key from changed_keys)
     window key_time as (
-        partition by merchant_id, provider, recipient_id, send_key
+        partition by merchant_id, channel, provider, recipient_id, send_key
         order by occurred_at, event_type <> 'delivered', message_event_id
     )
 ),
@@ -86,7 +88,7 @@ key_sends as (
         *,
         -- the number of the latest delivery not recomputed: differs from send_no when the latest is recomputed
         max(case when event_type = 'delivered' and not is_changed then send_no end) over (
-            partition by merchant_id, provider, recipient_id, send_key
+            partition by merchant_id, channel, provider, recipient_id, send_key
             order by occurred_at, event_type <> 'delivered', message_event_id
         ) as old_send_no
     from key_events
@@ -134,7 +136,7 @@ day_events as materialized (
 ),
 
 scope_keys as materialized (
-    select distinct merchant_id, provider, recipient_id, send_key
+    select distinct merchant_id, channel, provider, recipient_id, send_key
     from day_events
     where event_type in ('delivered', 'opened', 'clicked') and recipient_id is not null
 ),
@@ -147,8 +149,8 @@ scoped as materialized (
     where event_type in ('delivered', 'opened', 'clicked')
         and merchant_id = any(array(select distinct merchant_id from scope_keys))
         and recipient_id = any(array(select recipient_id from scope_keys))
-        and (merchant_id, provider, recipient_id, send_key) in (
-            select merchant_id, provider, recipient_id, send_key from scope_keys)
+        and (merchant_id, channel, provider, recipient_id, send_key) in (
+            select merchant_id, channel, provider, recipient_id, send_key from scope_keys)
 ),
 {%- set src = 'scoped' %}
 {%- else %}
@@ -159,13 +161,14 @@ scoped as materialized (
 deliveries as (
     select
         merchant_id,
+        channel,
         provider,
         recipient_id,
         send_key,
         message_event_id,
         occurred_at as delivered_at,
         lead(occurred_at) over (
-            partition by merchant_id, provider, recipient_id, send_key order by occurred_at, message_event_id
+            partition by merchant_id, channel, provider, recipient_id, send_key order by occurred_at, message_event_id
         ) as next_delivered_at,
         event_date,
         campaign_or_flow_id,
@@ -177,6 +180,7 @@ deliveries as (
 engagement as (
     select
         e.merchant_id,
+        e.channel,
         e.provider,
         e.event_type,
         e.recipient_id,
@@ -186,7 +190,8 @@ engagement as (
         d.message_event_id is not null as has_send
     from {{ src }} as e
     left join deliveries as d
-        on d.merchant_id = e.merchant_id and d.provider = e.provider and d.recipient_id = e.recipient_id
+        on d.merchant_id = e.merchant_id and d.channel = e.channel and d.provider = e.provider
+        and d.recipient_id = e.recipient_id
         and d.send_key = e.send_key
         and d.delivered_at <= e.occurred_at and (d.next_delivered_at is null or e.occurred_at < d.next_delivered_at)
     where e.event_type in ('opened', 'clicked')
@@ -196,6 +201,7 @@ events as (
     select
         merchant_id,
         date_day,
+        channel,
         provider,
         campaign_or_flow_id,
         max(message_type) as message_type,
@@ -212,6 +218,7 @@ events as (
         select
             merchant_id,
             event_date as date_day,
+            channel,
             provider,
             campaign_or_flow_id,
             max(message_type) as message_type,
@@ -226,37 +233,39 @@ events as (
             count(*) filter (where event_type = 'spam_complaint') as spam_complaints
         from {{ src }}
         where event_type in ('delivered', 'bounced', 'unsubscribed', 'spam_complaint')
-        group by 1, 2, 3, 4
+        group by 1, 2, 3, 4, 5
         union all
         select
             merchant_id,
             date_day,
+            channel,
             provider,
             campaign_or_flow_id,
             max(message_type),
             0,
             0,
             count(*) filter (where event_type = 'opened'),
+            -- email: a click implies an open
             count(distinct recipient_id) filter (where has_send
-                and event_type {% if channel == 'email' %}in ('opened', 'clicked'){% else %}= 'opened'{% endif %}),
+                and (event_type = 'opened' or (channel = 'email' and event_type = 'clicked'))),
             count(*) filter (where event_type = 'clicked'),
             count(distinct recipient_id) filter (where has_send and event_type = 'clicked'),
             0,
             0,
             0
         from engagement
-        group by 1, 2, 3, 4
+        group by 1, 2, 3, 4, 5
     ) as counted
     {%- if is_incremental() %}
     where (merchant_id, date_day) in (select merchant_id, date_day from message_days)
     {%- endif %}
-    group by 1, 2, 3, 4
+    group by 1, 2, 3, 4, 5
     {%- if is_incremental() %}
     union all
     -- days rebuilt for their orders only keep the engagement counts they have (every counted row has at least
     -- one event: rows with none hold attributed orders only)
     select
-        merchant_id, date_day, provider, campaign_or_flow_id, message_type, sends, delivered, opens, unique_opens,
+        merchant_id, date_day, channel, provider, campaign_or_flow_id, message_type, sends, delivered, opens, unique_opens,
         clicks, unique_clicks, bounces, unsubscribes, spam_complaints
     from {{ this }}
     where (merchant_id, date_day) in (
@@ -271,23 +280,24 @@ orders as (
     select
         merchant_id,
         order_date as date_day,
+        channel,
         provider,
         campaign_or_flow_id,
         max(message_type) as message_type,
         count(*) as attributed_orders,
         sum(net_revenue) as attributed_revenue
     from {{ ref('message_attributed_orders') }}
-    where channel = '{{ channel }}'
     {%- if is_incremental() %}
-        and (merchant_id, order_date) in (select merchant_id, date_day from affected_days)
+    where (merchant_id, order_date) in (select merchant_id, date_day from affected_days)
     {%- endif %}
-    group by 1, 2, 3, 4
+    group by 1, 2, 3, 4, 5
 ),
 
 joined as (
     select
         coalesce(e.merchant_id, o.merchant_id) as merchant_id,
         coalesce(e.date_day, o.date_day) as date_day,
+        coalesce(e.channel, o.channel) as channel,
         coalesce(e.provider, o.provider) as provider,
         coalesce(e.campaign_or_flow_id, o.campaign_or_flow_id) as campaign_or_flow_id,
         coalesce(e.message_type, o.message_type) as message_type,
@@ -304,7 +314,8 @@ joined as (
         coalesce(o.attributed_revenue, 0) as attributed_revenue
     from events as e
     full outer join orders as o
-        on o.merchant_id = e.merchant_id and o.date_day = e.date_day and o.provider = e.provider
+        on o.merchant_id = e.merchant_id and o.date_day = e.date_day and o.channel = e.channel
+        and o.provider = e.provider
         and o.campaign_or_flow_id = e.campaign_or_flow_id
 )
 
@@ -312,7 +323,7 @@ select
     j.merchant_id,
     j.date_day,
     j.provider,
-    '{{ channel }}' as channel,
+    j.channel,
     j.campaign_or_flow_id,
     j.message_type,
     n.campaign_or_flow_name,
@@ -333,4 +344,3 @@ from joined as j
 inner join {{ ref('dim_merchants') }} as m on m.merchant_id = j.merchant_id
 left join {{ ref('dim_messaging_campaigns') }} as n
     on n.merchant_id = j.merchant_id and n.provider = j.provider and n.campaign_or_flow_id = j.campaign_or_flow_id
-{% endmacro %}

@@ -1,0 +1,16 @@
+"""Hooks for the pieces that must react when someone leaves an agency or the agency goes away.
+
+Both are sent inside the transaction that records the change (agencies/services.py), so a receiver's writes
+(revoking the member's or the agency's API tokens) commit or roll back together with it: nobody is marked
+gone while their tokens still work. A receiver that fails makes the webhook answer 5xx, and Clerk retries.
+"""
+
+from __future__ import annotations
+
+import django.dispatch
+
+# Sent with sender=Agency, agency=<Agency>, clerk_user_id=<str>.
+member_removed = django.dispatch.Signal()
+
+# Sent with sender=Agency, agency=<Agency>: its Clerk organization was deleted.
+agency_suspended = django.dispatch.Signal()
