@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("notifications.urls")),
     path("", include("accounts.urls")),
     path("", include("agencies.urls")),
+    path("", include("agencies.urls_grants")),
     path("", include("ingestion.urls")),
     path("", include("collector.urls")),  # under gunicorn answered ahead of Django (config/wsgi.py)
 ]
