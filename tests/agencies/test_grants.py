@@ -188,3 +188,18 @@ def test_agency_only_user_sees_granted_stores_in_the_switcher(client, clerk, sto
     assert 'aria-label="Switch store"' in page and f'href="/m/{second.pk}/"' in page
     listing = client.get(f"/agencies/{agency.pk}/grants/").content.decode()
     assert f'href="/m/{store.pk}/overview/"' in listing
+
+
+def test_staff_ending_a_grant_in_the_admin_sends_grant_ended(admin_client, agency, store):
+    from django.urls import reverse
+
+    grant = AccessGrantFactory(agency=agency, merchant=store)
+    ended = []
+    grant_ended.connect(lambda sender, grant, **kw: ended.append(grant.pk), weak=False, dispatch_uid="t-admin")
+    try:
+        admin_client.post(
+            reverse("admin:agencies_accessgrant_changelist"), {"action": "end_grant", "_selected_action": [grant.pk]}
+        )
+    finally:
+        grant_ended.disconnect(dispatch_uid="t-admin")
+    assert ended == [grant.pk] and AccessGrant.objects.get(pk=grant.pk).status == GrantStatus.ENDED
