@@ -13,7 +13,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import dev_sign_in
-from accounts.access import store_access_list
+from accounts.access import MANAGE_AGENCIES, store_access_list
 
 # connectors/views.py and views_shopify.py still import the two decorators from here; their home is
 # accounts/decorators.py.
@@ -60,6 +60,7 @@ def merchant_home(request: HttpRequest) -> HttpResponse:
             "memberships": request.store_accesses,
             # The store's own people are the store's business: agency staff do not see (or manage) them.
             "members": member_list(merchant=request.merchant) if request.access.agency is None else None,
+            "can_manage_agencies": request.access.allows(MANAGE_AGENCIES),
         },
     )
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from agencies.choices import GrantStatus
 from agencies.models import AccessGrant, Agency, AgencyInvitation, AgencyMember, AgencyToken, ClerkWebhookDelivery
+from agencies.signals import grant_ended
 from agencies.tokens import agency_tokens_revoke_by_staff
 from compliance.choices import ActorType
 from compliance.services import Actor, audit_event_record, request_context
@@ -95,6 +96,8 @@ class AccessGrantAdmin(ReadOnlyAdmin):
                     metadata={"agency_id": grant.agency_id, "via": "admin"},
                     **request_context(request),
                 )
+                # As agencies.grants.grant_end does: receivers (token revocation) run in this transaction.
+                grant_ended.send(sender=AccessGrant, grant=grant)
                 ended += 1
         self.message_user(request, f"{ended} grant(s) ended.", messages.SUCCESS)
 

@@ -17,5 +17,6 @@ member_removed = django.dispatch.Signal()
 # Sent with sender=Agency, agency=<Agency>: its Clerk organization was deleted.
 agency_suspended = django.dispatch.Signal()
 
-# Sent with grant=<AccessGrant>: a grant stopped being active (ended by either side, or expired).
+# Sent with sender=AccessGrant, grant=<AccessGrant>: the grant was ended (by the store or the agency). Sent in
+# the ending transaction (agencies/grants.py), so tokens limited to the store are revoked together with it.
 grant_ended = django.dispatch.Signal()

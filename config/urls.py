@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("notifications.urls")),
     path("", include("accounts.urls")),
     path("", include("agencies.urls")),
+    path("", include("agencies.urls_grants")),
     path("", include("ingestion.urls")),
     path("", include("agencies.urls_tokens")),
     path("", include("compliance.urls")),

@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from dashboards import selectors
 from dashboards.formatting import count, money, percent
 from dashboards.layouts import WIDGET_METRICS
+from dashboards.masking import NO_MASKING, Masking, mask
 from dashboards.periods import DateRange, Period
 
 LTV_METRICS = {"revenue": "Cumulative net revenue per customer", "retention": "Retention"}
@@ -31,9 +32,9 @@ def _daily_rows(daily: list[dict], currency: str) -> list[list[str]]:
     ]  # fmt: skip
 
 
-def overview_data(merchant, date_range: DateRange) -> dict:
-    kpis = selectors.overview_get(merchant=merchant, date_range=date_range)
-    daily = selectors.overview_daily_list(merchant=merchant, period=date_range.current)
+def overview_data(merchant, date_range: DateRange, masking: Masking = NO_MASKING) -> dict:
+    kpis = mask(selectors.overview_get(merchant=merchant, date_range=date_range), masking)
+    daily = mask(selectors.overview_daily_list(merchant=merchant, period=date_range.current), masking)
     tiles = [
         {
             "key": key,
@@ -46,20 +47,21 @@ def overview_data(merchant, date_range: DateRange) -> dict:
         }
         for key, (label, kind) in selectors.OVERVIEW_KPIS.items()
     ]
+    series = [{"label": "Net revenue", "data": [float(r["net_revenue"]) for r in daily], "kind": "bar"}]
+    if not masking.hide_costs:
+        series.append({"label": "Ad spend", "data": [float(r["ad_spend"]) for r in daily], "kind": "line"})
     chart = {
         "type": "revenue_spend",
         "labels": [r["date_day"].isoformat() for r in daily],
-        "series": [
-            {"label": "Net revenue", "data": [float(r["net_revenue"]) for r in daily], "kind": "bar"},
-            {"label": "Ad spend", "data": [float(r["ad_spend"]) for r in daily], "kind": "line"},
-        ],
+        "series": series,
         "currency": merchant.currency,
     }
+    tiles = mask(tiles, masking)  # a cost tile keeps its place and says the grant hides it
     return {"kpis": kpis, "tiles": tiles, "daily_rows": _daily_rows(daily, merchant.currency), "chart": chart}
 
 
-def ltv_data(merchant, date_range: DateRange, metric: str) -> dict:
-    cohorts = selectors.ltv_cohort_list(merchant=merchant, period=date_range.current)
+def ltv_data(merchant, date_range: DateRange, metric: str, masking: Masking = NO_MASKING) -> dict:
+    cohorts = mask(selectors.ltv_cohort_list(merchant=merchant, period=date_range.current), masking)
     max_month = max((m["month"] for c in cohorts for m in c["months"]), default=-1)
     field = "cum_net_revenue_per_customer" if metric == "revenue" else "retention_rate"
     top = max((m[field] or 0 for c in cohorts for m in c["months"] if m["month"] > 0 or metric == "revenue"), default=0)
@@ -102,9 +104,11 @@ def ltv_data(merchant, date_range: DateRange, metric: str) -> dict:
     }
 
 
-def attribution_data(merchant, period: Period, model: str, channel: str | None) -> dict:
-    by_model = selectors.attribution_model_get(merchant=merchant, period=period, model=model, channel=channel)
-    comparison = selectors.attribution_comparison_list(merchant=merchant, period=period)
+def attribution_data(merchant, period: Period, model: str, channel: str | None, masking: Masking = NO_MASKING) -> dict:
+    by_model = mask(
+        selectors.attribution_model_get(merchant=merchant, period=period, model=model, channel=channel), masking
+    )
+    comparison = mask(selectors.attribution_comparison_list(merchant=merchant, period=period), masking)
     chart = {
         "type": "model_comparison",
         "labels": [row["channel"] for row in comparison],
@@ -176,7 +180,14 @@ def _widget_view(widget: dict, currency: str, date_range: DateRange) -> dict:
     if widget["type"] == "timeseries":
         view["chart"] = {
             "labels": [r["date_day"].isoformat() for r in widget["data"]],
-            "series": [{"label": view["title"], "data": [float(r["value"]) for r in widget["data"]], "kind": "bar"}],
+            "series": [
+                {
+                    "label": view["title"],
+                    # None: a cost the store's grant hides (dashboards.masking); the widget says so.
+                    "data": [float(r["value"]) if r["value"] is not None else None for r in widget["data"]],
+                    "kind": "bar",
+                }
+            ],
             "currency": "" if widget["metric"] in ("orders", "new_customers", "email_sends", "sms_sends") else currency,
         }
     elif widget["type"] == "cohort_heatmap":
@@ -190,9 +201,9 @@ def _widget_view(widget: dict, currency: str, date_range: DateRange) -> dict:
     return view
 
 
-def dashboard_data(merchant, layout: list[dict], date_range: DateRange) -> dict:
+def dashboard_data(merchant, layout: list[dict], date_range: DateRange, masking: Masking = NO_MASKING) -> dict:
     """A saved or starter dashboard: each widget of its layout with its data, shaped for its partial."""
-    widgets = selectors.dashboard_widget_list(merchant=merchant, layout=layout, date_range=date_range)
+    widgets = mask(selectors.dashboard_widget_list(merchant=merchant, layout=layout, date_range=date_range), masking)
     return {
         "widgets": [_widget_view(w, merchant.currency, date_range) for w in widgets],
         "models": selectors.ATTRIBUTION_MODELS,

@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from accounts.decorators import merchant_member_required
 from dashboards import charts, selectors
 from dashboards.layouts import STARTER_TEMPLATES
+from dashboards.masking import masking_for
 from dashboards.pages import dashboard_page_render, date_range_or_default, page_render
 from dashboards.periods import LTV_DEFAULT_PRESET
 
@@ -20,8 +21,13 @@ from dashboards.periods import LTV_DEFAULT_PRESET
 @merchant_member_required
 def overview(request: HttpRequest) -> HttpResponse:
     date_range, errors = date_range_or_default(request)
+    masking = masking_for(request.access)
     return dashboard_page_render(
-        request, "overview", date_range, errors, data=lambda: charts.overview_data(request.merchant, date_range)
+        request,
+        "overview",
+        date_range,
+        errors,
+        data=lambda: charts.overview_data(request.merchant, date_range, masking),
     )
 
 
@@ -36,7 +42,7 @@ def ltv(request: HttpRequest) -> HttpResponse:
         "ltv",
         date_range,
         errors,
-        data=lambda: charts.ltv_data(request.merchant, date_range, metric),
+        data=lambda: charts.ltv_data(request.merchant, date_range, metric, masking_for(request.access)),
         options=(metric,),
         range_hidden={"metric": metric},
     )
@@ -54,7 +60,9 @@ def attribution(request: HttpRequest) -> HttpResponse:
         "attribution",
         date_range,
         errors,
-        data=lambda: charts.attribution_data(request.merchant, date_range.current, model, channel),
+        data=lambda: charts.attribution_data(
+            request.merchant, date_range.current, model, channel, masking_for(request.access)
+        ),
         options=(model, channel),
         range_hidden={"model": model},
     )
@@ -81,7 +89,7 @@ def _custom_dashboard(request: HttpRequest, *, layout: list[dict], title: str, t
         "custom",
         date_range,
         errors,
-        data=lambda: charts.dashboard_data(request.merchant, layout, date_range),
+        data=lambda: charts.dashboard_data(request.merchant, layout, date_range, masking_for(request.access)),
         options=options,
         context={
             "page_title": title,

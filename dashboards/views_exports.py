@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from accounts.access import EXPORT
 from accounts.decorators import merchant_member_required, require_action
 from dashboards.exports import CSV_TABLES, csv_lines
+from dashboards.masking import mask_csv, masking_for
 from dashboards.periods import date_range_parse
 
 
@@ -23,7 +24,7 @@ def export_csv(request: HttpRequest, table: str) -> HttpResponse:
         lines = [f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()]
         return HttpResponse("\n".join(lines) + "\n", status=400, content_type="text/plain; charset=utf-8")
     # Materialise the query before streaming so a database error is a 500 here, not a truncated download.
-    rows = list(rows_of(request.merchant, dr, request.GET))
+    rows = list(mask_csv(rows_of(request.merchant, dr, request.GET), masking_for(request.access)))
     name = f"{request.merchant.key}-{table}-{dr.current.start}-{dr.current.end}.csv"
     response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'

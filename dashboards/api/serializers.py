@@ -70,9 +70,10 @@ def Ratio(**kwargs) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=None, decimal_places=None, allow_null=True, **kwargs)
 
 
-@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "format": "decimal"}]})
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "format": "decimal"}], "nullable": True})
 class CountOrDecimalField(serializers.Field):
-    """A count (integer) or a money value (decimal string), depending on the metric."""
+    """A count (integer) or a money value (decimal string), depending on the metric; null for a cost metric the
+    store's grant to your agency hides."""
 
 
 @extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "format": "decimal"}], "nullable": True})
@@ -88,10 +89,17 @@ class KpisSerializer(serializers.Serializer):
     aov = Money(allow_null=True, help_text="Net revenue / orders; null without orders.")
     new_customers = serializers.IntegerField()
     returning_customer_rate = Ratio()
-    ad_spend = Money()
-    mer = Ratio(help_text="Net revenue / ad spend; null without spend.")
-    blended_cac = Money(allow_null=True, help_text="Ad spend / customers; null without customers.")
-    new_customer_cac = Money(allow_null=True, help_text="Ad spend / new customers; null without new customers.")
+    ad_spend = Money(
+        allow_null=True, help_text="Meta + Google Ads spend; null when the store's grant to your agency hides costs."
+    )
+    mer = Ratio(help_text="Net revenue / ad spend; null without spend, or when the grant hides costs.")
+    blended_cac = Money(
+        allow_null=True, help_text="Ad spend / customers; null without customers, or when the grant hides costs."
+    )
+    new_customer_cac = Money(
+        allow_null=True,
+        help_text="Ad spend / new customers; null without new customers, or when the grant hides costs.",
+    )
 
 
 KpiChangeSerializer = type(
@@ -116,7 +124,7 @@ class OverviewDaySerializer(serializers.Serializer):
     date_day = serializers.DateField()
     orders = serializers.IntegerField()
     net_revenue = Money()
-    ad_spend = Money()
+    ad_spend = Money(allow_null=True, help_text="Null when the store's grant to your agency hides costs.")
     new_customers = serializers.IntegerField()
 
 
@@ -137,9 +145,14 @@ class LtvMonthSerializer(serializers.Serializer):
 class LtvCohortSerializer(serializers.Serializer):
     cohort_month = serializers.DateField(help_text="The first day of the cohort's month.")
     cohort_size = serializers.IntegerField()
-    cac = Money(allow_null=True, help_text="The cohort month's ad spend per customer; null without spend.")
-    ltv_to_cac = Ratio(help_text="At the cohort's latest month; null without CAC.")
-    payback_month = serializers.IntegerField(allow_null=True, help_text="First month where LTV ≥ CAC, if any.")
+    cac = Money(
+        allow_null=True,
+        help_text="The cohort month's ad spend per customer; null without spend, or when the grant hides costs.",
+    )
+    ltv_to_cac = Ratio(help_text="At the cohort's latest month; null without CAC, or when the grant hides costs.")
+    payback_month = serializers.IntegerField(
+        allow_null=True, help_text="First month where LTV ≥ CAC, if any; null when the grant hides costs."
+    )
     months = LtvMonthSerializer(many=True)
 
 
@@ -151,8 +164,8 @@ class AttributionChannelSerializer(serializers.Serializer):
     channel = serializers.CharField()
     attributed_orders = Money(help_text="Fractional under multi-touch models: a decimal string.")
     attributed_revenue = Money()
-    spend = Money()
-    roas = Ratio(help_text="Attributed revenue / spend; null without spend.")
+    spend = Money(allow_null=True, help_text="Null when the store's grant to your agency hides costs.")
+    roas = Ratio(help_text="Attributed revenue / spend; null without spend, or when the grant hides costs.")
 
 
 class AttributionCampaignSerializer(serializers.Serializer):
@@ -191,7 +204,7 @@ AttributionModelRevenueSerializer = type(
 
 class AttributionCompareChannelSerializer(serializers.Serializer):
     channel = serializers.CharField()
-    spend = Money()
+    spend = Money(allow_null=True, help_text="Null when the store's grant to your agency hides costs.")
     models = AttributionModelRevenueSerializer()
 
 
@@ -333,6 +346,11 @@ class AppliedWidgetSerializer(serializers.Serializer):
     metric = serializers.CharField()
     options = WidgetOptionsSerializer()
     data = WidgetDataField()
+    hidden = serializers.CharField(
+        required=False,
+        help_text="Present (\"Hidden by the store's grant\") when the widget's metric is a cost your agency's grant"
+        " hides; its figures are then null.",
+    )
 
 
 class DashboardApplyResponseSerializer(MetricsResponseSerializer):

@@ -28,6 +28,7 @@ from dashboards import selectors
 from dashboards.api import serializers as s
 from dashboards.cache import cached, marts_version
 from dashboards.layouts import STARTER_TEMPLATES
+from dashboards.masking import mask, masking_for
 from dashboards.periods import DateRange, date_range_parse
 from dashboards.services import (
     DashboardTemplateConflict,
@@ -132,7 +133,9 @@ class MetricsApiView(MerchantApiView):
             dr,
             options,
         )
-        return Response(cached(key, lambda: jsonable({**range_payload(merchant, dr), **build()})))
+        body = cached(key, lambda: jsonable({**range_payload(merchant, dr), **build()}))
+        # Masked after the cache: the cached body is the store's, shared by its members and every grant.
+        return Response(mask(body, masking_for(self.access)))
 
 
 class OverviewApi(MetricsApiView):
@@ -367,4 +370,4 @@ class DashboardTemplateApplyApi(MerchantApiView):
             "template": s.DashboardTemplateSerializer(template).data,
             "widgets": widgets,
         }
-        return Response(jsonable(body))
+        return Response(mask(jsonable(body), masking_for(self.access)))

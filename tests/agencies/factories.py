@@ -30,14 +30,14 @@ class AgencyMemberFactory(factory.django.DjangoModelFactory):
 
 
 class AccessGrantFactory(factory.django.DjangoModelFactory):
-    """An active grant unless told otherwise."""
+    """An active analyst grant unless told otherwise."""
 
     class Meta:
         model = AccessGrant
 
     agency = factory.SubFactory(AgencyFactory)
     merchant = factory.SubFactory(MerchantFactory)
-    level = GrantLevel.VIEWER
+    level = GrantLevel.ANALYST
     status = GrantStatus.ACTIVE
     requested_by = "user_agent_requester"
     approved_by = "user_store_owner"

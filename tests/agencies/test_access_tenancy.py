@@ -72,6 +72,14 @@ API_WRITES = [
     ("delete", "dashboard-templates/{template}/", None),
     ("post", "dashboard-templates/{template}/apply/", None),
 ]
+# The store's side of agency grants: owners only, so agency staff get 403 even with an active grant.
+STORE_GRANT_GETS = ["agencies/"]
+STORE_GRANT_POSTS = [
+    ("agencies/codes/", {"level": "manager", "can_see_pii": "on", "can_see_costs": "on"}),
+    ("agencies/{grant}/approve/", {"level": "manager", "can_see_pii": "on"}),
+    ("agencies/{grant}/decline/", {}),
+    ("agencies/{grant}/end/", {}),
+]
 # Not under /api/merchants/<id>/: the store is in the body.
 API_KEY_CONNECT = "/api/connectors/api-key/connect"
 
@@ -95,6 +103,7 @@ def _merchant_routes() -> set[str]:
 
 def _covered() -> set[str]:
     paths = [f"m/<id>/{p}" for p in PAGE_GETS + EXPORTS + [p for p, _ in PAGE_POSTS]]
+    paths += [f"m/<id>/{p}" for p in STORE_GRANT_GETS + [p for p, _ in STORE_GRANT_POSTS]]
     paths += [f"api/merchants/<id>/{p}" for p in API_GETS + [p for _, p, _ in API_WRITES]]
     return set(paths)
 
@@ -141,8 +150,8 @@ def credential(alpine):
     return CredentialFactory(merchant=alpine)
 
 
-def _fill(path: str, template, credential) -> str:
-    return path.format(template=template.pk, credential=credential.pk)
+def _fill(path: str, template, credential, grant=None) -> str:
+    return path.format(template=template.pk, credential=credential.pk, grant=grant.pk if grant else 0)
 
 
 def _body(body, template, credential):
@@ -207,9 +216,9 @@ def test_agency_staff_without_an_effective_grant_get_404_everywhere(
     client.cookies["__session"] = clerk.token(AGENT)
     headers = clerk.auth_header(AGENT)
     answers = {}
-    for path in PAGE_GETS + EXPORTS:
+    for path in PAGE_GETS + EXPORTS + STORE_GRANT_GETS:
         answers[f"GET {base}{path}"] = client.get(base + _fill(path, template, credential)).status_code
-    for path, body in PAGE_POSTS:
+    for path, body in PAGE_POSTS + STORE_GRANT_POSTS:
         url = base + _fill(path, template, credential)
         answers[f"POST {base}{path}"] = client.post(url, _body(body, template, credential)).status_code
     for path in API_GETS:
@@ -248,6 +257,14 @@ def test_agency_staff_with_an_active_grant_read_every_page_and_api_route(
         f"GET {api}{p}": client.get(api + _fill(p, template, credential), **headers).status_code for p in API_GETS
     }
     assert {k: v for k, v in answers.items() if v != 200} == {}
+    # The store's agency settings are the store's: never an agency's, whatever its level.
+    grant = AccessGrant.objects.get(agency=agency, merchant=alpine)
+    store_side = {p: client.get(base + p).status_code for p in STORE_GRANT_GETS}
+    store_side |= {
+        p: client.post(base + _fill(p, template, credential, grant), b).status_code for p, b in STORE_GRANT_POSTS
+    }
+    assert set(store_side.values()) == {403}
+    assert AccessGrant.objects.get(pk=grant.pk).status == GrantStatus.ACTIVE
     # The exports: the analyst level and above.
     exports = {p: client.get(base + p).status_code for p in EXPORTS}
     assert set(exports.values()) == ({403} if level == GrantLevel.VIEWER else {200})
@@ -349,8 +366,8 @@ def test_agency_manager_sees_the_connect_buttons_and_no_member_list(client, cler
 def test_agency_only_user_lands_on_a_granted_store_and_switches_between_them(
     client, clerk, alpine, beach, agency, agent
 ):
-    AccessGrantFactory(agency=agency, merchant=alpine)
-    AccessGrantFactory(agency=agency, merchant=beach)
+    AccessGrantFactory(agency=agency, merchant=alpine, level=GrantLevel.VIEWER)
+    AccessGrantFactory(agency=agency, merchant=beach, level=GrantLevel.VIEWER)
     client.cookies["__session"] = clerk.token(AGENT)
     assert client.get("/").url == f"/m/{alpine.pk}/overview/"
     page = client.get(f"/m/{alpine.pk}/overview/").content.decode()
