@@ -37,7 +37,9 @@ def test_the_page_shows_a_tile_per_granted_store_with_blended_totals_and_links(s
     html = response.content.decode()
     assert response.status_code == 200
     assert html.count('data-testid="store-tile"') == 2
-    assert f'href="/m/{alpine.pk}/overview/?preset=last_30_days&amp;compare=previous_period"' in html
+    # the portfolio's own days (a store's "last 30 days" in its time zone can be other days)
+    current = response.context["date_range"].current
+    assert f'href="/m/{alpine.pk}/overview/?start={current.start:%Y-%m-%d}&amp;end={current.end:%Y-%m-%d}' in html
     portfolio = response.context["portfolio"]
     assert 'data-testid="blended-net-revenue"' not in html  # the keys are the metric keys
     assert 'data-testid="blended-net_revenue"' in html

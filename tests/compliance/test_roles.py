@@ -169,6 +169,7 @@ def _manage(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedPr
         DJANGO_DEV="0",
         SECRET_KEY="x7#Lq9!vR2@mZ4$wT8%nB6^kY1&hC3*pF5(dG0)sJ_-+=aQeUiOoPlKjHgF",
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        AGENCY_TOKEN_PEPPER="prod-agency-token-pepper-0123456789abcdef",
         REDIS_URL="redis://127.0.0.1:6379/0",
         ALLOWED_HOSTS="app.example.com",
         CLERK_AUTHORIZED_PARTIES="https://app.example.com",

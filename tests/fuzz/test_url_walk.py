@@ -56,6 +56,8 @@ PARAMETERS: dict[str, tuple[str, list[str], list[str]]] = {
     "agency_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),
     "invitation_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),
     "member_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),
+    "group_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),
+    "token_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),
     "grant_id": (str(MISSING_ID), [], ["0", BEYOND_BIGINT]),  # agency grants (agencies/urls_grants.py)
 }
 ADMIN_OBJECT_IDS = [str(MISSING_ID), BEYOND_BIGINT, "abc", "%00", "1%2F2"]  # besides a real row's pk
