@@ -53,9 +53,9 @@ def test_agency_created_invites_asks_owners_approve_and_the_portfolio_shows_both
     sandbox,
     settings,
     eager,
-    marts,
+    marts,  # noqa: F811 — the imported session fixture
     screenshot,
-    csp_violations,  # noqa: F811
+    csp_violations,
 ):
     settings.CLERK_WEBHOOK_SECRET = SECRET
     alpine, beach = mart_merchant(0), mart_merchant(1)
