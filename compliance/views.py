@@ -152,7 +152,7 @@ def audit_export_download(request: HttpRequest, export_id: int) -> HttpResponse:
 def privacy_requests(request: HttpRequest) -> HttpResponse:
     """Owners only (the files hold a customer's personal data): anyone else gets the same 404 as a stranger.
     Each view signs fresh 10-minute links; an expired one is answered 403 by the download view."""
-    if request.membership.role != Role.OWNER:
+    if request.membership is None or request.membership.role != Role.OWNER:  # None: an agency's access
         raise Http404(MERCHANT_NOT_FOUND)
     rows = []
     for item in privacy_request_list(merchant=request.merchant)[:200]:

@@ -80,6 +80,13 @@ STORE_GRANT_POSTS = [
     ("agencies/{grant}/decline/", {}),
     ("agencies/{grant}/end/", {}),
 ]
+# The store's compliance pages and API (audit exports, privacy requests): owners only. Agency staff get 404
+# without an effective grant and, with one, 403 on the pages and 404 on the API; nothing is created.
+EXPORT_RANGE = {"occurred_from": "2026-01-01T00:00:00Z", "occurred_to": "2026-02-01T00:00:00Z"}
+OWNER_PAGE_GETS = ["privacy/", "audit/exports/"]
+OWNER_PAGE_POSTS = [("audit/exports/", EXPORT_RANGE), ("audit/exports/{export}/download/", {})]
+OWNER_API_GETS = ["audit-exports/", "audit-exports/{export}/", "audit-exports/{export}/download-link/"]
+OWNER_API_WRITES = [("post", "audit-exports/", EXPORT_RANGE)]
 # Not under /api/merchants/<id>/: the store is in the body.
 API_KEY_CONNECT = "/api/connectors/api-key/connect"
 
@@ -105,6 +112,8 @@ def _covered() -> set[str]:
     paths = [f"m/<id>/{p}" for p in PAGE_GETS + EXPORTS + [p for p, _ in PAGE_POSTS]]
     paths += [f"m/<id>/{p}" for p in STORE_GRANT_GETS + [p for p, _ in STORE_GRANT_POSTS]]
     paths += [f"api/merchants/<id>/{p}" for p in API_GETS + [p for _, p, _ in API_WRITES]]
+    paths += [f"m/<id>/{p}" for p in OWNER_PAGE_GETS + [p for p, _ in OWNER_PAGE_POSTS]]
+    paths += [f"api/merchants/<id>/{p}" for p in OWNER_API_GETS + [p for _, p, _ in OWNER_API_WRITES]]
     return set(paths)
 
 
@@ -400,3 +409,65 @@ def test_grant_rows_are_untouched_by_reading(client, clerk, alpine, agency, agen
     client.cookies["__session"] = clerk.token(AGENT)
     client.get(f"/m/{alpine.pk}/overview/")
     assert AccessGrant.objects.get(pk=grant.pk).updated_at == grant.updated_at
+
+
+# --- the store's compliance routes: owners only --------------------------------------------------------
+
+
+@pytest.fixture
+def audit_export(alpine):
+    import datetime
+
+    from compliance.models import AuditExport
+
+    return AuditExport.objects.create(
+        merchant=alpine,
+        occurred_from=timezone.now() - datetime.timedelta(days=30),
+        occurred_to=timezone.now(),
+        requested_by_type="clerk_user",
+        requested_by_id="user_store_owner",
+    )
+
+
+def _owner_route_answers(client, clerk, alpine, audit_export) -> dict[str, int]:
+    from compliance.models import AuditExport
+
+    base, api = f"/m/{alpine.pk}/", f"/api/merchants/{alpine.pk}/"
+    client.cookies["__session"] = clerk.token(AGENT)
+    headers = clerk.auth_header(AGENT)
+    before = AuditExport.objects.count()
+    answers = {
+        f"GET {base}{p}": client.get(base + p.format(export=audit_export.pk)).status_code for p in OWNER_PAGE_GETS
+    }
+    for path, body in OWNER_PAGE_POSTS:
+        answers[f"POST {base}{path}"] = client.post(base + path.format(export=audit_export.pk), body).status_code
+    for path in OWNER_API_GETS:
+        url = api + path.format(export=audit_export.pk)
+        answers[f"GET {api}{path}"] = client.get(url, **headers).status_code
+    for method, path, body in OWNER_API_WRITES:
+        response = getattr(client, method)(api + path, data=body, content_type="application/json", **headers)
+        answers[f"{method.upper()} {api}{path}"] = response.status_code
+    assert AuditExport.objects.count() == before  # nothing was created
+    return answers
+
+
+@pytest.mark.parametrize("setup", DENIED, ids=lambda f: f.__name__.strip("_"))
+def test_agency_staff_without_an_effective_grant_get_404_on_the_stores_compliance_routes(
+    client, clerk, alpine, beach, agency, agent, audit_export, setup
+):
+    setup(alpine, beach, agency, agent)
+    answers = _owner_route_answers(client, clerk, alpine, audit_export)
+    assert {k: v for k, v in answers.items() if v != 404} == {}
+
+
+@pytest.mark.parametrize("level", [GrantLevel.VIEWER, GrantLevel.MANAGER])
+def test_agency_staff_with_a_grant_never_reach_the_stores_compliance_routes(
+    client, clerk, alpine, agency, agent, audit_export, level
+):
+    AccessGrantFactory(agency=agency, merchant=alpine, level=level, can_see_pii=True, can_see_costs=True)
+    answers = _owner_route_answers(client, clerk, alpine, audit_export)
+    # the privacy page answers a non-owner as a stranger (its files hold a customer's personal data)
+    privacy = answers.pop(f"GET /m/{alpine.pk}/privacy/")
+    pages = {k: v for k, v in answers.items() if k.split()[1].startswith("/m/")}
+    apis = {k: v for k, v in answers.items() if k.split()[1].startswith("/api/")}
+    assert (privacy, set(pages.values()), set(apis.values())) == (404, {403}, {404}), answers

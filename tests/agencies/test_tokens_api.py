@@ -58,7 +58,7 @@ def starters(client, merchant_id: int, plaintext: str):
 
 def test_a_token_reads_the_metrics_its_store_owner_reads(client, clerk, owner, beach):  # noqa: F811 (fixtures)
     agency = agency_make()
-    grant_make(agency, owner.merchant)
+    grant_make(agency, owner.merchant, can_see_costs=True)  # nothing masked: exactly the owner's numbers
     grant_make(agency, beach)
     issued = token_make(agency, [owner.merchant])
     for endpoint in ["overview", "ltv", "attribution", "attribution/compare", "engagement"]:
@@ -70,6 +70,17 @@ def test_a_token_reads_the_metrics_its_store_owner_reads(client, clerk, owner, b
     # Granted to the agency, but not listed in this token.
     unlisted = client.get(f"/api/merchants/{beach.pk}/metrics/overview/", **bearer(issued.plaintext))
     assert (unlisted.status_code, unlisted.json()) == (404, {"detail": STORE_NOT_FOUND})
+
+
+def test_a_token_on_a_grant_without_costs_reads_them_masked(client, clerk, owner):  # noqa: F811 (fixtures)
+    agency = agency_make()
+    grant_make(agency, owner.merchant, can_see_costs=False)
+    issued = token_make(agency, [owner.merchant])
+    url = f"/api/merchants/{owner.merchant.pk}/metrics/overview/?preset=last_7_days"
+    as_owner = client.get(url, **clerk.auth_header(owner.clerk_user_id)).json()["kpis"]["current"]
+    as_token = client.get(url, **bearer(issued.plaintext)).json()["kpis"]["current"]
+    assert as_owner["ad_spend"] is not None and as_token["ad_spend"] is None
+    assert as_token["net_revenue"] == as_owner["net_revenue"]
 
 
 def test_a_token_without_the_scope_gets_403(client, agency, store):
