@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compliance', '0004_privacy_requests'),
-        ('compliance', '0008_hold_guard_fast_path'),
+        ("compliance", "0004_privacy_requests"),
+        ("compliance", "0008_hold_guard_fast_path"),
     ]
 
-    operations = [
-    ]
+    operations = []
