@@ -5,12 +5,21 @@ Imported as `_common` (a bench script runs as `python bench/<name>.py`, so this 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import socket
 import sys
+from collections.abc import Iterator
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+# What every bench's Django process runs with: local settings, quiet logs, no HTTPS redirect, debug off.
+DJANGO_ENV = {
+    "DJANGO_DEV": "1", "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
+    "DJANGO_SETTINGS_MODULE": "config.settings", "DO_NOT_TRACK": "1",
+}  # fmt: skip
 
 
 def database_url(name: str) -> tuple[str, dict]:
@@ -25,6 +34,30 @@ def database_url(name: str) -> tuple[str, dict]:
     if host.startswith("/"):  # the embedded PostgreSQL of `make run`: a Unix socket directory
         return f"postgres://{user}{password}@/{name}?host={host}", admin
     return f"postgres://{user}{password}@{host}:{params.get('port') or 5432}/{name}", admin
+
+
+@contextlib.contextmanager
+def bench_database(prefix: str, *, reuse: str | None = None, keep: bool = False, **env: str) -> Iterator[str]:
+    """A database of the bench's own, `<prefix>_<random>` (or `reuse`, one an earlier --keep run left), made this
+    process's DATABASE_URL with DJANGO_ENV and `env`; dropped afterwards unless kept or reused. Yields its name."""
+    name = reuse or f"{prefix}_{secrets.token_hex(4)}"
+    url, admin = database_url(name)
+    if not reuse:
+        with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ.update(DATABASE_URL=url, **DJANGO_ENV, **env)
+    try:
+        yield name
+    finally:
+        if "django.db" in sys.modules:  # its connections would keep the database from being dropped
+            from django.db import connections
+
+            connections.close_all()
+        if not keep and not reuse:
+            with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        elif keep:
+            print(f"kept_database: {name}")
 
 
 def pct(values: list[float], q: float) -> float:

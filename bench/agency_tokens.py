@@ -20,18 +20,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import secrets
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from _common import database_url, pct  # noqa: E402
+from _common import bench_database, pct  # noqa: E402
 
 MERCHANT = {"id": 1, "key": "tokbench", "timezone": "America/New_York", "currency": "USD"}
 OWNER = "user_bench_owner"
@@ -45,31 +43,15 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
 
-    name = f"tok_bench_{secrets.token_hex(4)}"
-    url, admin = database_url(name)
-    with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.update(
-        DATABASE_URL=url, DJANGO_DEV="1", DEBUG="0", SECURE_SSL_REDIRECT="0", LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="config.settings", DO_NOT_TRACK="1",
-        # Far above what the benchmark sends: it measures the throttles' cost, not their refusals.
-        AGENCY_TOKEN_RATE="1000000/minute", AGENCY_TOKEN_AGENCY_RATE="1000000/minute",
-    )  # fmt: skip
     if args.redis:
         os.environ["REDIS_URL"] = args.redis
     else:
         os.environ.pop("REDIS_URL", None)
-    try:
+    # The rates far above what the benchmark sends: it measures the throttles' cost, not their refusals.
+    with bench_database(
+        "tok_bench", keep=args.keep, AGENCY_TOKEN_RATE="1000000/minute", AGENCY_TOKEN_AGENCY_RATE="1000000/minute"
+    ):
         run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        else:
-            print(f"kept_database: {name}")
 
 
 def build() -> None:

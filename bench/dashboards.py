@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import http.client
 import os
-import secrets
 import signal
 import statistics
 import subprocess
@@ -37,11 +36,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from _common import database_url, free_port, pct  # noqa: E402
+from _common import bench_database, free_port, pct  # noqa: E402
 
 SCALES = {"S": (90, 50), "M": (730, 300)}  # days, orders per day: the Analytics issue's scales
 MERCHANT = {"id": 1, "key": "bench", "timezone": "America/New_York", "currency": "USD"}
@@ -85,26 +83,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
-    name = args.database or f"dash_bench_{secrets.token_hex(4)}"
-    url, admin = database_url(name)
-    if not args.database:
-        with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.update(
-        DATABASE_URL=url, DJANGO_DEV="1", DEBUG="0", SECURE_SSL_REDIRECT="0", LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="config.settings", DO_NOT_TRACK="1",
-    )  # fmt: skip
-    try:
+    with bench_database("dash_bench", reuse=args.database, keep=args.keep):
         run(args, build_marts=not args.database)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep and not args.database:
-            with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        elif args.keep:
-            print(f"kept_database: {name}")
 
 
 def build(scale: str) -> None:

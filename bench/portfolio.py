@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import secrets
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from _common import database_url, pct  # noqa: E402
+from _common import bench_database, pct  # noqa: E402
 
 STORES = 20
 DAYS, ORDERS_PER_DAY = 730, 30  # scale M (bench/dashboards.py SCALES: 730 days x 300 orders/day), a tenth
@@ -57,26 +54,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=DAYS, help="history per store (default: scale M's)")
     args = parser.parse_args()
 
-    name = args.database or f"portfolio_bench_{secrets.token_hex(4)}"
-    url, admin = database_url(name)
-    if not args.database:
-        with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ.update(
-        DATABASE_URL=url, DJANGO_DEV="1", DEBUG="0", SECURE_SSL_REDIRECT="0", LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="config.settings", DO_NOT_TRACK="1",
-    )  # fmt: skip
-    try:
+    with bench_database("portfolio_bench", reuse=args.database, keep=args.keep):
         run(args, build_marts=not args.database)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep and not args.database:
-            with psycopg.connect(make_conninfo(**admin), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        elif args.keep:
-            print(f"kept_database: {name}")
 
 
 def build(days: int) -> None:
